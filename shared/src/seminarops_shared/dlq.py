@@ -1,0 +1,181 @@
+"""Dead letters for operators: list, inspect and re-drive them after a fix.
+
+    python -m seminarops_shared.dlq list [--topic registration.requests]
+    python -m seminarops_shared.dlq show registration.requests.dlq 2 17
+    python -m seminarops_shared.dlq redrive registration.requests.dlq [--reason-kind handler_error] [--dry-run]
+
+``redrive`` publishes each dead letter's original key, value and headers back to the
+topic it came from and records its progress in the consumer group ``dlq-redrive`` (one
+position per DLQ partition), so a second run re-drives only what arrived since. Re-driven
+events that were in fact applied meanwhile are absorbed by the consumers' event-id
+markers. Uses ``KAFKA_*`` settings (bootstrap servers, security, topic prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from .events.topics import EVENT_TOPICS, dead_letter_topic
+from .kafka import client_options
+from .settings import KafkaSettings
+
+REDRIVE_GROUP = "dlq-redrive"
+
+
+def _headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", errors="replace") for k, v in record.headers or ()}
+
+
+async def _records(
+    kafka: KafkaSettings, topic: str, *, group: str | None = None
+) -> AsyncIterator[tuple[AIOKafkaConsumer, ConsumerRecord[bytes, bytes]]]:
+    """Every record of ``topic`` up to its end now; from the group's position if given."""
+    consumer = AIOKafkaConsumer(
+        **client_options(kafka),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        if group is None:
+            await consumer.seek_to_beginning(*partitions)
+        remaining = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < end[tp]:
+                        yield consumer, record
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def list_dead_letters(kafka: KafkaSettings, topics: list[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for logical in topics:
+        topic = kafka.topic(dead_letter_topic(logical))
+        kinds: Counter[str] = Counter()
+        rows = []
+        async for _, record in _records(kafka, topic):
+            headers = _headers(record)
+            kinds[headers.get("x-dlq-reason-kind", "?")] += 1
+            rows.append(
+                {
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason_kind": headers.get("x-dlq-reason-kind"),
+                    "reason": headers.get("x-dlq-reason", "")[:200],
+                    "failed_at": headers.get("x-dlq-failed-at"),
+                    "group": headers.get("x-dlq-consumer-group"),
+                }
+            )
+        summary[topic] = {"count": len(rows), "by_reason_kind": dict(kinds), "records": rows}
+    return summary
+
+
+async def show_dead_letter(
+    kafka: KafkaSettings, topic: str, partition: int, offset: int
+) -> dict[str, Any]:
+    async for _, record in _records(kafka, kafka.topic(topic)):
+        if record.partition == partition and record.offset == offset:
+            return {
+                "key": (record.key or b"").decode("utf-8", errors="replace"),
+                "headers": _headers(record),
+                "value": (record.value or b"").decode("utf-8", errors="replace")[:100_000],
+            }
+    raise LookupError(f"no record at {topic}[{partition}]@{offset}")
+
+
+async def redrive(
+    kafka: KafkaSettings, topic: str, *, reason_kind: str | None = None, dry_run: bool = False
+) -> dict[str, int]:
+    """Re-publish dead letters to their original topic; returns counts."""
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all")
+    await producer.start()
+    counts = {"redriven": 0, "skipped": 0}
+    try:
+        async for consumer, record in _records(
+            kafka, kafka.topic(topic), group=kafka.group(REDRIVE_GROUP)
+        ):
+            headers = _headers(record)
+            original = headers.get("x-dlq-original-topic")
+            if original is None or (
+                reason_kind and headers.get("x-dlq-reason-kind") != reason_kind
+            ):
+                counts["skipped"] += 1
+                continue
+            if not dry_run:
+                kept = [(k, v.encode()) for k, v in headers.items() if not k.startswith("x-dlq-")]
+                kept.append(
+                    (
+                        "x-redriven-from",
+                        f"{record.topic}:{record.partition}:{record.offset}".encode(),
+                    )
+                )
+                await producer.send_and_wait(
+                    original, value=record.value, key=record.key, headers=kept
+                )
+                tp = TopicPartition(record.topic, record.partition)
+                await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+            counts["redriven"] += 1
+    finally:
+        await producer.stop()
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m seminarops_shared.dlq",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="count and summarise dead letters")
+    listing.add_argument(
+        "--topic", action="append", choices=EVENT_TOPICS, help="source topic (default all)"
+    )
+    show = sub.add_parser("show", help="one dead letter in full")
+    show.add_argument("topic")
+    show.add_argument("partition", type=int)
+    show.add_argument("offset", type=int)
+    again = sub.add_parser("redrive", help="publish dead letters back to their topic")
+    again.add_argument("topic", help="the .dlq topic")
+    again.add_argument("--reason-kind", help="only these (e.g. handler_error)")
+    again.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    kafka = KafkaSettings()
+    if args.command == "list":
+        result: Any = asyncio.run(list_dead_letters(kafka, args.topic or list(EVENT_TOPICS)))
+    elif args.command == "show":
+        result = asyncio.run(show_dead_letter(kafka, args.topic, args.partition, args.offset))
+    else:
+        if not args.topic.endswith(".dlq"):
+            parser.error("redrive takes a .dlq topic")
+        result = asyncio.run(
+            redrive(kafka, args.topic, reason_kind=args.reason_kind, dry_run=args.dry_run)
+        )
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Kafka plumbing on FastStream: the broker, and the one consumption pipeline every
+service uses.
+
+Per batch of records (one poll):
+1. decode each record: JSON, CloudEvents envelope, allowed ``source`` for the topic,
+   known ``type`` (upcast to the newest version), valid ``data``; a record that fails
+   any of these is dead-lettered to ``<topic>.dlq`` with ``x-dlq-reason`` and skipped;
+2. apply the valid ones in ONE MongoDB transaction, together with their processed-event
+   markers (duplicates are skipped) and the events they emit (outbox);
+3. commit the offsets only after that transaction committed (at least once).
+
+Failures: infrastructure outages (database or broker unreachable) are retried with
+capped exponential backoff for as long as they last; write conflicts a bounded number
+of times. Anything else makes the batch fall back to one event per transaction, so one
+bad event cannot hold back its neighbours; an event that still fails after
+``max_attempts`` (or raises ``PermanentError``) is dead-lettered and the partition
+moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from .events import REGISTRY, Envelope, Event, ReceivedEvent, UnknownEventType
+from .events.topics import dead_letter_topic
+from .mongo import is_infrastructure_outage, is_transient_database_error
+from .observability import ServiceMetrics
+from .publishing import RecordPublisher
+from .settings import KafkaSettings
+from .unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
+
+_log = structlog.get_logger(__name__)
+
+EventHandler = Callable[[ReceivedEvent, UnitOfWork], Awaitable[None]]
+
+MAX_RECORD_BYTES = 1024 * 1024
+# A dead letter keeps at most this much of the original value (with headers it must
+# stay under the producer's 1 MiB request limit, or the dead letter itself would stick).
+DLQ_MAX_VALUE_BYTES = 512 * 1024
+_MAX_CONFLICT_RETRIES = 10
+_MAX_BACKOFF_S = 5.0
+
+
+class PermanentError(Exception):
+    """This event can never be applied (a rule it breaks, not a passing fault): dead-letter it."""
+
+
+def build_broker(settings: KafkaSettings, *, client_id: str) -> KafkaBroker:
+    """A FastStream Kafka broker from settings. Idempotent producers are a setting:
+    on for real Kafka, off for the embedded Tansu broker (no InitProducerId there)."""
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=f"{settings.client_id_prefix}-{client_id}",
+        acks="all" if settings.acks == "all" else int(settings.acks),
+        enable_idempotence=settings.enable_idempotence,
+        security=_security(settings),
+        # Topics are created by `make up`, by the platform (Strimzi), or by
+        # `ensure_topics`; a typo must not silently create a new one.
+        allow_auto_create_topics=False,
+        graceful_timeout=settings.graceful_timeout_s,
+        logger=None,
+    )
+
+
+def _security(settings: KafkaSettings) -> BaseSecurity | None:
+    import ssl
+
+    context = None
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
+        username = settings.sasl_username or ""
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }
+        kind = kinds[settings.sasl_mechanism or "PLAIN"]
+        return kind(username=username, password=password, ssl_context=context)
+    if context is not None:
+        return BaseSecurity(ssl_context=context)
+    return None
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (admin, tools), with the same
+    security settings as the FastStream broker."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        import ssl
+
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
+        options["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def is_broker_outage(error: BaseException) -> bool:
+    return isinstance(error, KafkaError | TimeoutError)
+
+
+class DeadLetters:
+    """Sends a record that cannot be processed to ``<topic>.dlq``, original bytes and
+    headers kept, the reason and origin in ``x-dlq-*`` headers."""
+
+    def __init__(self, publisher: RecordPublisher, *, group: str, metrics: ServiceMetrics) -> None:
+        self._publisher = publisher
+        self._group = group
+        self._metrics = metrics
+
+    async def send(
+        self, record: ConsumerRecord[Any, Any], *, reason: str, reason_kind: str, attempts: int
+    ) -> None:
+        headers = {name: _header_text(value) for name, value in record.headers or ()}
+        value: bytes = record.value or b""
+        if len(value) > DLQ_MAX_VALUE_BYTES:
+            headers["x-dlq-truncated-from-bytes"] = str(len(value))
+            value = value[:DLQ_MAX_VALUE_BYTES]
+        headers |= {
+            "x-dlq-reason": reason[:2000],
+            "x-dlq-reason-kind": reason_kind,
+            "x-dlq-original-topic": record.topic,
+            "x-dlq-original-partition": str(record.partition),
+            "x-dlq-original-offset": str(record.offset),
+            "x-dlq-consumer-group": self._group,
+            "x-dlq-attempts": str(attempts),
+            "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        }
+        await _until_published(
+            lambda: self._publisher.publish(
+                dead_letter_topic(record.topic), key=record.key, value=value, headers=headers
+            )
+        )
+        self._metrics.dlq_records.labels(self._metrics.service, record.topic, reason_kind).inc()
+        _log.warning(
+            "record dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason[:500],
+            attempts=attempts,
+        )
+
+
+def _header_text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", errors="replace")
+
+
+async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
+    delay = 0.1
+    while True:
+        try:
+            await publish()
+        except (KafkaError, TimeoutError) as error:
+            _log.warning("publish failed, retrying", error=repr(error), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(_MAX_BACKOFF_S, delay * 2)
+        else:
+            return
+
+
+class _Rejected(Exception):
+    def __init__(self, reason_kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.reason_kind = reason_kind
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    record: ConsumerRecord[Any, Any]
+    event: ReceivedEvent
+    logical_topic: str
+
+
+class EventConsumer:
+    """One consumer group's pipeline. ``handlers`` name the event types it acts on; other
+    known types on its topics are skipped (counted as ``ignored``)."""
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        topics: Sequence[str],
+        handlers: Mapping[type[Event], EventHandler],
+        uow: UnitOfWorkFactory,
+        dead_letters: DeadLetters,
+        metrics: ServiceMetrics,
+        kafka: KafkaSettings,
+        allowed_sources: Mapping[str, Sequence[str]],
+        max_attempts: int = 3,
+    ) -> None:
+        self.group = group
+        self.topics = tuple(topics)
+        self._handlers = dict(handlers)
+        self._uow = uow
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._kafka = kafka
+        self._allowed_sources = allowed_sources
+        self._max_attempts = max_attempts
+        self.batches = 0
+
+    # ---- decoding --------------------------------------------------------------------
+
+    def _logical_topic(self, physical: str) -> str:
+        prefix = self._kafka.topic_prefix
+        return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
+
+    def decode(self, record: ConsumerRecord[Any, Any]) -> _Item:
+        """Raises ``_Rejected`` with the reason for anything that is not a valid event."""
+        value = record.value
+        if not value:
+            raise _Rejected("empty", "empty record: no CloudEvents envelope")
+        if len(value) > MAX_RECORD_BYTES:
+            raise _Rejected("too_large", f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}")
+        try:
+            envelope = Envelope.from_json_bytes(value)
+        except ValidationError as error:
+            if any(e["type"] == "json_invalid" for e in error.errors()):
+                raise _Rejected("invalid_json", "not valid JSON: " + _summary(error)) from None
+            raise _Rejected("invalid_envelope", "invalid envelope: " + _summary(error)) from None
+        logical = self._logical_topic(record.topic)
+        allowed = self._allowed_sources.get(logical)
+        if allowed is not None and not any(envelope.source.startswith(p) for p in allowed):
+            raise _Rejected(
+                "forbidden_source",
+                f"source {envelope.source!r} may not publish to {logical} (allowed: {list(allowed)})",
+            )
+        try:
+            received = REGISTRY.decode(envelope)
+        except UnknownEventType as error:
+            raise _Rejected("unknown_type", str(error)) from None
+        except ValidationError as error:
+            raise _Rejected(
+                "invalid_data", f"invalid data for {envelope.type}: {_summary(error)}"
+            ) from None
+        if received.data.topic != logical:
+            raise _Rejected(
+                "wrong_topic", f"{envelope.type} belongs on {received.data.topic}, not {logical}"
+            )
+        return _Item(record=record, event=received, logical_topic=logical)
+
+    # ---- processing ------------------------------------------------------------------
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a batch. Returns only when every record is applied, skipped or
+        dead-lettered; raises only on cancellation (then nothing is committed)."""
+        started = time.perf_counter()
+        items: list[_Item] = []
+        for record in records:
+            try:
+                item = self.decode(record)
+            except _Rejected as rejected:
+                await self._dead_letters.send(
+                    record, reason=rejected.reason, reason_kind=rejected.reason_kind, attempts=1
+                )
+                self._metrics.processed(
+                    topic=record.topic, event_type="unknown", outcome="dead_lettered"
+                )
+                continue
+            if type(item.event.data) in self._handlers:
+                items.append(item)
+            else:
+                self._metrics.processed(
+                    topic=record.topic, event_type=item.event.envelope.type, outcome="ignored"
+                )
+        if items:
+            await self._apply_resilient(items)
+        elapsed = time.perf_counter() - started
+        self.batches += 1
+        for record in records:
+            self._metrics.event_processing_seconds.labels(
+                self._metrics.service, record.topic
+            ).observe(elapsed)
+            self._metrics.event_age_seconds.labels(self._metrics.service, record.topic).observe(
+                max(0.0, time.time() - record.timestamp / 1000)
+            )
+        _log.debug("batch processed", records=len(records), applied=len(items), seconds=elapsed)
+
+    async def _apply_resilient(self, items: list[_Item]) -> None:
+        try:
+            await self._apply_retrying_transient(items)
+        except Exception as error:
+            # The event whose handler raised has had its first attempt; its neighbours
+            # were only rolled back with it.
+            culprit = getattr(error, "seminarops_event_id", None)
+            if len(items) > 1:
+                _log.info("batch failed, applying its events one by one", error=repr(error))
+            for item in items:
+                failed_here = len(items) == 1 or item.event.id == culprit
+                await self._apply_one(item, first_error=error if failed_here else None)
+
+    async def _apply_one(self, item: _Item, first_error: Exception | None = None) -> None:
+        attempts = 0
+        error: Exception | None = first_error
+        if error is not None:
+            attempts = 1
+        while attempts < self._max_attempts and not isinstance(error, PermanentError):
+            try:
+                await self._apply_retrying_transient([item])
+            except Exception as failure:
+                error = failure
+                attempts += 1
+            else:
+                return
+        kind = "rule_violation" if isinstance(error, PermanentError) else "handler_error"
+        await self._dead_letters.send(
+            item.record,
+            reason=f"{item.event.envelope.type}: {error!r}",
+            reason_kind=kind,
+            attempts=max(attempts, 1),
+        )
+        self._metrics.processed(
+            topic=item.record.topic, event_type=item.event.envelope.type, outcome="dead_lettered"
+        )
+
+    async def _apply_retrying_transient(self, items: list[_Item]) -> None:
+        delay = 0.05
+        conflicts = 0
+        while True:
+            try:
+                outcomes = await self._apply(items)
+            except Exception as error:
+                if is_infrastructure_outage(error) or is_broker_outage(error):
+                    pass  # wait it out, however long
+                elif is_transient_database_error(error) or isinstance(error, DuplicateKeyError):
+                    conflicts += 1
+                    if conflicts > _MAX_CONFLICT_RETRIES:
+                        raise
+                else:
+                    raise
+                self._metrics.transient_retries.labels(
+                    self._metrics.service, items[0].record.topic
+                ).inc()
+                _log.warning(
+                    "transient failure, retrying batch",
+                    error=repr(error),
+                    events=len(items),
+                    retry_in_s=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                delay = min(_MAX_BACKOFF_S, delay * 2)
+            else:
+                for item, outcome in outcomes:
+                    self._metrics.processed(
+                        topic=item.record.topic,
+                        event_type=item.event.envelope.type,
+                        outcome=outcome,
+                    )
+                return
+
+    async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
+        outcomes: list[tuple[_Item, str]] = []
+        async with self._uow.begin() as uow:
+            fresh = await self._uow.claim(uow, self.group, (i.event.id for i in items))
+            for item in items:
+                if item.event.id not in fresh:
+                    outcomes.append((item, "duplicate"))
+                    continue
+                fresh.discard(item.event.id)  # the same id twice in one batch
+                envelope = item.event.envelope
+                token = current_traceparent.set(envelope.traceparent)
+                structlog.contextvars.bind_contextvars(
+                    topic=item.logical_topic,
+                    event_id=envelope.id,
+                    event_type=envelope.type,
+                    trace_id=_trace_id(envelope.traceparent),
+                )
+                try:
+                    await self._handlers[type(item.event.data)](item.event, uow)
+                except Exception as error:
+                    error.seminarops_event_id = item.event.id  # type: ignore[attr-defined]
+                    raise
+                finally:
+                    current_traceparent.reset(token)
+                    structlog.contextvars.unbind_contextvars(
+                        "topic", "event_id", "event_type", "trace_id"
+                    )
+                outcomes.append((item, "processed"))
+        return outcomes
+
+    def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
+        """Consumer lag per partition seen in this batch: high watermark - next offset."""
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = record.offset
+        from aiokafka import TopicPartition
+
+        for (topic, partition), offset in last.items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:
+                self._metrics.consumer_lag.labels(
+                    self._metrics.service, self.group, topic, str(partition)
+                ).set(max(0, highwater - offset - 1))
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    # traceparent: version-traceid-spanid-flags
+    if traceparent and traceparent.count("-") == 3:
+        return traceparent.split("-")[1]
+    return None
+
+
+def _summary(error: ValidationError, limit: int = 5) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in error.errors()[:limit]
+    ]
+    more = error.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _sanitise_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    # FastStream decodes header values as UTF-8 and would fail the whole batch on one
+    # hostile header; replace what does not decode before it looks.
+    headers = record.headers or ()
+    if all(_decodes(value) for _, value in headers):
+        return record
+    cleaned = tuple((name, _header_text(value).encode()) for name, value in headers)
+    return dataclasses.replace(record, headers=cleaned)
+
+
+def _decodes(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings) -> Any:
+    """Register ``consumer`` on ``broker``: batches, consumer group = service, offsets
+    committed after the handler returns and rewound if it raises (never ack-first)."""
+
+    async def parse_raw(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await original_parser(tuple(_sanitise_headers(r) for r in records))
+
+    async def keep_raw(message: Any) -> Any:
+        # The pipeline decodes itself, so that a bad record is dead-lettered instead
+        # of failing FastStream's JSON decoding for the whole batch.
+        return None
+
+    subscriber = broker.subscriber(
+        *(kafka.topic(t) for t in consumer.topics),
+        group_id=kafka.group(consumer.group),
+        batch=True,
+        max_records=kafka.max_batch_records,
+        batch_timeout_ms=kafka.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=parse_raw,
+        decoder=keep_raw,
+        title=f"{consumer.group}:{'+'.join(consumer.topics)}",
+        include_in_schema=False,
+    )
+
+    @subscriber
+    async def handle(body: Any, message: KafkaMessage) -> None:
+        records = message.raw_message
+        batch = records if isinstance(records, tuple) else (records,)
+        await consumer.process(batch)
+        consumer.record_lag(batch, message.consumer)
+
+    return subscriber
+
+
+__all__ = [
+    "DeadLetters",
+    "EventConsumer",
+    "EventHandler",
+    "PermanentError",
+    "build_broker",
+    "subscribe",
+]

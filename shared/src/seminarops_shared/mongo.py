@@ -1,0 +1,112 @@
+"""MongoDB through PyMongo's async API: client lifecycle, transactions, repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, TypeVar
+
+import structlog
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+from .settings import MongoSettings
+
+Document = dict[str, Any]
+T = TypeVar("T")
+
+_log = structlog.get_logger(__name__)
+
+# Server error codes that mean "another writer got there first; try again".
+_WRITE_CONFLICT = 112
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """Errors that go away by themselves: the server is unreachable, a primary is being
+    elected, or a concurrent transaction touched the same document."""
+    if isinstance(error, ConnectionFailure):
+        return True
+    if isinstance(error, PyMongoError) and (
+        error.has_error_label("TransientTransactionError")
+        or error.has_error_label("UnknownTransactionCommitResult")
+    ):
+        return True
+    return isinstance(error, OperationFailure) and error.code == _WRITE_CONFLICT
+
+
+def is_infrastructure_outage(error: BaseException) -> bool:
+    """The database cannot be reached at all: retry for as long as it takes."""
+    return isinstance(error, ConnectionFailure)
+
+
+class Mongo:
+    """One client per service process, opened and closed by the app's lifespan."""
+
+    def __init__(self, settings: MongoSettings, database_name: str) -> None:
+        self._settings = settings
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.uri.get_secret_value(),
+            serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
+            tz_aware=True,
+            connect=False,
+            appname=database_name,
+        )
+        self.db: AsyncDatabase[Document] = self.client[database_name]
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncClientSession]:
+        """A multi-document transaction: everything inside commits together or not at all."""
+        async with self.client.start_session() as session, await session.start_transaction():
+            yield session
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 8,
+    base_delay_s: float = 0.02,
+    max_delay_s: float = 1.0,
+) -> T:
+    """Run ``operation`` again when it fails with a transient database error.
+
+    Bounded: after ``attempts`` the last error propagates. Used by HTTP paths, which
+    answer 503 rather than wait forever; consumers have their own unbounded policy.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except (PyMongoError, DuplicateKeyError) as error:
+            if attempt == attempts or not is_transient_database_error(error):
+                raise
+            delay = min(max_delay_s, base_delay_s * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+            _log.debug("transient database error, retrying", attempt=attempt, error=repr(error))
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Repository:
+    """Base of a repository: one aggregate, its own collections, an index behind every query."""
+
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {}
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+
+    def collection(self, name: str) -> AsyncCollection[Document]:
+        return self.db[name]
+
+    async def ensure_indexes(self) -> None:
+        for collection_name, indexes in self.indexes.items():
+            if indexes:
+                await self.db[collection_name].create_indexes(list(indexes))

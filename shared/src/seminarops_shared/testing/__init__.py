@@ -1,0 +1,1 @@
+"""Test support: the real local stack as pytest fixtures, and polling helpers."""

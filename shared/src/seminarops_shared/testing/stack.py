@@ -1,0 +1,154 @@
+"""Helpers for tests that run services against the real broker and database: a unique
+namespace per test (topics and databases), service apps with their lifespan, and raw
+Kafka access for publishing and reading records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.structs import TopicPartition
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from ..clock import utc_now
+from ..events import Envelope, Event, envelope_for
+from ..settings import KafkaSettings, MongoSettings, ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Topics and databases of one test, so tests never see each other's data."""
+
+    kafka_bootstrap_servers: str
+    mongodb_uri: str
+    prefix: str
+
+    def kafka(self, **overrides: Any) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            topic_prefix=f"{self.prefix}.",
+            partitions=overrides.pop("partitions", 3),
+            batch_timeout_ms=overrides.pop("batch_timeout_ms", 5),
+            session_timeout_ms=overrides.pop("session_timeout_ms", 1000),
+            heartbeat_interval_ms=overrides.pop("heartbeat_interval_ms", 250),
+            **overrides,
+        )
+
+    def mongo(self) -> MongoSettings:
+        return MongoSettings(uri=SecretStr(self.mongodb_uri), database_prefix=f"{self.prefix}_")
+
+    def topic(self, logical: str) -> str:
+        return f"{self.prefix}.{logical}"
+
+    def settings(self, cls: type[S], **overrides: Any) -> S:
+        overrides.setdefault("kafka", self.kafka())
+        overrides.setdefault("mongo", self.mongo())
+        overrides.setdefault("port", 1)
+        overrides.setdefault("outbox_poll_interval_s", 0.2)
+        return cls(**overrides)
+
+
+def new_namespace(kafka_bootstrap_servers: str, mongodb_uri: str) -> Namespace:
+    return Namespace(kafka_bootstrap_servers, mongodb_uri, f"t{uuid.uuid4().hex[:10]}")
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (database, broker, consumers, relay) and talk HTTP to it."""
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+class KafkaProbe:
+    """Raw Kafka access for tests: publish envelopes or arbitrary bytes, read topics."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self._namespace = namespace
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=namespace.kafka_bootstrap_servers, max_request_size=4 * 1024 * 1024
+        )
+
+    async def __aenter__(self) -> KafkaProbe:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def send_raw(
+        self,
+        logical_topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        await self._producer.send_and_wait(
+            self._namespace.topic(logical_topic), value=value, key=key, headers=list(headers)
+        )
+
+    async def send_event(
+        self,
+        data: Event,
+        *,
+        source: str = "/platform/teacher-portal",
+        event_id: str | None = None,
+        topic: str | None = None,
+    ) -> Envelope:
+        envelope = envelope_for(data, source=source, time=utc_now(), event_id=event_id)
+        await self.send_envelope(envelope, topic=topic or data.topic, key=data.key)
+        return envelope
+
+    async def send_envelope(self, envelope: Envelope, *, topic: str, key: str) -> None:
+        await self.send_raw(topic, envelope.to_json_bytes(), key=key.encode())
+
+    async def read_all(self, logical_topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+        """Every record on the topic now (all partitions, from the start, no group)."""
+        topic = self._namespace.topic(logical_topic)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._namespace.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not assignment:
+                return []
+            consumer.assign(assignment)
+            end = await consumer.end_offsets(assignment)
+            records: list[ConsumerRecord[bytes, bytes]] = []
+            remaining = {tp for tp in assignment if end[tp] > 0}
+            for tp in assignment:
+                if end[tp] == 0:
+                    continue
+                consumer.seek(tp, 0)
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=1000)
+                for tp, got in batch.items():
+                    records.extend(got)
+                    if got and got[-1].offset + 1 >= end[tp]:
+                        remaining.discard(tp)
+            return records
+        finally:
+            await consumer.stop()
+
+    async def events(self, logical_topic: str) -> list[Envelope]:
+        return [
+            Envelope.from_json_bytes(r.value) for r in await self.read_all(logical_topic) if r.value
+        ]

@@ -1,0 +1,83 @@
+"""A minimal service built on the shared plumbing, to test the plumbing itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.errors import AutoReconnect
+
+from seminarops_shared.events import ReceivedEvent
+from seminarops_shared.events.inbound import RegistrationRequested
+from seminarops_shared.events.registration import RegistrationConfirmed
+from seminarops_shared.events.topics import REGISTRATION_REQUESTS
+from seminarops_shared.kafka import PermanentError
+from seminarops_shared.service import Runtime, create_service_app
+from seminarops_shared.settings import ServiceSettings
+from seminarops_shared.unit_of_work import UnitOfWork
+
+
+class ProbeSettings(ServiceSettings):
+    service_name: str = "probe"
+    port: int = 1
+
+
+class Behaviour:
+    """How the probe's handler misbehaves, by participant id prefix."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def before_effect(self, participant_id: str) -> None:
+        self.calls[participant_id] += 1
+        calls = self.calls[participant_id]
+        if participant_id.startswith("rule-breaker"):
+            raise PermanentError("participant breaks a rule")
+        if participant_id.startswith("flaky-db") and calls <= 2:
+            raise AutoReconnect("database stepped down")
+        if participant_id.startswith("flaky-bug") and calls == 1:
+            raise RuntimeError("a passing bug")
+        if participant_id.startswith("always-bug"):
+            raise RuntimeError("a bug that never goes away")
+
+
+def probe_app(settings: ProbeSettings, behaviour: Behaviour | None = None) -> FastAPI:
+    behaviour = behaviour or Behaviour()
+
+    async def setup(runtime: Runtime) -> Runtime:
+        effects = runtime.mongo.db["effects"]
+
+        async def on_requested(event: ReceivedEvent, uow: UnitOfWork) -> None:
+            data = event.data
+            assert isinstance(data, RegistrationRequested)
+            behaviour.before_effect(data.participant.id)
+            await effects.update_one(
+                {"_id": data.seminar_id},
+                {"$inc": {"applied": 1}, "$push": {"participants": data.participant.id}},
+                upsert=True,
+                session=uow.session,
+            )
+            uow.emit(
+                RegistrationConfirmed(
+                    registration_id=f"{data.seminar_id}:{data.participant.id}",
+                    seminar_id=data.seminar_id,
+                    participant_id=data.participant.id,
+                    version=1,
+                    requested_at=event.envelope.time,
+                )
+            )
+
+        runtime.consume(
+            topics=[REGISTRATION_REQUESTS], handlers={RegistrationRequested: on_requested}
+        )
+        return runtime
+
+    return create_service_app(
+        settings, title="probe", description="plumbing probe", routers=[], setup=setup
+    )
+
+
+async def effect(app: FastAPI, seminar_id: str) -> dict[str, Any] | None:
+    runtime: Runtime = app.state.runtime
+    return await runtime.mongo.db["effects"].find_one({"_id": seminar_id})

@@ -1,0 +1,188 @@
+"""The embedded broker and database really work, and ``make up``/``make down`` manage
+them by pid: started once, adopted on the next ``up``, stopped by ``down`` with the
+database files left in place."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import MongoClient
+
+from seminarops_shared import devstack
+from seminarops_shared.processes import (
+    LOCALHOST,
+    ensure_topics,
+    free_port,
+    is_same_process,
+    kafka_ready,
+    mongo_ready,
+    pid_alive,
+    port_open,
+)
+from seminarops_shared.testing.servers import (
+    resolve_test_infrastructure,
+    start_embedded_kafka,
+    start_embedded_mongo,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _port(address: str) -> int:
+    """The port of ``host:port`` or ``mongodb://host:port/?...``."""
+    port = urlsplit(address if "//" in address else f"//{address}").port
+    assert port is not None
+    return port
+
+
+async def test_embedded_kafka_round_trip_through_a_consumer_group(tmp_path: Path) -> None:
+    server = start_embedded_kafka(tmp_path)
+    try:
+        topic = f"devstack-{uuid.uuid4().hex[:8]}"
+        assert ensure_topics(server.address, [topic], partitions=3) == [topic]
+        assert ensure_topics(server.address, [topic], partitions=3) == [], "creation is idempotent"
+
+        sent = {f"seminar-{i}".encode(): f"event-{i}".encode() for i in range(6)}
+        producer = AIOKafkaProducer(bootstrap_servers=server.address, acks="all")
+        await producer.start()
+        try:
+            for key, value in sent.items():
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=server.address,
+            group_id=f"devstack-test-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            received: dict[bytes, bytes] = {}
+            async with asyncio.timeout(60):  # the group join alone takes a few seconds
+                while len(received) < len(sent):
+                    batches = await consumer.getmany(timeout_ms=500)
+                    received.update(
+                        (record.key, record.value)
+                        for records in batches.values()
+                        for record in records
+                        if record.key is not None and record.value is not None
+                    )
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        assert received == sent
+    finally:
+        server.stop()
+    assert not server.running
+    assert not port_open(LOCALHOST, server.port)
+
+
+def test_embedded_mongo_transaction_commits_atomically_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    server = start_embedded_mongo(tmp_path)
+    try:
+        with MongoClient[dict[str, object]](server.address) as client:
+            db = client["devstack_test"]
+            with client.start_session() as session, session.start_transaction():
+                db.seminars.insert_one({"_id": "s1", "seats_taken": 1}, session=session)
+                db.outbox.insert_one({"_id": "e1", "seminar_id": "s1"}, session=session)
+                # Isolation: outside the transaction nothing is visible before the commit.
+                assert db.seminars.find_one({"_id": "s1"}) is None
+
+            def fail_midway() -> None:
+                with client.start_session() as session, session.start_transaction():
+                    db.seminars.insert_one({"_id": "s2", "seats_taken": 1}, session=session)
+                    db.outbox.insert_one({"_id": "e2", "seminar_id": "s2"}, session=session)
+                    raise RuntimeError("abort")
+
+            with pytest.raises(RuntimeError, match="abort"):
+                fail_midway()
+
+            assert [d["_id"] for d in db.seminars.find()] == ["s1"]
+            assert [d["_id"] for d in db.outbox.find()] == ["e1"]
+    finally:
+        server.stop()
+    assert not server.running
+    assert not port_open(LOCALHOST, server.port)
+
+    # Same files, new process (what `make down` then `make up` does): the commit stays.
+    with (
+        start_embedded_mongo(tmp_path) as restarted,
+        MongoClient[dict[str, object]](restarted.address) as client,
+    ):
+        assert client["devstack_test"].outbox.find_one({"_id": "e1"}) == {
+            "_id": "e1",
+            "seminar_id": "s1",
+        }
+
+
+def test_environment_wins_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://db.example:27017/?replicaSet=rs0")
+    with resolve_test_infrastructure(tmp_path) as (kafka, mongo):
+        assert (kafka, mongo) == (
+            "kafka.example:9092",
+            "mongodb://db.example:27017/?replicaSet=rs0",
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_embedded_fallback_serves_the_session_then_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    monkeypatch.setenv("SEMINAROPS_TEST_INFRASTRUCTURE", "embedded")
+    with resolve_test_infrastructure(tmp_path) as (kafka, mongo):
+        assert kafka_ready(kafka)
+        assert mongo_ready(mongo)
+    assert not port_open(LOCALHOST, _port(kafka))
+    assert not port_open(LOCALHOST, _port(mongo))
+
+
+def test_devstack_up_is_idempotent_and_down_stops_what_it_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "uv.lock").touch()
+    (tmp_path / "services").mkdir()
+    env = {
+        "KAFKA_PORT": str(free_port()),
+        "MONGODB_PORT": str(free_port()),
+        "KAFKA_PARTITIONS": "2",
+    }
+    config = devstack.StackConfig.from_env(env, root=tmp_path)
+    try:
+        devstack.up(config, infra_only=True)
+        first = {name: devstack.read_record(config, name) for name in ("kafka", "mongodb")}
+        assert all(r is not None and is_same_process(r.pid, r.command) for r in first.values())
+        assert "topics: created 8 (2 partitions each)" in capsys.readouterr().out
+
+        devstack.up(config, infra_only=True)
+        again = {name: devstack.read_record(config, name) for name in ("kafka", "mongodb")}
+        assert again == first, "a second `up` adopts the running servers"
+        out = capsys.readouterr().out
+        assert "kafka: already running" in out
+        assert "topics: all 8 exist" in out
+    finally:
+        devstack.down(config)
+
+    pids = [r.pid for r in first.values() if r is not None]
+    assert not any(pid_alive(pid) for pid in pids)
+    assert not list(config.run_dir.glob("*.pid"))
+    assert not port_open(LOCALHOST, config.kafka_port)
+    assert not port_open(LOCALHOST, config.mongo_port)
+    assert any(config.mongo_data.iterdir()), "the database files survive `down`"
+
+    devstack.down(config)
+    assert "nothing was running" in capsys.readouterr().out

@@ -1,0 +1,253 @@
+"""The shared consumption pipeline against the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from seminarops_shared.clock import utc_now
+from seminarops_shared.events import envelope_for
+from seminarops_shared.events.inbound import Participant, RegistrationRequested
+from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_REQUESTS
+from seminarops_shared.service import Runtime
+from seminarops_shared.testing.polling import eventually
+from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
+
+from .probe_service import Behaviour, ProbeSettings, effect, probe_app
+
+pytestmark = pytest.mark.integration
+
+
+def _request(seminar_id: str, participant_id: str) -> RegistrationRequested:
+    return RegistrationRequested(seminar_id=seminar_id, participant=Participant(id=participant_id))
+
+
+def _seminar() -> str:
+    return f"sem-{uuid.uuid4().hex[:8]}"
+
+
+async def _applied(app: object, seminar_id: str) -> int:
+    doc = await effect(app, seminar_id)  # type: ignore[arg-type]
+    return int(doc["applied"]) if doc else 0
+
+
+async def test_event_round_trip_through_consumer_and_outbox(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    app = probe_app(namespace.settings(ProbeSettings))
+    seminar = _seminar()
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    async with running(app):
+        sent = envelope_for(
+            _request(seminar, "p1"),
+            source="/platform/teacher-portal",
+            time=utc_now(),
+            traceparent=traceparent,
+        )
+        await kafka.send_envelope(sent, topic=REGISTRATION_REQUESTS, key=seminar)
+        out = await eventually(lambda: kafka.events(REGISTRATION_EVENTS), what="confirmed event")
+    [confirmed] = out
+    assert confirmed.type == "registration.confirmed.v1"
+    assert confirmed.source == "/services/probe"
+    assert confirmed.subject == seminar
+    assert confirmed.traceparent == traceparent
+    assert confirmed.data["participant_id"] == "p1"
+    records = await kafka.read_all(REGISTRATION_EVENTS)
+    assert records[0].key == seminar.encode()
+
+
+async def test_same_event_delivered_three_times_takes_effect_once(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    app = probe_app(namespace.settings(ProbeSettings))
+    seminar = _seminar()
+    envelope = envelope_for(
+        _request(seminar, "p1"), source="/platform/teacher-portal", time=utc_now()
+    )
+    async with running(app):
+        # Twice in what is likely one batch, once more after it was certainly applied.
+        await kafka.send_envelope(envelope, topic=REGISTRATION_REQUESTS, key=seminar)
+        await kafka.send_envelope(envelope, topic=REGISTRATION_REQUESTS, key=seminar)
+        await eventually(lambda: _applied(app, seminar), what="first effect")
+        await kafka.send_envelope(envelope, topic=REGISTRATION_REQUESTS, key=seminar)
+        marker = envelope_for(
+            _request(seminar, "p2"), source="/platform/teacher-portal", time=utc_now()
+        )
+        await kafka.send_envelope(marker, topic=REGISTRATION_REQUESTS, key=seminar)
+        # p2 comes after the third copy on the same partition: once it is applied, the
+        # third copy has been seen too.
+        await eventually(
+            lambda: _applied(app, seminar), until=lambda n: n >= 2, what="marker applied"
+        )
+        doc = await effect(app, seminar)
+    assert doc is not None
+    assert doc["participants"] == ["p1", "p2"]
+    assert [e.data["participant_id"] for e in await kafka.events(REGISTRATION_EVENTS)] == [
+        "p1",
+        "p2",
+    ]
+
+
+async def test_poison_records_are_dead_lettered_and_later_records_still_processed(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    app = probe_app(namespace.settings(ProbeSettings))
+    seminar = _seminar()
+    good = envelope_for(_request(seminar, "good"), source="/platform/x", time=utc_now())
+    raw_good = json.loads(good.to_json_bytes())
+    poison: dict[str, bytes | None] = {
+        "invalid_json": b"{this is not json",
+        "invalid_envelope": json.dumps({**raw_good, "specversion": "0.3"}).encode(),
+        "invalid_data": json.dumps(
+            {**raw_good, "id": "x1", "data": {"seminar_id": seminar}}
+        ).encode(),
+        "unknown_type": json.dumps(
+            {**raw_good, "id": "x2", "type": "registration.teleported.v1"}
+        ).encode(),
+        "forbidden_source": json.dumps(
+            {**raw_good, "id": "x3", "source": "/services/registration"}
+        ).encode(),
+        "wrong_topic": json.dumps(
+            {
+                **raw_good,
+                "id": "x4",
+                "type": "seminar.cancelled.v1",
+                "data": {"seminar_id": seminar},
+            }
+        ).encode(),
+        "empty": None,
+        "too_large": b"{" + b" " * (1024 * 1024 + 10) + b"}",
+    }
+    async with running(app):
+        for value in poison.values():
+            await kafka.send_raw(
+                REGISTRATION_REQUESTS,
+                value,
+                key=seminar.encode(),
+                headers=[("bad-header", b"\xff\xfe")],
+            )
+        await kafka.send_event(_request(seminar, "rule-breaker"))
+        await kafka.send_envelope(good, topic=REGISTRATION_REQUESTS, key=seminar)
+        await eventually(lambda: _applied(app, seminar), what="good record after the poison")
+        dead = await eventually(
+            lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"),
+            until=lambda r: len(r) >= len(poison) + 1,
+            what="all poison in the DLQ",
+        )
+    kinds = sorted(dict(r.headers)["x-dlq-reason-kind"].decode() for r in dead)
+    assert kinds == sorted([*poison, "rule_violation"])
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["x-dlq-reason"]
+        assert headers["x-dlq-original-topic"] == namespace.topic(REGISTRATION_REQUESTS).encode()
+        assert headers["x-dlq-consumer-group"] == b"probe"
+        assert headers["x-dlq-original-offset"].isdigit()
+
+
+async def test_transient_and_passing_failures_are_retried_and_lasting_ones_dead_lettered(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    behaviour = Behaviour()
+    app = probe_app(namespace.settings(ProbeSettings), behaviour)
+    seminar = _seminar()
+    async with running(app):
+        for participant in ["flaky-db", "flaky-bug", "always-bug", "after"]:
+            await kafka.send_event(_request(seminar, participant))
+        await eventually(
+            lambda: _applied(app, seminar), until=lambda n: n == 3, what="three applied"
+        )
+        dead = await eventually(
+            lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"), what="dead letter"
+        )
+        doc = await effect(app, seminar)
+    assert doc is not None
+    assert sorted(doc["participants"]) == ["after", "flaky-bug", "flaky-db"]
+    [record] = dead
+    headers = dict(record.headers)
+    assert headers["x-dlq-reason-kind"] == b"handler_error"
+    assert headers["x-dlq-attempts"] == b"3"
+    assert behaviour.calls["always-bug"] == 3
+
+
+async def test_crash_between_commit_and_publish_loses_nothing(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    seminar = _seminar()
+    crashed = probe_app(namespace.settings(ProbeSettings))
+    async with running(crashed):
+        runtime: Runtime = crashed.state.runtime
+
+        async def crash(*_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("process died before publishing")
+
+        runtime.publisher.publish_many = crash  # type: ignore[method-assign]
+        await kafka.send_event(_request(seminar, "p1"))
+        await eventually(lambda: _applied(crashed, seminar), what="state committed")
+        assert await runtime.outbox.backlog() == 1
+    assert await kafka.events(REGISTRATION_EVENTS) == []
+
+    # Another replica (a new owner) takes the abandoned entry over and publishes it.
+    successor = probe_app(namespace.settings(ProbeSettings, outbox_takeover_after_s=0.5))
+    async with running(successor):
+        published = await eventually(
+            lambda: kafka.events(REGISTRATION_EVENTS), what="published by successor"
+        )
+        assert await successor.state.runtime.outbox.backlog() == 0
+        assert await _applied(successor, seminar) == 1
+    assert [e.data["participant_id"] for e in published] == ["p1"]
+
+
+async def test_restarted_consumer_resumes_from_its_committed_offset(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    seminar = _seminar()
+    first = probe_app(namespace.settings(ProbeSettings))
+    async with running(first):
+        for i in range(5):
+            await kafka.send_event(_request(seminar, f"a{i}"))
+        await eventually(
+            lambda: _applied(first, seminar), until=lambda n: n == 5, what="first five"
+        )
+    for i in range(5):
+        await kafka.send_event(_request(seminar, f"b{i}"))
+    second = probe_app(namespace.settings(ProbeSettings))
+    async with running(second):
+        await eventually(lambda: _applied(second, seminar), until=lambda n: n == 10, what="all ten")
+        metrics = (await _metrics_text(second)).splitlines()
+    counted = [line for line in metrics if line.startswith("seminarops_events_processed_total")]
+    processed = [line for line in counted if 'outcome="processed"' in line]
+    # The second consumer applied only the five new events and saw none of the old ones.
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in processed) == 5
+    assert not [line for line in counted if 'outcome="duplicate"' in line]
+
+
+async def _metrics_text(app: object) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(app.state.metrics.registry).decode()  # type: ignore[attr-defined]
+
+
+async def test_dead_letters_are_listed_and_redriven_once_after_a_fix(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    from seminarops_shared.dlq import list_dead_letters, redrive
+
+    behaviour = Behaviour()
+    app = probe_app(namespace.settings(ProbeSettings), behaviour)
+    seminar = _seminar()
+    async with running(app):
+        await kafka.send_event(_request(seminar, "always-bug-1"))
+        await eventually(lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"), what="dead letter")
+        listing = await list_dead_letters(namespace.kafka(), [REGISTRATION_REQUESTS])
+        [summary] = listing.values()
+        assert summary["count"] == 1
+        assert summary["by_reason_kind"] == {"handler_error": 1}
+
+        behaviour.before_effect = lambda participant_id: None  # type: ignore[method-assign]  # the fix
+        dlq = REGISTRATION_REQUESTS + ".dlq"
+        assert await redrive(namespace.kafka(), dlq) == {"redriven": 1, "skipped": 0}
+        await eventually(lambda: _applied(app, seminar), what="re-driven event applied")
+        # A second run finds nothing new to re-drive.
+        assert await redrive(namespace.kafka(), dlq) == {"redriven": 0, "skipped": 0}
