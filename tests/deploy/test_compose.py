@@ -34,7 +34,7 @@ import jsonschema
 import pytest
 import yaml
 
-from seminarops_shared.events.topics import ALL_TOPICS, EVENT_TOPICS
+from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_REQUESTS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -65,6 +65,19 @@ KNOWN_METRICS = frozenset(
 _METRIC_TOKEN = re.compile(r"\b(seminarops_[a-z0-9_]+)\b")
 _UP_SELECTOR = re.compile(r"\bup\s*(\{|$|\s|\))")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+DAY_MS = 86_400_000
+
+
+def expected_retention_ms(topic: str) -> str:
+    """As in deploy/kubernetes/base/kafka-topics.yaml: the internal event topics are kept
+    forever (the metrics rebuild replays them from the earliest offset), inbound requests
+    7 days (personal data), dead letters 90 days."""
+    if topic.endswith(".dlq"):
+        return str(90 * DAY_MS)
+    if topic == REGISTRATION_REQUESTS:
+        return str(7 * DAY_MS)
+    return "-1"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -420,37 +433,77 @@ def _options(args: list[str]) -> dict[str, list[str]]:
     return options
 
 
-def test_kafka_init_declares_every_topic_durably(compose: dict[str, Any], tmp_path: Path) -> None:
-    result, calls = _run_kafka_init(compose, tmp_path / "tools")
-    assert result.returncode == 0, result.stderr
-
-    bootstrap = environment(compose["services"]["registration"])["KAFKA_BOOTSTRAP_SERVERS"]
+def _declarations(
+    calls: list[list[str]],
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, str]]]:
+    """The options of every ``--create`` and the settings of every ``--alter``, by topic."""
     created: dict[str, dict[str, list[str]]] = {}
     altered: dict[str, dict[str, str]] = {}
     for tool, *args in calls:
         options = _options(args)
-        assert options["--bootstrap-server"] == [bootstrap]
         if tool == "kafka-topics.sh" and "--create" in args:
             created[options["--topic"][0]] = options
         elif tool == "kafka-configs.sh":
             settings = options["--add-config"][0].split(",")
             altered[options["--entity-name"][0]] = dict(s.split("=", 1) for s in settings)
+    return created, altered
 
+
+def retention_problems(
+    created: dict[str, dict[str, list[str]]], altered: dict[str, dict[str, str]]
+) -> list[str]:
+    """Each topic created and converged with the retention of its class, no size limit."""
+    problems = []
+    for topic, options in created.items():
+        configs = dict(c.split("=", 1) for c in options["--config"])
+        expected = {"retention.ms": expected_retention_ms(topic), "retention.bytes": "-1"}
+        for key, value in expected.items():
+            if configs.get(key) != value:
+                problems.append(f"{topic}: created with {key}={configs.get(key)} != {value}")
+            if altered.get(topic, {}).get(key) != value:
+                problems.append(f"{topic}: converged to {key}={altered.get(topic, {}).get(key)}")
+    return problems
+
+
+def test_kafka_init_declares_every_topic_durably(compose: dict[str, Any], tmp_path: Path) -> None:
+    result, calls = _run_kafka_init(compose, tmp_path / "tools")
+    assert result.returncode == 0, result.stderr
+
+    bootstrap = environment(compose["services"]["registration"])["KAFKA_BOOTSTRAP_SERVERS"]
+    for _, *args in calls:
+        assert _options(args)["--bootstrap-server"] == [bootstrap]
+    created, altered = _declarations(calls)
     assert sorted(created) == sorted(ALL_TOPICS)
-    retention: dict[str, int] = {}
+    assert sorted(altered) == sorted(ALL_TOPICS)
     for topic, options in created.items():
         assert options["--partitions"] == ["6"], topic
         assert options["--replication-factor"] == ["3"], topic
         configs = dict(c.split("=", 1) for c in options["--config"])
         assert configs["min.insync.replicas"] == "2", topic
         assert configs["cleanup.policy"] == "delete", topic
-        retention[topic] = int(configs["retention.ms"])
-        assert retention[topic] >= 7 * 24 * 3600 * 1000, topic
         # Existing topics are converged to the same settings.
         assert altered[topic]["min.insync.replicas"] == "2", topic
-        assert altered[topic]["retention.ms"] == configs["retention.ms"], topic
-    for topic in EVENT_TOPICS:
-        assert retention[f"{topic}.dlq"] >= retention[topic]
+    assert retention_problems(created, altered) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "topic"),
+    [
+        ("EVENT_RETENTION_MS", "2592000000", "registration.events"),  # 30 days, not forever
+        ("REQUEST_RETENTION_MS", "-1", REGISTRATION_REQUESTS),  # personal data kept forever
+        ("DLQ_RETENTION_MS", "2592000000", "feedback.events.dlq"),  # 30 days, not 90
+    ],
+)
+def test_the_retention_check_catches_a_wrong_retention(
+    compose: dict[str, Any], tmp_path: Path, variable: str, value: str, topic: str
+) -> None:
+    init = compose["services"]["kafka-init"]  # the fixture is a fresh copy per test
+    assert variable in init["environment"]
+    init["environment"][variable] = value
+    result, calls = _run_kafka_init(compose, tmp_path / "tools")
+    assert result.returncode == 0, result.stderr
+    problems = retention_problems(*_declarations(calls))
+    assert any(p.startswith(f"{topic}: ") for p in problems), problems
 
 
 def test_kafka_init_refuses_a_topic_with_other_partitions(

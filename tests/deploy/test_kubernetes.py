@@ -90,7 +90,15 @@ KAFKA_CLUSTER = "seminar-ops"
 CONFIG_MAP = "seminar-ops-config"
 INGRESS_NAMESPACES = {"ingress-nginx", "monitoring"}
 DAY_MS = 86_400_000
-RETENTION_DAYS = {"events": 30, "dead-letter": 90, REGISTRATION_REQUESTS: 7}
+FOREVER = "-1"
+# The internal event topics are the source of truth the metrics rebuild replays from the
+# earliest offset (reports span many years): kept forever. Inbound requests carry personal
+# data (7 days); dead letters wait for a person (90 days). No topic has a size limit.
+RETENTION_MS = {
+    "events": FOREVER,
+    "dead-letter": str(90 * DAY_MS),
+    REGISTRATION_REQUESTS: str(7 * DAY_MS),
+}
 EGRESS_PORTS = {("TCP", 9092), ("TCP", 9093), ("TCP", 27017), ("UDP", 53), ("TCP", 53)}
 
 
@@ -261,13 +269,15 @@ def problems_topics(build: Build) -> list[str]:
         if topic["metadata"].get("labels", {}).get("strimzi.io/cluster") != KAFKA_CLUSTER:
             problems.append(f"{name}: not labelled strimzi.io/cluster={KAFKA_CLUSTER}")
         if name == REGISTRATION_REQUESTS:
-            days = RETENTION_DAYS[REGISTRATION_REQUESTS]
+            retention = RETENTION_MS[REGISTRATION_REQUESTS]
         elif name.endswith(".dlq"):
-            days = RETENTION_DAYS["dead-letter"]
+            retention = RETENTION_MS["dead-letter"]
         else:
-            days = RETENTION_DAYS["events"]
-        if str(config.get("retention.ms")) != str(days * DAY_MS):
-            problems.append(f"{name}: retention.ms {config.get('retention.ms')} != {days} days")
+            retention = RETENTION_MS["events"]
+        if str(config.get("retention.ms")) != retention:
+            problems.append(f"{name}: retention.ms {config.get('retention.ms')!r} != {retention}")
+        if str(config.get("retention.bytes")) != FOREVER:
+            problems.append(f"{name}: retention.bytes {config.get('retention.bytes')!r} != -1")
         if not isinstance(spec.get("partitions"), int) or spec["partitions"] < 1:
             problems.append(f"{name}: partitions {spec.get('partitions')!r}")
     config_partitions = _config_data(build).get("KAFKA_PARTITIONS")
@@ -880,6 +890,22 @@ MUTATIONS: dict[str, tuple[Callable[[Build], Any], Callable[[Build], list[str]]]
     "dead letters kept 7 days": (
         lambda b: _topic(b, "seminar.events.dlq")["spec"]["config"].update(
             {"retention.ms": "604800000"}
+        ),
+        problems_topics,
+    ),
+    "event topic kept 30 days": (
+        lambda b: _topic(b, REGISTRATION_EVENTS)["spec"]["config"].update(
+            {"retention.ms": "2592000000"}
+        ),
+        problems_topics,
+    ),
+    "inbound requests kept forever": (
+        lambda b: _topic(b, REGISTRATION_REQUESTS)["spec"]["config"].update({"retention.ms": "-1"}),
+        problems_topics,
+    ),
+    "event topic with a size limit": (
+        lambda b: _topic(b, FEEDBACK_EVENTS)["spec"]["config"].update(
+            {"retention.bytes": "107374182400"}
         ),
         problems_topics,
     ),

@@ -19,7 +19,8 @@ Environment:
 
 - ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI``: use that cluster / deployment; no
   embedded server is started for it. ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*`` and
-  ``KAFKA_SSL_CAFILE`` are honoured for topic creation, as the services honour them.
+  ``KAFKA_SSL_CAFILE`` are honoured for topic creation: they are read into the same
+  ``KafkaSettings`` as the services read them.
 - ``KAFKA_PORT`` (9092) / ``MONGODB_PORT`` (27017): ports of the embedded servers.
 - ``KAFKA_PARTITIONS`` (6), ``KAFKA_REPLICATION_FACTOR`` (1), ``KAFKA_TOPIC_PREFIX``:
   how the topics are created, matching the services' ``KafkaSettings``.
@@ -47,7 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from .events.topics import ALL_TOPICS
+from .kafka_clients import client_options
 from .processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
@@ -57,7 +61,6 @@ from .processes import (
     ensure_topics,
     is_same_process,
     kafka_address,
-    kafka_client_options,
     kafka_ready,
     log_tail,
     mongo_ready,
@@ -71,6 +74,7 @@ from .processes import (
     utc_timestamp,
     wait_until,
 )
+from .settings import KafkaSettings
 
 SERVICE_PORTS: Mapping[str, int] = {
     "registration": 8001,
@@ -172,6 +176,24 @@ class StackConfig:
     @property
     def kafka_bootstrap_servers(self) -> str:
         return self.external_kafka or kafka_address(self.infra_host, self.kafka_port)
+
+    def kafka_settings(self) -> KafkaSettings:
+        """The ``KafkaSettings`` the services get from ``service_env``: the ``KAFKA_*``
+        variables of this environment, with the bootstrap servers chosen here."""
+        # Strings, as in the environment: KafkaSettings validates and converts them.
+        given: dict[str, Any] = {
+            field: self.env[variable]
+            for field in KafkaSettings.model_fields
+            if (variable := f"KAFKA_{field.upper()}") in self.env
+        }
+        try:
+            return KafkaSettings(**{**given, "bootstrap_servers": self.kafka_bootstrap_servers})
+        except ValidationError as exc:
+            raise StackError(f"invalid KAFKA_* settings: {exc}") from None
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka connection options (security, SASL, CA file) as the services use them."""
+        return client_options(self.kafka_settings())
 
     @property
     def mongodb_uri(self) -> str:
@@ -336,7 +358,7 @@ def up(config: StackConfig, *, infra_only: bool = False) -> None:
 
 def _ensure_kafka(config: StackConfig) -> bool:
     """Make the broker reachable; True if this call started it."""
-    options = kafka_client_options(config.env)
+    options = config.kafka_client_options()
     if config.external_kafka:
         _say(f"kafka: using KAFKA_BOOTSTRAP_SERVERS={config.external_kafka}")
         _wait_external(
@@ -416,7 +438,7 @@ def _ensure_topics(config: StackConfig) -> None:
             topics,
             partitions=config.partitions,
             replication_factor=config.replication_factor,
-            options=kafka_client_options(config.env),
+            options=config.kafka_client_options(),
         )
     except StartupError as exc:
         raise StackError(str(exc)) from exc

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from .events.topics import EVENT_TOPICS, dead_letter_topic
-from .kafka import client_options
+from .kafka_clients import client_options
 from .settings import KafkaSettings
 
 REDRIVE_GROUP = "dlq-redrive"

@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 
 from .events import REGISTRY, Envelope, Event, ReceivedEvent, UnknownEventType
 from .events.topics import dead_letter_topic
+from .kafka_clients import client_options
 from .mongo import is_infrastructure_outage, is_transient_database_error
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
@@ -97,26 +98,6 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     if context is not None:
         return BaseSecurity(ssl_context=context)
     return None
-
-
-def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    """Connection options for plain aiokafka clients (admin, tools), with the same
-    security settings as the FastStream broker."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.security_protocol,
-    }
-    if settings.security_protocol in {"SSL", "SASL_SSL"}:
-        import ssl
-
-        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
-    if settings.security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
-        options["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = (
-            settings.sasl_password.get_secret_value() if settings.sasl_password else None
-        )
-    return options
 
 
 def is_broker_outage(error: BaseException) -> bool:
@@ -497,5 +478,6 @@ __all__ = [
     "EventHandler",
     "PermanentError",
     "build_broker",
+    "client_options",
     "subscribe",
 ]

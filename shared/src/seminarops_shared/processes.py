@@ -314,20 +314,10 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 # --- Kafka -----------------------------------------------------------------------------
 
 
-def kafka_client_options(env: Mapping[str, str]) -> dict[str, Any]:
-    """aiokafka connection options from the same ``KAFKA_*`` variables the services read
-    (security protocol, SASL, CA file), so ``make up`` can reach a secured cluster."""
-    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
-    options: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in {"SSL", "SASL_SSL"}:
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context(cafile=env.get("KAFKA_SSL_CAFILE"))
-    if protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
-        options["sasl_mechanism"] = env.get("KAFKA_SASL_MECHANISM") or "PLAIN"
-        options["sasl_plain_username"] = env.get("KAFKA_SASL_USERNAME")
-        options["sasl_plain_password"] = env.get("KAFKA_SASL_PASSWORD")
-    return options
+def _admin_options(bootstrap_servers: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` (security, as ``kafka_clients.client_options`` builds them from
+    ``KafkaSettings``) with ``bootstrap_servers`` taking the place of any address in them."""
+    return {**options, "bootstrap_servers": bootstrap_servers}
 
 
 async def _kafka_handshake(
@@ -337,9 +327,8 @@ async def _kafka_handshake(
     from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
+        **_admin_options(bootstrap_servers, options),
         request_timeout_ms=max(1000, int(wait_s * 1000)),
-        **options,
     )
     try:
         async with asyncio.timeout(wait_s):
@@ -356,7 +345,8 @@ async def _kafka_handshake(
 def kafka_ready(
     bootstrap_servers: str, *, options: Mapping[str, Any] | None = None, wait_s: float = 2.0
 ) -> bool:
-    """Whether the broker answers a metadata request within ``wait_s``."""
+    """Whether the broker answers a metadata request within ``wait_s``. ``options``:
+    security options as ``kafka_clients.client_options`` returns them."""
     return run_coroutine(_kafka_handshake(bootstrap_servers, options or {}, min(wait_s, 5.0)))
 
 
@@ -371,7 +361,7 @@ async def _create_topics(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **options)
+    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_servers, options))
     try:
         await admin.start()
     except KafkaError as exc:

@@ -35,9 +35,9 @@ from .kafka import (
     EventConsumer,
     EventHandler,
     build_broker,
-    client_options,
     subscribe,
 )
+from .kafka_clients import client_options
 from .mongo import Mongo
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay

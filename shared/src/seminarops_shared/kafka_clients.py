@@ -1,0 +1,34 @@
+"""Connection options for plain aiokafka clients (admin clients, the DLQ tool, ``make up``),
+built from :class:`~.settings.KafkaSettings`.
+
+Kept apart from ``kafka.py`` so tools that only need to connect (``devstack``) do not
+pay for importing FastStream; ``kafka.py`` re-exports it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from .settings import KafkaSettings
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (admin, tools), with the same
+    security settings as the FastStream broker (``kafka.build_broker``)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
+        options["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+__all__ = ["client_options"]
