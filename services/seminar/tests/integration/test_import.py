@@ -1,0 +1,147 @@
+"""Season imports from CSV: a report per row, valid rows stored, idempotent re-imports,
+file-level refusals with nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from fastapi import FastAPI
+
+from seminarops_shared.events import Envelope
+from seminarops_shared.testing.polling import eventually
+from seminarops_shared.testing.stack import KafkaProbe, running
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = {"Authorization": "Bearer operator-token"}
+CSV = {**OPERATOR, "Content-Type": "text/csv"}
+
+Published = Callable[..., Awaitable[list[Envelope]]]
+AppFactory = Callable[..., FastAPI]
+
+SEASON = """\
+id,title,kind,programme,starts_at,ends_at,sessions,timezone,capacity,language,theme,moderator,host_school_id,open_to_other_schools,notes
+{a},Robotics for beginners,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,,Europe/Brussels,100,en,STEM,mod-1,,,first of the season
+,"Climate, together",learning_event,etwinning_plus,,,2024-10-28T16:00/2024-10-28T18:00;2024-11-04T16:00/2024-11-04T18:00,Europe/Kyiv,40,uk,Climate,,school-9,false,
+{b},Bad zone,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,,Europe/Atlantis,100,en,,,,,
+{c},Backwards,pd_workshop,etwinning,2024-10-08T17:00,2024-10-08T16:00,,Europe/Brussels,100,en,,,,,
+{d},Negative,pd_workshop,etwinning,2024-10-08T17:00,2024-10-08T18:00,,Europe/Brussels,-1,en,,,,,
+{a},Robotics for experts,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,,Europe/Brussels,100,en,STEM,mod-1,,,same id: another seminar
+{a},Robotics for beginners,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,,Europe/Brussels,100,en,STEM,mod-1,,,the first row again
+{e},Skipped hour,online_seminar,etwinning,2024-03-31T02:30,2024-03-31T03:30,,Europe/Brussels,100,en,,,,,
+"""
+
+
+async def test_a_season_file_is_reported_row_by_row_and_imported_once(
+    make_app: AppFactory, published: Published, kafka: KafkaProbe
+) -> None:
+    ids = {key: f"imp-{key}-{id(object())}" for key in "abcde"}
+    season = SEASON.format(**ids).encode()
+    async with running(make_app()) as client:
+        trial = await client.post("/v1/seminars/import?dry_run=true", content=season, headers=CSV)
+        assert trial.status_code == 200, trial.text
+        assert (trial.json()["created"], trial.json()["rejected"]) == (2, 5)
+        assert (await client.get("/v1/seminars")).json()["items"] == []
+
+        response = await client.post("/v1/seminars/import", content=season, headers=CSV)
+        assert response.status_code == 200, response.text
+        report = response.json()
+        rows = report["rows"]
+        assert (report["created"], report["unchanged"], report["rejected"]) == (2, 1, 5)
+        assert report["ignored_columns"] == ["notes"]
+        assert [r["status"] for r in rows] == [
+            "created",
+            "created",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected",
+            "unchanged",
+            "rejected",
+        ]
+        assert [r["line"] for r in rows] == [2, 3, 4, 5, 6, 7, 8, 9]
+        assert rows[0]["id"] == ids["a"]
+        assert "unknown time zone" in rows[2]["reasons"][0]
+        assert "ends_at must be after starts_at" in rows[3]["reasons"][0]
+        assert rows[4]["reasons"][0].startswith("capacity:")
+        assert "already used by row 1" in rows[5]["reasons"][0]
+        assert "does not exist in Europe/Brussels" in rows[7]["reasons"][0]
+        learning_event_id = rows[1]["id"]
+        learning_event = (await client.get(f"/v1/seminars/{learning_event_id}")).json()
+        assert learning_event["title"] == "Climate, together"
+        assert learning_event["open_to_other_schools"] is False
+        assert [s["starts_at"] for s in learning_event["sessions"]] == [
+            "2024-10-28T16:00:00+02:00",
+            "2024-11-04T16:00:00+02:00",  # Kyiv left summer time in between
+        ]
+        robotics = (await client.get(f"/v1/seminars/{ids['a']}")).json()
+        assert robotics["starts_at"] == "2024-10-08T17:00:00+02:00"
+        assert robotics["moderator"] == "mod-1"
+
+        again = (await client.post("/v1/seminars/import", content=season, headers=CSV)).json()
+        assert (again["created"], again["unchanged"], again["rejected"]) == (0, 3, 5)
+        assert [r["id"] for r in again["rows"][:2]] == [ids["a"], learning_event_id]
+
+        # A multipart upload, as a browser form sends it.
+        multipart = await client.post(
+            "/v1/seminars/import",
+            files={"file": ("season.csv", season, "text/csv")},
+            headers=OPERATOR,
+        )
+        assert multipart.status_code == 200, multipart.text
+        assert multipart.json()["unchanged"] == 3
+        events = await eventually(
+            lambda: published("seminar.scheduled.v1"),
+            until=lambda e: len(e) >= 2,
+            what="scheduled events",
+        )
+        assert len((await client.get("/v1/seminars")).json()["items"]) == 2
+    assert sorted(e.subject or "" for e in events) == sorted([ids["a"], learning_event_id])
+    # A past season plans no reminders.
+    assert await published("seminar.reminder_due.v1") == []
+
+
+UNREADABLE: list[tuple[bytes, str]] = [
+    (b"", "empty"),
+    (b"title,kind\nx,online_seminar\n", "missing column(s): programme"),
+    (
+        b"title,kind,programme,timezone,capacity,language,starts_at\n",
+        "starts_at and ends_at (or sessions)",
+    ),
+    ("title,kind\n\xe9\n".encode("latin-1"), "not UTF-8"),
+]
+
+
+async def test_unreadable_files_are_422_and_nothing_is_stored(
+    make_app: AppFactory, kafka: KafkaProbe
+) -> None:
+    async with running(make_app()) as client:
+        for content, expected in UNREADABLE:
+            response = await client.post("/v1/seminars/import", content=content, headers=CSV)
+            assert response.status_code == 422, response.text
+            assert expected in response.json()["detail"]
+        assert (await client.get("/v1/seminars")).json()["items"] == []
+    assert await kafka.read_all("seminar.events") == []
+
+
+async def test_limits_and_roles(make_app: AppFactory) -> None:
+    header = "title,kind,programme,starts_at,ends_at,timezone,capacity,language\n"
+    row = "T,online_seminar,etwinning,2024-10-08T17:00Z,2024-10-08T18:00Z,UTC,5,en\n"
+    async with running(make_app(import_max_rows=3, import_max_bytes=2000)) as client:
+        too_many = await client.post(
+            "/v1/seminars/import", content=(header + row * 4).encode(), headers=CSV
+        )
+        assert too_many.status_code == 422
+        assert "more than 3 rows" in too_many.text
+        too_big = await client.post(
+            "/v1/seminars/import", content=(header + "x" * 2000).encode(), headers=CSV
+        )
+        assert too_big.status_code == 413
+        anonymous = await client.post(
+            "/v1/seminars/import",
+            content=(header + row).encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert anonymous.status_code == 401
+        assert (await client.get("/v1/seminars")).json()["items"] == []
