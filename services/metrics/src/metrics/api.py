@@ -1,0 +1,309 @@
+"""HTTP entry points: the reports (public: counts only, no personal data), their CSV
+form, the consumer lag, and the dashboard page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel
+
+from seminarops_shared.events.vocabulary import Kind
+from seminarops_shared.service import service_state
+
+from .handlers import ProjectionService
+from .reports import (
+    CountriesReport,
+    FunnelReport,
+    ParticipationReport,
+    SatisfactionReport,
+    SchoolsReport,
+    SeriesReport,
+    countries_csv,
+    funnel_csv,
+    participation_csv,
+    satisfaction_csv,
+    schools_csv,
+    series_csv,
+)
+
+router = APIRouter()
+
+MAX_SERIES_YEARS = 50
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+R = TypeVar("R", bound=BaseModel)
+
+
+def metrics_service(request: Request) -> ProjectionService:
+    return service_state(request, ProjectionService)
+
+
+Service = Annotated[ProjectionService, Depends(metrics_service)]
+Year = Annotated[int, Query(ge=1990, le=2200, description="The calendar year a seminar starts in.")]
+Format = Annotated[
+    Literal["json", "csv"],
+    Query(alias="format", description="`csv` for a spreadsheet; the same as the `.csv` path."),
+]
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The report (JSON, or CSV on request)."}
+}
+
+
+def _csv_response(text: str, filename: str) -> Response:
+    return Response(
+        text,
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _answer(report: R, fmt: str, to_csv: Callable[[R], str], filename: str) -> R | Response:
+    return _csv_response(to_csv(report), filename) if fmt == "csv" else report
+
+
+# ---- contract reports ----------------------------------------------------------------
+
+
+@router.get(
+    "/v1/reports/participation",
+    response_model=ParticipationReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Participants per kind and programme, with growth over the previous year",
+)
+async def participation(service: Service, year: Year, fmt: Format = "json") -> Any:
+    report = await service.participation(year)
+    return _answer(report, fmt, participation_csv, f"participation-{year}.csv")
+
+
+@router.get(
+    "/v1/reports/participation.csv", tags=["reports"], response_class=Response, responses=_CSV
+)
+async def participation_as_csv(service: Service, year: Year) -> Response:
+    return _csv_response(
+        participation_csv(await service.participation(year)), f"participation-{year}.csv"
+    )
+
+
+@router.get(
+    "/v1/reports/satisfaction",
+    response_model=SatisfactionReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Responses, response rate and ratings per kind and programme",
+)
+async def satisfaction(service: Service, year: Year, fmt: Format = "json") -> Any:
+    report = await service.satisfaction(year)
+    return _answer(report, fmt, satisfaction_csv, f"satisfaction-{year}.csv")
+
+
+@router.get(
+    "/v1/reports/satisfaction.csv", tags=["reports"], response_class=Response, responses=_CSV
+)
+async def satisfaction_as_csv(service: Service, year: Year) -> Response:
+    return _csv_response(
+        satisfaction_csv(await service.satisfaction(year)), f"satisfaction-{year}.csv"
+    )
+
+
+# ---- beyond the contract -------------------------------------------------------------
+
+
+@router.get(
+    "/v1/reports/funnel",
+    response_model=FunnelReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Registrations funnel per seminar and kind",
+)
+async def funnel(
+    service: Service, year: Year, kind: Kind | None = None, fmt: Format = "json"
+) -> Any:
+    report = await service.funnel(year, kind)
+    return _answer(report, fmt, funnel_csv, f"funnel-{year}.csv")
+
+
+@router.get("/v1/reports/funnel.csv", tags=["reports"], response_class=Response, responses=_CSV)
+async def funnel_as_csv(service: Service, year: Year, kind: Kind | None = None) -> Response:
+    return _csv_response(funnel_csv(await service.funnel(year, kind)), f"funnel-{year}.csv")
+
+
+@router.get(
+    "/v1/reports/countries",
+    response_model=CountriesReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Participants and distinct teachers per country",
+)
+async def countries(service: Service, year: Year, fmt: Format = "json") -> Any:
+    report = await service.countries(year)
+    return _answer(report, fmt, countries_csv, f"countries-{year}.csv")
+
+
+@router.get("/v1/reports/countries.csv", tags=["reports"], response_class=Response, responses=_CSV)
+async def countries_as_csv(service: Service, year: Year) -> Response:
+    return _csv_response(countries_csv(await service.countries(year)), f"countries-{year}.csv")
+
+
+@router.get(
+    "/v1/reports/schools",
+    response_model=SchoolsReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="School engagement: teachers taking part, events hosted open to other schools",
+)
+async def schools(service: Service, year: Year, fmt: Format = "json") -> Any:
+    report = await service.schools(year)
+    return _answer(report, fmt, schools_csv, f"schools-{year}.csv")
+
+
+@router.get("/v1/reports/schools.csv", tags=["reports"], response_class=Response, responses=_CSV)
+async def schools_as_csv(service: Service, year: Year) -> Response:
+    return _csv_response(schools_csv(await service.schools(year)), f"schools-{year}.csv")
+
+
+def _series_range(from_year: int, to_year: int) -> None:
+    if from_year > to_year:
+        raise HTTPException(422, f"`from` ({from_year}) must not be after `to` ({to_year})")
+    if to_year - from_year + 1 > MAX_SERIES_YEARS:
+        raise HTTPException(422, f"a series spans at most {MAX_SERIES_YEARS} years")
+
+
+FromYear = Annotated[int, Query(alias="from", ge=1990, le=2200, description="First year.")]
+ToYear = Annotated[int, Query(ge=1990, le=2200, description="Last year (inclusive).")]
+
+
+@router.get(
+    "/v1/reports/series",
+    response_model=SeriesReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Participation and satisfaction over several years",
+)
+async def series(service: Service, from_year: FromYear, to: ToYear, fmt: Format = "json") -> Any:
+    _series_range(from_year, to)
+    report = await service.series(from_year, to)
+    return _answer(report, fmt, series_csv, f"series-{from_year}-{to}.csv")
+
+
+@router.get("/v1/reports/series.csv", tags=["reports"], response_class=Response, responses=_CSV)
+async def series_as_csv(service: Service, from_year: FromYear, to: ToYear) -> Response:
+    _series_range(from_year, to)
+    return _csv_response(
+        series_csv(await service.series(from_year, to)), f"series-{from_year}-{to}.csv"
+    )
+
+
+class Years(BaseModel):
+    years: list[int]
+
+
+@router.get("/v1/reports/years", response_model=Years, tags=["reports"])
+async def years(service: Service) -> Years:
+    """The years that have seminars or participants (for pickers and the dashboard)."""
+    return Years(years=await service.years())
+
+
+# ---- status --------------------------------------------------------------------------
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    lag: int
+
+
+class LagStatus(BaseModel):
+    service: str
+    group: str
+    partitions: list[PartitionLag]
+    total: int
+
+
+@router.get("/v1/status/lag", response_model=LagStatus, tags=["status"])
+async def lag(request: Request) -> LagStatus:
+    """This replica's consumer lag per partition, as the ``seminarops_consumer_lag``
+    gauge holds it (updated with every batch the consumer takes)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise HTTPException(503, "the service is starting")
+    metrics = runtime.metrics
+    # The shared pipeline labels the gauge with the logical group (the service name)
+    # and the physical topic; the answer names logical topics.
+    group = runtime.settings.service_name
+    prefix = runtime.settings.kafka.topic_prefix
+    partitions: list[PartitionLag] = []
+    for family in metrics.consumer_lag.collect():
+        for sample in family.samples:
+            if sample.labels.get("group") != group:
+                continue
+            topic = sample.labels["topic"]
+            partitions.append(
+                PartitionLag(
+                    topic=topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic,
+                    partition=int(sample.labels["partition"]),
+                    lag=int(sample.value),
+                )
+            )
+    partitions.sort(key=lambda p: (p.topic, p.partition))
+    return LagStatus(
+        service=metrics.service,
+        group=group,
+        partitions=partitions,
+        total=sum(p.lag for p in partitions),
+    )
+
+
+class ProjectionStatus(BaseModel):
+    active_set: str
+    activated_at: str | None
+    rebuilt_events: int | None
+
+
+@router.get("/v1/status/projections", response_model=ProjectionStatus, tags=["status"])
+async def projections(service: Service) -> ProjectionStatus:
+    """Which projection set answers the reports (``""`` until the first rebuild)."""
+    state = await service.pointer.state()
+    activated = state.get("activated_at")
+    return ProjectionStatus(
+        active_set=str(state.get("suffix", "")),
+        activated_at=activated.isoformat() if activated else None,
+        rebuilt_events=state.get("events_applied"),
+    )
+
+
+# ---- dashboard -----------------------------------------------------------------------
+
+_STATIC = resources.files("metrics") / "static"
+_ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+}
+# The page loads nothing from elsewhere: same-origin scripts, styles and fetches only.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@router.get("/", include_in_schema=False)
+async def dashboard() -> Response:
+    return Response(
+        (_STATIC / "dashboard.html").read_text(encoding="utf-8"),
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/dashboard/{asset}", include_in_schema=False)
+async def dashboard_asset(asset: str) -> Response:
+    media_type = _ASSETS.get(asset)
+    if media_type is None:
+        raise HTTPException(404, "no such asset")
+    return Response(
+        (_STATIC / asset).read_text(encoding="utf-8"),
+        media_type=media_type,
+        headers={"Cache-Control": "no-cache"},
+    )

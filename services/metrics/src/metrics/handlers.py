@@ -1,0 +1,317 @@
+"""Use cases of the metrics service: project an event (live, from the consumer, or in
+a rebuild), and answer the reports."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+from seminarops_shared.events import Event, ReceivedEvent
+from seminarops_shared.events.feedback import EvaluationSubmitted
+from seminarops_shared.events.registration import (
+    ParticipantErased,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationPromoted,
+    RegistrationRejected,
+    RegistrationWaitlisted,
+)
+from seminarops_shared.events.seminar import (
+    AttendanceRecorded,
+    SeminarCancelled,
+    SeminarCompleted,
+    SeminarRescheduled,
+    SeminarScheduled,
+    SeminarWentLive,
+)
+from seminarops_shared.events.vocabulary import Kind
+from seminarops_shared.unit_of_work import UnitOfWork
+
+from .domain import (
+    ParticipationView,
+    anonymous_id,
+    evaluation_of,
+    participation_attended,
+    participation_registered,
+    participation_regrouped,
+    registration_after,
+    seminar_after,
+)
+from .reports import (
+    CountriesReport,
+    FunnelReport,
+    ParticipationReport,
+    SatisfactionReport,
+    SchoolsReport,
+    SeminarFunnelInput,
+    SeriesReport,
+    countries_report,
+    funnel_report,
+    participation_report,
+    satisfaction_report,
+    schools_report,
+    series_report,
+)
+from .repository import MongoProjectionStore, ProjectionPointer, Projections, ReportQueries
+from .store import ProjectionStore
+
+# What the projector acts on; every other event on the three topics is skipped.
+SEMINAR_EVENT_TYPES: tuple[type[Event], ...] = (
+    SeminarScheduled,
+    SeminarRescheduled,
+    SeminarWentLive,
+    SeminarCancelled,
+    SeminarCompleted,
+    AttendanceRecorded,
+)
+REGISTRATION_EVENT_TYPES: tuple[type[Event], ...] = (
+    RegistrationConfirmed,
+    RegistrationWaitlisted,
+    RegistrationPromoted,
+    RegistrationCancelled,
+    RegistrationRejected,
+    ParticipantErased,
+)
+FEEDBACK_EVENT_TYPES: tuple[type[Event], ...] = (EvaluationSubmitted,)
+PROJECTED_TYPES = SEMINAR_EVENT_TYPES + REGISTRATION_EVENT_TYPES + FEEDBACK_EVENT_TYPES
+
+
+def _participant_ids(data: Event) -> list[str]:
+    match data:
+        case AttendanceRecorded():
+            return list(data.participant_ids)
+        case SeminarCompleted():
+            return list(data.attendee_ids)
+        case EvaluationSubmitted():
+            return [data.participant_id] if data.participant_id else []
+        case (
+            RegistrationConfirmed()
+            | RegistrationWaitlisted()
+            | RegistrationPromoted()
+            | RegistrationCancelled()
+            | RegistrationRejected()
+        ):
+            return [data.participant_id]
+    return []
+
+
+class Projector:
+    """Applies one event to the projections through a ``ProjectionStore``; the live
+    consumer and the rebuild share it, so both build the same documents."""
+
+    async def apply(self, data: Event, store: ProjectionStore) -> None:
+        """Fold ``data`` into the projections it touches.
+
+        Invariants: an erased person's id never lands in a projection again (events
+        naming them, even late or replayed ones, are stored under the anonymous id);
+        an attendee counts once per seminar. Idempotent: every write is the fold of
+        the document with the event, so a repeat changes nothing.
+        """
+        if isinstance(data, ParticipantErased):
+            await store.erase(
+                participant_id=data.participant_id,
+                anonymous=anonymous_id(data.participant_id),
+                erased_at=data.erased_at,
+            )
+            return
+        people = _participant_ids(data)
+        erased = await store.erased_among(people) if people else set()
+
+        def stored(participant_id: str) -> str:
+            return anonymous_id(participant_id) if participant_id in erased else participant_id
+
+        match data:
+            case (
+                SeminarScheduled()
+                | SeminarRescheduled()
+                | SeminarWentLive()
+                | SeminarCancelled()
+                | SeminarCompleted()
+                | AttendanceRecorded()
+            ):
+                await self._seminar(data, store, stored)
+            case (
+                RegistrationConfirmed()
+                | RegistrationWaitlisted()
+                | RegistrationPromoted()
+                | RegistrationCancelled()
+                | RegistrationRejected()
+            ):
+                participant = stored(data.participant_id)
+                current = await store.registration(data.registration_id)
+                after = registration_after(current, data, participant_id=participant)
+                if after != current:
+                    await store.save_registration(after)
+                if not isinstance(data, RegistrationRejected):
+                    found = await store.participations(data.seminar_id, [participant])
+                    before = found.get(participant)
+                    view = participation_registered(
+                        before,
+                        seminar_id=data.seminar_id,
+                        participant_id=participant,
+                        country=data.country,
+                        school_id=data.school_id,
+                    )
+                    if view != before:
+                        await store.save_participations([view])
+            case EvaluationSubmitted():
+                evaluation = evaluation_of(
+                    data,
+                    participant_id=stored(data.participant_id) if data.participant_id else None,
+                )
+                if await store.evaluation(data.evaluation_id) != evaluation:
+                    await store.save_evaluation(evaluation)
+
+    async def _seminar(
+        self,
+        data: SeminarScheduled
+        | SeminarRescheduled
+        | SeminarWentLive
+        | SeminarCancelled
+        | SeminarCompleted
+        | AttendanceRecorded,
+        store: ProjectionStore,
+        stored: Callable[[str], str],
+    ) -> None:
+        current = await store.seminar(data.seminar_id)
+        after = seminar_after(current, data)
+        if after != current:
+            await store.save_seminar(after)
+        if isinstance(data, AttendanceRecorded | SeminarCompleted):
+            attendees = sorted(
+                {
+                    stored(p)
+                    for p in (
+                        data.participant_ids
+                        if isinstance(data, AttendanceRecorded)
+                        else data.attendee_ids
+                    )
+                }
+            )
+            # Completion regroups every attendee of the seminar (also those recorded
+            # only by attendance events); attendance touches only the listed ones.
+            scope = None if isinstance(data, SeminarCompleted) else attendees
+            found = await store.participations(data.seminar_id, scope)
+            changed: list[ParticipationView] = []
+            listed = set(attendees)
+            for participant in sorted(set(found) | listed):
+                before = found.get(participant)
+                if participant in listed:
+                    view = participation_attended(
+                        before,
+                        seminar_id=data.seminar_id,
+                        participant_id=participant,
+                        kind=data.kind,
+                        programme=data.programme,
+                        year=data.year,
+                    )
+                else:
+                    assert before is not None
+                    view = participation_regrouped(
+                        before, year=data.year, kind=data.kind, programme=data.programme
+                    )
+                if view != before:
+                    changed.append(view)
+            await store.save_participations(changed)
+        elif isinstance(data, SeminarRescheduled):
+            found = await store.participations(data.seminar_id, None)
+            moved = [(v, participation_regrouped(v, year=data.year)) for v in found.values()]
+            await store.save_participations([after for before, after in moved if after != before])
+
+
+class ProjectionService:
+    """The metrics service: projects events live, and answers reports from the active
+    projection set."""
+
+    def __init__(
+        self,
+        *,
+        pointer: ProjectionPointer,
+        projector: Projector | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.pointer = pointer
+        self.projector = projector or Projector()
+        self._on_change = on_change or (lambda: None)
+        # The active set is resolved once per unit of work (one batch transaction).
+        self._per_uow: weakref.WeakKeyDictionary[UnitOfWork, Projections] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def projections(self) -> Projections:
+        return Projections.of(self.pointer.db, await self.pointer.active())
+
+    async def _projections_in(self, uow: UnitOfWork) -> Projections:
+        found = self._per_uow.get(uow)
+        if found is None:
+            active = await self.pointer.active(session=uow.session)
+            found = Projections.of(self.pointer.db, active)
+            self._per_uow[uow] = found
+        return found
+
+    async def project(self, event: ReceivedEvent, uow: UnitOfWork) -> None:
+        """Consumer handler for every projected event type: fold it into the active
+        projection set inside the batch's transaction (the pipeline's processed-event
+        marker commits with it). Idempotent by event id and by natural key."""
+        projections = await self._projections_in(uow)
+        await self.projector.apply(event.data, MongoProjectionStore(projections, uow.session))
+        self._on_change()
+
+    # ---- reports ---------------------------------------------------------------------
+
+    async def queries(self) -> ReportQueries:
+        return ReportQueries(await self.projections())
+
+    async def participation(self, year: int) -> ParticipationReport:
+        queries = await self.queries()
+        return participation_report(year, await queries.participants([year - 1, year]))
+
+    async def satisfaction(self, year: int) -> SatisfactionReport:
+        queries = await self.queries()
+        return satisfaction_report(
+            year, await queries.participants([year]), await queries.ratings([year])
+        )
+
+    async def series(self, from_year: int, to_year: int) -> SeriesReport:
+        queries = await self.queries()
+        years = list(range(from_year, to_year + 1))
+        return series_report(
+            from_year,
+            to_year,
+            await queries.participants([from_year - 1, *years]),
+            await queries.ratings(years),
+        )
+
+    async def funnel(self, year: int, kind: Kind | None) -> FunnelReport:
+        queries = await self.queries()
+        seminars = await queries.seminars_of(year, kind)
+        counts = await queries.funnel_counts([s.seminar_id for s in seminars])
+        return funnel_report(
+            year,
+            kind,
+            [
+                SeminarFunnelInput(
+                    seminar_id=s.seminar_id,
+                    title=s.title,
+                    kind=s.kind,
+                    programme=s.programme,
+                    counts=counts[s.seminar_id],
+                )
+                for s in seminars
+            ],
+        )
+
+    async def countries(self, year: int) -> CountriesReport:
+        queries = await self.queries()
+        return countries_report(year, await queries.countries(year))
+
+    async def schools(self, year: int) -> SchoolsReport:
+        queries = await self.queries()
+        return schools_report(
+            year,
+            taking_part=await queries.schools_taking_part(year),
+            hosted=await queries.schools_hosting(year),
+        )
+
+    async def years(self) -> list[int]:
+        return await (await self.queries()).years()

@@ -1,0 +1,695 @@
+"""The metrics service's collections: projection documents (one class per projection),
+the pointer naming the active projection set, and the report queries.
+
+Projection sets: every projection collection exists once per *set*, named
+``<projection><suffix>`` (the first set has the empty suffix). A rebuild writes a new
+set (suffix ``__rebuild_<timestamp>``) and then switches the single pointer document
+``projection_state/active`` to it, one atomic write; readers and the live consumer
+resolve the pointer per request or unit of work. (Renaming collections would not be
+atomic across five collections.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Final
+
+from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateMany
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from seminarops_shared.events.registration import RegistrationStatus
+from seminarops_shared.events.vocabulary import Kind, Programme, Rating
+from seminarops_shared.mongo import Document
+
+from .domain import (
+    EvaluationView,
+    ParticipationView,
+    RegistrationView,
+    SeminarStatus,
+    SeminarView,
+    anonymous_id,
+)
+from .reports import FUNNEL_STAGES
+
+STATE: Final = "projection_state"
+ACTIVE: Final = "active"
+REBUILD_LOCK: Final = "rebuild_lock"
+REBUILD_SUFFIX_PREFIX: Final = "__rebuild_"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionSet:
+    """One generation of the projection collections."""
+
+    suffix: str = ""
+
+    def name(self, projection: str) -> str:
+        return f"{projection}{self.suffix}"
+
+
+# ---- codecs --------------------------------------------------------------------------
+
+
+def _opt(enum_type: Any, value: Any) -> Any:
+    return None if value is None else enum_type(value)
+
+
+def seminar_doc(view: SeminarView) -> Document:
+    return {
+        "_id": view.seminar_id,
+        "kind": view.kind.value if view.kind else None,
+        "programme": view.programme.value if view.programme else None,
+        "year": view.year,
+        "title": view.title,
+        "capacity": view.capacity,
+        "host_school_id": view.host_school_id,
+        "open_to_other_schools": view.open_to_other_schools,
+        "status": view.status.value,
+    }
+
+
+def seminar_view(doc: Document) -> SeminarView:
+    return SeminarView(
+        seminar_id=doc["_id"],
+        kind=_opt(Kind, doc.get("kind")),
+        programme=_opt(Programme, doc.get("programme")),
+        year=doc.get("year"),
+        title=doc.get("title"),
+        capacity=doc.get("capacity"),
+        host_school_id=doc.get("host_school_id"),
+        open_to_other_schools=doc.get("open_to_other_schools"),
+        status=SeminarStatus(doc.get("status", SeminarStatus.SCHEDULED)),
+    )
+
+
+_STAGES = ("ever_confirmed", "ever_waitlisted", "ever_promoted", "ever_cancelled", "ever_rejected")
+
+
+def registration_doc(view: RegistrationView) -> Document:
+    return {
+        "_id": view.registration_id,
+        "seminar_id": view.seminar_id,
+        "participant_id": view.participant_id,
+        "status": view.status.value,
+        "version": view.version,
+        "country": view.country,
+        "school_id": view.school_id,
+        **{stage: getattr(view, stage) for stage in _STAGES},
+    }
+
+
+def registration_view(doc: Document) -> RegistrationView:
+    return RegistrationView(
+        registration_id=doc["_id"],
+        seminar_id=doc["seminar_id"],
+        participant_id=doc["participant_id"],
+        status=RegistrationStatus(doc["status"]),
+        version=int(doc["version"]),
+        country=doc.get("country"),
+        school_id=doc.get("school_id"),
+        **{stage: bool(doc.get(stage, False)) for stage in _STAGES},
+    )
+
+
+def participation_doc(view: ParticipationView) -> Document:
+    # No `_id`: the key is (seminar_id, participant_id), unique by index, and the
+    # participant id can change (erasure).
+    return {
+        "seminar_id": view.seminar_id,
+        "participant_id": view.participant_id,
+        "attended": view.attended,
+        "kind": view.kind.value if view.kind else None,
+        "programme": view.programme.value if view.programme else None,
+        "year": view.year,
+        "country": view.country,
+        "school_id": view.school_id,
+    }
+
+
+def participation_view(doc: Document) -> ParticipationView:
+    return ParticipationView(
+        seminar_id=doc["seminar_id"],
+        participant_id=doc["participant_id"],
+        attended=bool(doc.get("attended", False)),
+        kind=_opt(Kind, doc.get("kind")),
+        programme=_opt(Programme, doc.get("programme")),
+        year=doc.get("year"),
+        country=doc.get("country"),
+        school_id=doc.get("school_id"),
+    )
+
+
+def evaluation_doc(view: EvaluationView) -> Document:
+    return {
+        "_id": view.evaluation_id,
+        "seminar_id": view.seminar_id,
+        "kind": view.kind.value,
+        "programme": view.programme.value,
+        "year": view.year,
+        "overall": view.overall.value,
+        "participant_id": view.participant_id,
+    }
+
+
+def evaluation_view(doc: Document) -> EvaluationView:
+    return EvaluationView(
+        evaluation_id=doc["_id"],
+        seminar_id=doc["seminar_id"],
+        kind=Kind(doc["kind"]),
+        programme=Programme(doc["programme"]),
+        year=int(doc["year"]),
+        overall=Rating(doc["overall"]),
+        participant_id=doc.get("participant_id"),
+    )
+
+
+# ---- projections ---------------------------------------------------------------------
+
+
+class _Projection:
+    """One projection collection of a set; ``indexes`` back every query made on it."""
+
+    base: ClassVar[str]
+    indexes: ClassVar[Sequence[IndexModel]] = ()
+
+    def __init__(self, db: AsyncDatabase[Document], projection_set: ProjectionSet) -> None:
+        self.collection: AsyncCollection[Document] = db[projection_set.name(self.base)]
+
+    async def ensure_indexes(self) -> None:
+        if self.indexes:
+            await self.collection.create_indexes(list(self.indexes))
+
+
+class Seminars(_Projection):
+    base = "seminars"
+    # `_id` for lookups; (year, kind) for the funnel, schools and years.
+    indexes = (IndexModel([("year", ASCENDING), ("kind", ASCENDING)]),)
+
+    async def get(
+        self, seminar_id: str, *, session: AsyncClientSession | None
+    ) -> SeminarView | None:
+        doc = await self.collection.find_one({"_id": seminar_id}, session=session)
+        return seminar_view(doc) if doc else None
+
+    async def save(self, view: SeminarView, *, session: AsyncClientSession | None) -> None:
+        await self.collection.replace_one(
+            {"_id": view.seminar_id}, seminar_doc(view), upsert=True, session=session
+        )
+
+
+class Registrations(_Projection):
+    base = "registrations"
+    indexes = (
+        IndexModel([("seminar_id", ASCENDING)]),
+        IndexModel([("participant_id", ASCENDING)]),
+    )
+
+    async def get(
+        self, registration_id: str, *, session: AsyncClientSession | None
+    ) -> RegistrationView | None:
+        doc = await self.collection.find_one({"_id": registration_id}, session=session)
+        return registration_view(doc) if doc else None
+
+    async def save(self, view: RegistrationView, *, session: AsyncClientSession | None) -> None:
+        await self.collection.replace_one(
+            {"_id": view.registration_id}, registration_doc(view), upsert=True, session=session
+        )
+
+
+class Participations(_Projection):
+    base = "participations"
+    indexes = (
+        IndexModel([("seminar_id", ASCENDING), ("participant_id", ASCENDING)], unique=True),
+        IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
+        IndexModel([("participant_id", ASCENDING)]),
+    )
+
+    async def of_seminar(
+        self,
+        seminar_id: str,
+        participant_ids: Collection[str] | None,
+        *,
+        session: AsyncClientSession | None,
+    ) -> dict[str, ParticipationView]:
+        query: Document = {"seminar_id": seminar_id}
+        if participant_ids is not None:
+            query["participant_id"] = {"$in": sorted(participant_ids)}
+        return {
+            doc["participant_id"]: participation_view(doc)
+            async for doc in self.collection.find(query, {"_id": 0}, session=session)
+        }
+
+    async def save_many(
+        self, views: Sequence[ParticipationView], *, session: AsyncClientSession | None
+    ) -> None:
+        if views:
+            await self.collection.bulk_write(
+                [
+                    ReplaceOne(
+                        {"seminar_id": v.seminar_id, "participant_id": v.participant_id},
+                        participation_doc(v),
+                        upsert=True,
+                    )
+                    for v in views
+                ],
+                ordered=True,
+                session=session,
+            )
+
+
+class Evaluations(_Projection):
+    base = "evaluations"
+    indexes = (
+        IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
+        IndexModel([("seminar_id", ASCENDING)]),
+        IndexModel([("participant_id", ASCENDING)]),
+    )
+
+    async def get(
+        self, evaluation_id: str, *, session: AsyncClientSession | None
+    ) -> EvaluationView | None:
+        doc = await self.collection.find_one({"_id": evaluation_id}, session=session)
+        return evaluation_view(doc) if doc else None
+
+    async def save(self, view: EvaluationView, *, session: AsyncClientSession | None) -> None:
+        await self.collection.replace_one(
+            {"_id": view.evaluation_id}, evaluation_doc(view), upsert=True, session=session
+        )
+
+
+class Erasures(_Projection):
+    """Tombstones of people who asked to be forgotten, by anonymous id only."""
+
+    base = "erasures"
+
+    async def among(
+        self, participant_ids: Collection[str], *, session: AsyncClientSession | None
+    ) -> set[str]:
+        if not participant_ids:
+            return set()
+        by_anonymous = {anonymous_id(p): p for p in participant_ids}
+        found = self.collection.find(
+            {"_id": {"$in": sorted(by_anonymous)}}, {"_id": 1}, session=session
+        )
+        return {by_anonymous[doc["_id"]] async for doc in found}
+
+    async def record(
+        self, anonymous: str, *, erased_at: datetime, session: AsyncClientSession | None
+    ) -> None:
+        await self.collection.update_one(
+            {"_id": anonymous},
+            {"$setOnInsert": {"erased_at": erased_at}},
+            upsert=True,
+            session=session,
+        )
+
+
+PROJECTIONS: Final = (Seminars, Registrations, Participations, Evaluations, Erasures)
+
+
+@dataclass(frozen=True)
+class Projections:
+    """The projection collections of one set."""
+
+    seminars: Seminars
+    registrations: Registrations
+    participations: Participations
+    evaluations: Evaluations
+    erasures: Erasures
+
+    @classmethod
+    def of(cls, db: AsyncDatabase[Document], projection_set: ProjectionSet) -> Projections:
+        return cls(
+            seminars=Seminars(db, projection_set),
+            registrations=Registrations(db, projection_set),
+            participations=Participations(db, projection_set),
+            evaluations=Evaluations(db, projection_set),
+            erasures=Erasures(db, projection_set),
+        )
+
+    async def ensure_indexes(self) -> None:
+        for projection in (
+            self.seminars,
+            self.registrations,
+            self.participations,
+            self.evaluations,
+            self.erasures,
+        ):
+            await projection.ensure_indexes()
+
+    async def erase(
+        self,
+        *,
+        participant_id: str,
+        anonymous: str,
+        erased_at: datetime,
+        session: AsyncClientSession | None,
+    ) -> None:
+        """Tombstone plus the id replaced in every projection (indexed by participant)."""
+        await self.erasures.record(anonymous, erased_at=erased_at, session=session)
+        rewrite = UpdateMany(
+            {"participant_id": participant_id}, {"$set": {"participant_id": anonymous}}
+        )
+        for projection in (self.registrations, self.participations, self.evaluations):
+            await projection.collection.bulk_write([rewrite], session=session)
+
+
+class MongoProjectionStore:
+    """``ProjectionStore`` over one projection set, inside one session (transaction)."""
+
+    def __init__(self, projections: Projections, session: AsyncClientSession | None) -> None:
+        self._p = projections
+        self._session = session
+
+    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
+        return await self._p.erasures.among(participant_ids, session=self._session)
+
+    async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
+        await self._p.erase(
+            participant_id=participant_id,
+            anonymous=anonymous,
+            erased_at=erased_at,
+            session=self._session,
+        )
+
+    async def seminar(self, seminar_id: str) -> SeminarView | None:
+        return await self._p.seminars.get(seminar_id, session=self._session)
+
+    async def save_seminar(self, view: SeminarView) -> None:
+        await self._p.seminars.save(view, session=self._session)
+
+    async def registration(self, registration_id: str) -> RegistrationView | None:
+        return await self._p.registrations.get(registration_id, session=self._session)
+
+    async def save_registration(self, view: RegistrationView) -> None:
+        await self._p.registrations.save(view, session=self._session)
+
+    async def participations(
+        self, seminar_id: str, participant_ids: Collection[str] | None = None
+    ) -> dict[str, ParticipationView]:
+        return await self._p.participations.of_seminar(
+            seminar_id, participant_ids, session=self._session
+        )
+
+    async def save_participations(self, views: Sequence[ParticipationView]) -> None:
+        await self._p.participations.save_many(views, session=self._session)
+
+    async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
+        return await self._p.evaluations.get(evaluation_id, session=self._session)
+
+    async def save_evaluation(self, view: EvaluationView) -> None:
+        await self._p.evaluations.save(view, session=self._session)
+
+
+# ---- the pointer ---------------------------------------------------------------------
+
+
+class RebuildRunning(Exception):
+    """Another rebuild holds the lock."""
+
+
+class ProjectionPointer:
+    """``projection_state``: which projection set is active, and the rebuild lock."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.collection: AsyncCollection[Document] = db[STATE]
+
+    async def active(self, *, session: AsyncClientSession | None = None) -> ProjectionSet:
+        doc = await self.collection.find_one({"_id": ACTIVE}, session=session)
+        return ProjectionSet(suffix=str(doc.get("suffix", ""))) if doc else ProjectionSet()
+
+    async def state(self) -> Document:
+        doc = await self.collection.find_one({"_id": ACTIVE})
+        return doc or {"_id": ACTIVE, "suffix": ""}
+
+    async def switch(
+        self, projection_set: ProjectionSet, *, at: datetime, details: Document
+    ) -> None:
+        """Make ``projection_set`` the active one: one single-document write."""
+        await self.collection.replace_one(
+            {"_id": ACTIVE},
+            {"_id": ACTIVE, "suffix": projection_set.suffix, "activated_at": at, **details},
+            upsert=True,
+        )
+
+    async def lock_rebuild(self, *, owner: str, at: datetime, force: bool) -> None:
+        if force:
+            await self.collection.delete_one({"_id": REBUILD_LOCK})
+        try:
+            await self.collection.insert_one({"_id": REBUILD_LOCK, "owner": owner, "since": at})
+        except DuplicateKeyError:
+            held = await self.collection.find_one({"_id": REBUILD_LOCK}) or {}
+            raise RebuildRunning(
+                f"another rebuild ({held.get('owner')}, since {held.get('since')}) holds the "
+                "lock; if it crashed, run again with --force"
+            ) from None
+
+    async def unlock_rebuild(self, *, owner: str) -> None:
+        await self.collection.delete_one({"_id": REBUILD_LOCK, "owner": owner})
+
+    async def projection_sets(self) -> set[ProjectionSet]:
+        """Every projection set that has collections in the database."""
+        names = await self.db.list_collection_names()
+        sets: set[ProjectionSet] = set()
+        for name in names:
+            for projection in PROJECTIONS:
+                if name == projection.base:
+                    sets.add(ProjectionSet())
+                elif name.startswith(projection.base + REBUILD_SUFFIX_PREFIX):
+                    sets.add(ProjectionSet(suffix=name[len(projection.base) :]))
+        return sets
+
+    async def drop(self, projection_set: ProjectionSet) -> None:
+        for projection in PROJECTIONS:
+            await self.db.drop_collection(projection_set.name(projection.base))
+
+
+# ---- report queries ------------------------------------------------------------------
+
+
+class ReportQueries:
+    """The aggregations behind the reports: each starts with ``$match`` on an indexed
+    field and returns counts only (no person leaves this class)."""
+
+    def __init__(self, projections: Projections) -> None:
+        self._p = projections
+
+    async def participants(self, years: Sequence[int]) -> dict[tuple[int, Kind, Programme], int]:
+        """(year, kind, programme) -> participants (attended), for ``years``."""
+        pipeline: list[Document] = [
+            {"$match": {"year": {"$in": list(years)}, "attended": True}},
+            {"$group": {"_id": {"y": "$year", "k": "$kind", "p": "$programme"}, "n": {"$sum": 1}}},
+        ]
+        return {
+            (int(d["_id"]["y"]), Kind(d["_id"]["k"]), Programme(d["_id"]["p"])): int(d["n"])
+            async for d in _aggregate(self._p.participations.collection, pipeline)
+        }
+
+    async def ratings(self, years: Sequence[int]) -> dict[tuple[int, Kind, Programme, Rating], int]:
+        """(year, kind, programme, rating) -> responses, for ``years``."""
+        pipeline: list[Document] = [
+            {"$match": {"year": {"$in": list(years)}}},
+            {
+                "$group": {
+                    "_id": {"y": "$year", "k": "$kind", "p": "$programme", "r": "$overall"},
+                    "n": {"$sum": 1},
+                }
+            },
+        ]
+        return {
+            (
+                int(d["_id"]["y"]),
+                Kind(d["_id"]["k"]),
+                Programme(d["_id"]["p"]),
+                Rating(d["_id"]["r"]),
+            ): int(d["n"])
+            async for d in _aggregate(self._p.evaluations.collection, pipeline)
+        }
+
+    async def seminars_of(self, year: int, kind: Kind | None) -> list[SeminarView]:
+        query: Document = {"year": year}
+        if kind is not None:
+            query["kind"] = kind.value
+        return [seminar_view(d) async for d in self._p.seminars.collection.find(query)]
+
+    async def funnel_counts(self, seminar_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """seminar id -> counts of each funnel stage."""
+        counts: dict[str, dict[str, int]] = {
+            s: dict.fromkeys(FUNNEL_STAGES, 0) for s in seminar_ids
+        }
+        if not seminar_ids:
+            return counts
+        ids = list(seminar_ids)
+
+        def flag(field: str) -> Document:
+            return {"$sum": {"$cond": [{"$eq": [f"${field}", True]}, 1, 0]}}
+
+        def status(value: str) -> Document:
+            return {"$sum": {"$cond": [{"$eq": ["$status", value]}, 1, 0]}}
+
+        registrations: list[Document] = [
+            {"$match": {"seminar_id": {"$in": ids}}},
+            {
+                "$group": {
+                    "_id": "$seminar_id",
+                    "requested": {"$sum": 1},
+                    "confirmed": flag("ever_confirmed"),
+                    "waitlisted": flag("ever_waitlisted"),
+                    "promoted": flag("ever_promoted"),
+                    "cancelled": status(RegistrationStatus.CANCELLED.value),
+                    "rejected": status(RegistrationStatus.REJECTED.value),
+                }
+            },
+        ]
+        async for d in _aggregate(self._p.registrations.collection, registrations):
+            counts[d["_id"]].update({k: int(v) for k, v in d.items() if k != "_id"})
+        attended: list[Document] = [
+            {"$match": {"seminar_id": {"$in": ids}, "attended": True}},
+            {"$group": {"_id": "$seminar_id", "n": {"$sum": 1}}},
+        ]
+        async for d in _aggregate(self._p.participations.collection, attended):
+            counts[d["_id"]]["attended"] = int(d["n"])
+        evaluated: list[Document] = [
+            {"$match": {"seminar_id": {"$in": ids}}},
+            {"$group": {"_id": "$seminar_id", "n": {"$sum": 1}}},
+        ]
+        async for d in _aggregate(self._p.evaluations.collection, evaluated):
+            counts[d["_id"]]["evaluated"] = int(d["n"])
+        return counts
+
+    async def _people_by(self, year: int, field: str) -> dict[str | None, tuple[int, int]]:
+        """``field`` value -> (participations, distinct people) among ``year``'s
+        participants; distinct counted by grouping twice (no sets of ids built)."""
+        pipeline: list[Document] = [
+            {"$match": {"year": year, "attended": True}},
+            {"$group": {"_id": {"g": f"${field}", "p": "$participant_id"}, "n": {"$sum": 1}}},
+            {"$group": {"_id": "$_id.g", "participants": {"$sum": "$n"}, "people": {"$sum": 1}}},
+        ]
+        return {
+            d["_id"]: (int(d["participants"]), int(d["people"]))
+            async for d in _aggregate(self._p.participations.collection, pipeline)
+        }
+
+    async def countries(self, year: int) -> dict[str | None, tuple[int, int]]:
+        return await self._people_by(year, "country")
+
+    async def schools_taking_part(self, year: int) -> dict[str, tuple[int, int]]:
+        return {
+            k: v for k, v in (await self._people_by(year, "school_id")).items() if k is not None
+        }
+
+    async def schools_hosting(self, year: int) -> dict[str, tuple[int, int]]:
+        """school -> (hosted seminars, of which open to other schools); cancelled
+        seminars do not count."""
+        pipeline: list[Document] = [
+            {"$match": {"year": year}},
+            {
+                "$match": {
+                    "host_school_id": {"$type": "string"},
+                    "status": {"$ne": SeminarStatus.CANCELLED.value},
+                }
+            },
+            {
+                "$group": {
+                    "_id": "$host_school_id",
+                    "hosted": {"$sum": 1},
+                    "open": {"$sum": {"$cond": [{"$eq": ["$open_to_other_schools", True]}, 1, 0]}},
+                }
+            },
+        ]
+        return {
+            d["_id"]: (int(d["hosted"]), int(d["open"]))
+            async for d in _aggregate(self._p.seminars.collection, pipeline)
+        }
+
+    async def years(self) -> list[int]:
+        """Years with seminars or participants (distinct over the year indexes)."""
+        found: set[int] = set()
+        for collection in (self._p.seminars.collection, self._p.participations.collection):
+            found |= {int(y) for y in await collection.distinct("year") if y is not None}
+        return sorted(found)
+
+    # ---- gauges (whole-collection summaries, refreshed in the background) -----------
+
+    async def registrations_by_status_and_kind(self) -> dict[tuple[str, str], int]:
+        """(status, kind or ``unknown``) -> registrations."""
+        per_seminar: dict[str, dict[str, int]] = {}
+        pipeline: list[Document] = [
+            {"$group": {"_id": {"s": "$seminar_id", "st": "$status"}, "n": {"$sum": 1}}}
+        ]
+        async for d in _aggregate(self._p.registrations.collection, pipeline):
+            per_seminar.setdefault(d["_id"]["s"], {})[d["_id"]["st"]] = int(d["n"])
+        kinds: dict[str, str] = {}
+        if per_seminar:
+            found = self._p.seminars.collection.find(
+                {"_id": {"$in": sorted(per_seminar)}}, {"kind": 1}
+            )
+            kinds = {d["_id"]: d.get("kind") or "unknown" async for d in found}
+        out: dict[tuple[str, str], int] = {}
+        for seminar_id, statuses in per_seminar.items():
+            kind = kinds.get(seminar_id, "unknown")
+            for status, n in statuses.items():
+                out[(status, kind)] = out.get((status, kind), 0) + n
+        return out
+
+    async def all_participants(self) -> dict[tuple[int, Kind, Programme], int]:
+        pipeline: list[Document] = [
+            {"$match": {"year": {"$gte": 0}, "attended": True}},
+            {"$group": {"_id": {"y": "$year", "k": "$kind", "p": "$programme"}, "n": {"$sum": 1}}},
+        ]
+        return {
+            (int(d["_id"]["y"]), Kind(d["_id"]["k"]), Programme(d["_id"]["p"])): int(d["n"])
+            async for d in _aggregate(self._p.participations.collection, pipeline)
+        }
+
+    async def all_ratings(self) -> dict[tuple[int, Kind, Programme, Rating], int]:
+        pipeline: list[Document] = [
+            {"$match": {"year": {"$gte": 0}}},
+            {
+                "$group": {
+                    "_id": {"y": "$year", "k": "$kind", "p": "$programme", "r": "$overall"},
+                    "n": {"$sum": 1},
+                }
+            },
+        ]
+        return {
+            (
+                int(d["_id"]["y"]),
+                Kind(d["_id"]["k"]),
+                Programme(d["_id"]["p"]),
+                Rating(d["_id"]["r"]),
+            ): int(d["n"])
+            async for d in _aggregate(self._p.evaluations.collection, pipeline)
+        }
+
+
+async def _aggregate(
+    collection: AsyncCollection[Document], pipeline: list[Document]
+) -> AsyncIterator[Document]:
+    cursor = await collection.aggregate(pipeline)
+    async for doc in cursor:
+        yield doc
+
+
+__all__ = [
+    "ACTIVE",
+    "PROJECTIONS",
+    "STATE",
+    "Erasures",
+    "Evaluations",
+    "MongoProjectionStore",
+    "Participations",
+    "ProjectionPointer",
+    "ProjectionSet",
+    "Projections",
+    "RebuildRunning",
+    "Registrations",
+    "ReportQueries",
+    "Seminars",
+]

@@ -1,0 +1,128 @@
+"""Where projections are folded: the interface the projector writes through, and an
+in-memory implementation (the rebuild folds the whole event log in memory and writes
+the result once; unit tests use it as the fake)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
+
+from .domain import (
+    EvaluationView,
+    ParticipationView,
+    RegistrationView,
+    SeminarView,
+    anonymous_id,
+)
+
+
+class ProjectionStore(Protocol):
+    """The projection documents of one projection set, in one unit of work."""
+
+    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
+        """The ids among ``participant_ids`` whose person asked to be forgotten."""
+        ...
+
+    async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
+        """Remember the erasure (by its anonymous id only) and replace the id everywhere."""
+        ...
+
+    async def seminar(self, seminar_id: str) -> SeminarView | None: ...
+
+    async def save_seminar(self, view: SeminarView) -> None: ...
+
+    async def registration(self, registration_id: str) -> RegistrationView | None: ...
+
+    async def save_registration(self, view: RegistrationView) -> None: ...
+
+    async def participations(
+        self, seminar_id: str, participant_ids: Collection[str] | None = None
+    ) -> dict[str, ParticipationView]:
+        """Participations of a seminar by participant id (all of them for ``None``)."""
+        ...
+
+    async def save_participations(self, views: Sequence[ParticipationView]) -> None: ...
+
+    async def evaluation(self, evaluation_id: str) -> EvaluationView | None: ...
+
+    async def save_evaluation(self, view: EvaluationView) -> None: ...
+
+
+class MemoryProjectionStore:
+    """All projection documents in dictionaries, with the same semantics as the
+    database store (keys, erasure) and an index by participant for erasures."""
+
+    def __init__(self) -> None:
+        self.seminars: dict[str, SeminarView] = {}
+        self.registrations: dict[str, RegistrationView] = {}
+        self.participations_by_key: dict[tuple[str, str], ParticipationView] = {}
+        self._by_seminar: dict[str, set[str]] = {}
+        self.evaluations: dict[str, EvaluationView] = {}
+        # anonymous id -> when the erasure happened
+        self.erasures: dict[str, datetime] = {}
+        # participant id -> keys of their registrations / participations / evaluations
+        self._of_person: dict[str, set[tuple[str, object]]] = {}
+
+    def _remember(self, participant_id: str | None, kind: str, key: object) -> None:
+        if participant_id is not None:
+            self._of_person.setdefault(participant_id, set()).add((kind, key))
+
+    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
+        return {p for p in participant_ids if anonymous_id(p) in self.erasures}
+
+    async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
+        self.erasures.setdefault(anonymous, erased_at)
+        for kind, key in self._of_person.pop(participant_id, set()):
+            if kind == "registration":
+                assert isinstance(key, str)
+                view = replace(self.registrations[key], participant_id=anonymous)
+                self.registrations[key] = view
+                self._remember(anonymous, kind, key)
+            elif kind == "evaluation":
+                assert isinstance(key, str)
+                evaluation = replace(self.evaluations[key], participant_id=anonymous)
+                self.evaluations[key] = evaluation
+                self._remember(anonymous, kind, key)
+            else:
+                assert isinstance(key, tuple)
+                seminar_id = str(key[0])
+                participation = self.participations_by_key.pop((seminar_id, participant_id))
+                self._by_seminar[seminar_id].discard(participant_id)
+                await self.save_participations([replace(participation, participant_id=anonymous)])
+
+    async def seminar(self, seminar_id: str) -> SeminarView | None:
+        return self.seminars.get(seminar_id)
+
+    async def save_seminar(self, view: SeminarView) -> None:
+        self.seminars[view.seminar_id] = view
+
+    async def registration(self, registration_id: str) -> RegistrationView | None:
+        return self.registrations.get(registration_id)
+
+    async def save_registration(self, view: RegistrationView) -> None:
+        self.registrations[view.registration_id] = view
+        self._remember(view.participant_id, "registration", view.registration_id)
+
+    async def participations(
+        self, seminar_id: str, participant_ids: Collection[str] | None = None
+    ) -> dict[str, ParticipationView]:
+        wanted: Iterable[str] = (
+            self._by_seminar.get(seminar_id, set()) if participant_ids is None else participant_ids
+        )
+        found = {p: self.participations_by_key.get((seminar_id, p)) for p in wanted}
+        return {p: view for p, view in found.items() if view is not None}
+
+    async def save_participations(self, views: Sequence[ParticipationView]) -> None:
+        for view in views:
+            self.participations_by_key[(view.seminar_id, view.participant_id)] = view
+            self._by_seminar.setdefault(view.seminar_id, set()).add(view.participant_id)
+            self._remember(view.participant_id, "participation", (view.seminar_id,))
+
+    async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
+        return self.evaluations.get(evaluation_id)
+
+    async def save_evaluation(self, view: EvaluationView) -> None:
+        self.evaluations[view.evaluation_id] = view
+        self._remember(view.participant_id, "evaluation", view.evaluation_id)

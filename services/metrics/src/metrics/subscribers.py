@@ -1,0 +1,17 @@
+"""Kafka entry points: the three internal topics, every projected type to the projector."""
+
+from __future__ import annotations
+
+from seminarops_shared.events.topics import FEEDBACK_EVENTS, REGISTRATION_EVENTS, SEMINAR_EVENTS
+from seminarops_shared.kafka import EventConsumer
+from seminarops_shared.service import Runtime
+
+from .handlers import PROJECTED_TYPES, ProjectionService
+
+TOPICS = (SEMINAR_EVENTS, REGISTRATION_EVENTS, FEEDBACK_EVENTS)
+
+
+def subscribe(runtime: Runtime, service: ProjectionService) -> EventConsumer:
+    """One consumer group (``metrics``) over the three topics; other event types on
+    them (reminders, invitations, windows) are skipped by the pipeline."""
+    return runtime.consume(topics=TOPICS, handlers=dict.fromkeys(PROJECTED_TYPES, service.project))
