@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from .events.topics import EVENT_TOPICS, dead_letter_topic
-from .kafka_clients import client_options
+from .kafka_clients import client_options, end_offsets
 from .settings import KafkaSettings
 
 REDRIVE_GROUP = "dlq-redrive"
@@ -53,9 +53,14 @@ async def _records(
         if not partitions:
             return
         consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)
+        end = await end_offsets(consumer, partitions)
         if group is None:
             await consumer.seek_to_beginning(*partitions)
+        else:
+            # Back to the group's committed positions (end_offsets moved them).
+            for tp in partitions:
+                committed = await consumer.committed(tp)
+                consumer.seek(tp, committed or 0)
         remaining = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)

@@ -164,11 +164,58 @@ async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
             return
 
 
-class _Rejected(Exception):
+class Rejected(Exception):
     def __init__(self, reason_kind: str, reason: str) -> None:
         super().__init__(reason)
         self.reason_kind = reason_kind
         self.reason = reason
+
+
+def logical_topic(physical: str, kafka: KafkaSettings) -> str:
+    prefix = kafka.topic_prefix
+    return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
+
+
+def decode_record(
+    record: ConsumerRecord[Any, Any],
+    *,
+    kafka: KafkaSettings,
+    allowed_sources: Mapping[str, Sequence[str]],
+) -> tuple[ReceivedEvent, str]:
+    """The event in ``record`` and its logical topic, checked as every consumer checks
+    it (the live pipeline and the metrics rebuild alike). Raises ``Rejected`` with the
+    reason for anything that is not a valid event on that topic."""
+    value = record.value
+    if not value:
+        raise Rejected("empty", "empty record: no CloudEvents envelope")
+    if len(value) > MAX_RECORD_BYTES:
+        raise Rejected("too_large", f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}")
+    try:
+        envelope = Envelope.from_json_bytes(value)
+    except ValidationError as error:
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            raise Rejected("invalid_json", "not valid JSON: " + _summary(error)) from None
+        raise Rejected("invalid_envelope", "invalid envelope: " + _summary(error)) from None
+    logical = logical_topic(record.topic, kafka)
+    allowed = allowed_sources.get(logical)
+    if allowed is not None and not any(envelope.source.startswith(p) for p in allowed):
+        raise Rejected(
+            "forbidden_source",
+            f"source {envelope.source!r} may not publish to {logical} (allowed: {list(allowed)})",
+        )
+    try:
+        received = REGISTRY.decode(envelope)
+    except UnknownEventType as error:
+        raise Rejected("unknown_type", str(error)) from None
+    except ValidationError as error:
+        raise Rejected(
+            "invalid_data", f"invalid data for {envelope.type}: {_summary(error)}"
+        ) from None
+    if received.data.topic != logical:
+        raise Rejected(
+            "wrong_topic", f"{envelope.type} belongs on {received.data.topic}, not {logical}"
+        )
+    return received, logical
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,43 +255,12 @@ class EventConsumer:
 
     # ---- decoding --------------------------------------------------------------------
 
-    def _logical_topic(self, physical: str) -> str:
-        prefix = self._kafka.topic_prefix
-        return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
-
     def decode(self, record: ConsumerRecord[Any, Any]) -> _Item:
-        """Raises ``_Rejected`` with the reason for anything that is not a valid event."""
-        value = record.value
-        if not value:
-            raise _Rejected("empty", "empty record: no CloudEvents envelope")
-        if len(value) > MAX_RECORD_BYTES:
-            raise _Rejected("too_large", f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}")
-        try:
-            envelope = Envelope.from_json_bytes(value)
-        except ValidationError as error:
-            if any(e["type"] == "json_invalid" for e in error.errors()):
-                raise _Rejected("invalid_json", "not valid JSON: " + _summary(error)) from None
-            raise _Rejected("invalid_envelope", "invalid envelope: " + _summary(error)) from None
-        logical = self._logical_topic(record.topic)
-        allowed = self._allowed_sources.get(logical)
-        if allowed is not None and not any(envelope.source.startswith(p) for p in allowed):
-            raise _Rejected(
-                "forbidden_source",
-                f"source {envelope.source!r} may not publish to {logical} (allowed: {list(allowed)})",
-            )
-        try:
-            received = REGISTRY.decode(envelope)
-        except UnknownEventType as error:
-            raise _Rejected("unknown_type", str(error)) from None
-        except ValidationError as error:
-            raise _Rejected(
-                "invalid_data", f"invalid data for {envelope.type}: {_summary(error)}"
-            ) from None
-        if received.data.topic != logical:
-            raise _Rejected(
-                "wrong_topic", f"{envelope.type} belongs on {received.data.topic}, not {logical}"
-            )
-        return _Item(record=record, event=received, logical_topic=logical)
+        """Raises ``Rejected`` with the reason for anything that is not a valid event."""
+        event, logical = decode_record(
+            record, kafka=self._kafka, allowed_sources=self._allowed_sources
+        )
+        return _Item(record=record, event=event, logical_topic=logical)
 
     # ---- processing ------------------------------------------------------------------
 
@@ -256,7 +272,7 @@ class EventConsumer:
         for record in records:
             try:
                 item = self.decode(record)
-            except _Rejected as rejected:
+            except Rejected as rejected:
                 await self._dead_letters.send(
                     record, reason=rejected.reason, reason_kind=rejected.reason_kind, attempts=1
                 )

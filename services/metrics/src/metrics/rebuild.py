@@ -24,7 +24,6 @@ be rebuildable.
 
 from __future__ import annotations
 
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -33,11 +32,11 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import ValidationError
 
 from seminarops_shared.clock import Clock, utc_now
-from seminarops_shared.events import REGISTRY, Envelope, ReceivedEvent, UnknownEventType
-from seminarops_shared.kafka import MAX_RECORD_BYTES
+from seminarops_shared.events import ReceivedEvent
+from seminarops_shared.kafka import Rejected, decode_record
+from seminarops_shared.kafka_clients import client_options, end_offsets
 from seminarops_shared.mongo import Document, Mongo, retry_transient
 from seminarops_shared.service import default_allowed_sources
 from seminarops_shared.settings import KafkaSettings
@@ -85,24 +84,14 @@ class RebuildResult:
 
 
 def _consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
+    return {
+        **client_options(kafka),
         "client_id": f"{kafka.client_id_prefix}-metrics-rebuild",
         "group_id": None,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "security_protocol": kafka.security_protocol,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
     }
-    if kafka.security_protocol in {"SSL", "SASL_SSL"}:
-        options["ssl_context"] = ssl.create_default_context(cafile=kafka.ssl_cafile)
-    if kafka.security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
-        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = kafka.sasl_username
-        options["sasl_plain_password"] = (
-            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        )
-    return options
 
 
 class TopicReader:
@@ -134,7 +123,7 @@ class TopicReader:
     async def ends(self) -> Offsets:
         if not self.partitions:
             return {}
-        return dict(await self._consumer.end_offsets(self.partitions))
+        return await end_offsets(self._consumer, self.partitions)
 
     async def read(
         self, start: Mapping[TopicPartition, int], end: Mapping[TopicPartition, int]
@@ -157,22 +146,9 @@ class TopicReader:
 def decode(record: ConsumerRecord[bytes, bytes], kafka: KafkaSettings) -> ReceivedEvent | None:
     """The event in ``record``, checked as the live pipeline checks it; ``None`` for a
     record it would dead-letter (and so never applied)."""
-    value = record.value
-    if not value or len(value) > MAX_RECORD_BYTES:
-        return None
-    prefix = kafka.topic_prefix
-    logical = (
-        record.topic[len(prefix) :] if prefix and record.topic.startswith(prefix) else record.topic
-    )
     try:
-        envelope = Envelope.from_json_bytes(value)
-        allowed = default_allowed_sources().get(logical)
-        if allowed is not None and not any(envelope.source.startswith(p) for p in allowed):
-            return None
-        received = REGISTRY.decode(envelope)
-    except (ValidationError, UnknownEventType):
-        return None
-    if received.data.topic != logical:
+        received, _ = decode_record(record, kafka=kafka, allowed_sources=default_allowed_sources())
+    except Rejected:
         return None
     return received
 

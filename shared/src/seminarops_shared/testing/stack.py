@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from ..clock import utc_now
 from ..events import Envelope, Event, envelope_for
+from ..kafka_clients import end_offsets
 from ..settings import KafkaSettings, MongoSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -131,7 +132,7 @@ class KafkaProbe:
             if not assignment:
                 return []
             consumer.assign(assignment)
-            end = await consumer.end_offsets(assignment)
+            end = await end_offsets(consumer, assignment)
             records: list[ConsumerRecord[bytes, bytes]] = []
             remaining = {tp for tp in assignment if end[tp] > 0}
             for tp in assignment:
