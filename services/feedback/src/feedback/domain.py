@@ -161,12 +161,15 @@ def default_form_id(kind: Kind) -> str:
 
 def default_form(kind: Kind, *, now: datetime) -> FormVersion:
     """Version 1 of the built-in form of a kind: overall rating first, then questions
-    every survey of that kind asks, so answers compare across all its seminars."""
+    every survey of that kind asks, so answers compare across all its seminars.
+
+    Only the overall rating is required: a platform system that knows nothing but the
+    contract's body (``overall``, ``comments``, ``answers: {}``) can always submit;
+    operators who want more make a form of their own with required questions."""
     content = Question(
         "content",
         QuestionType.RATING,
         "How relevant was the content to your teaching? (1 = not at all, 5 = very)",
-        required=True,
     )
     recommend = Question(
         "recommend", QuestionType.YES_NO, "Would you recommend this event to a colleague?"
