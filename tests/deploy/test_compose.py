@@ -263,6 +263,10 @@ def test_service_environment(compose: dict[str, Any], name: str, port: int) -> N
     assert env[f"{prefix}_LOG_JSON"] == "true"
     # Compose refuses to start without tokens (`:?`), never falls back to an open service.
     assert re.fullmatch(r"\$\{AUTH_TOKENS:\?[^}]+\}", env["AUTH_TOKENS"]), env["AUTH_TOKENS"]
+    # The same for the erasure pseudonym key: one variable for every service.
+    assert env["AUTH_REQUIRED"] == "true"  # and '{}' as tokens stops the service
+    key = env["PRIVACY_PSEUDONYM_KEY"]
+    assert re.fullmatch(r"\$\{PRIVACY_PSEUDONYM_KEY:\?[^}]+\}", key), key
     assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     assert env["KAFKA_ACKS"] == "all"
     assert env["KAFKA_REPLICATION_FACTOR"] == "3"

@@ -383,6 +383,7 @@ def problems_configuration(build: Build, workloads: list[Resource] | None = None
     objects (and so no credentials) in the repository."""
     problems = [f"{_name(r)}: Secrets are created outside git" for r in build.of_kind("Secret")]
     targets = workloads if workloads is not None else build.of_kind("Deployment")
+    pseudonym_keys: set[tuple[str | None, str | None]] = set()
     for workload in targets:
         for container in kustomize.containers_of(workload):
             env = effective_env(build, container)
@@ -392,14 +393,21 @@ def problems_configuration(build: Build, workloads: list[Resource] | None = None
                 "KAFKA_ENABLE_IDEMPOTENCE": "true",
                 "KAFKA_REPLICATION_FACTOR": "3",
             }
+            if workload["kind"] == "Deployment":
+                # Tokens that parse but are empty stop the service instead of opening it.
+                expected["AUTH_REQUIRED"] = "true"
             for key, value in expected.items():
                 if env.get(key) != value:
                     problems.append(f"{where}: {key} is {env.get(key)!r}, not {value!r}")
             secrets = ["KAFKA_SASL_PASSWORD"]
             if workload["kind"] == "Deployment":
-                secrets += ["MONGODB_URI", "AUTH_TOKENS"]
-            elif "MONGODB_URI" in env:
-                secrets.append("MONGODB_URI")
+                secrets += ["MONGODB_URI", "AUTH_TOKENS", "PRIVACY_PSEUDONYM_KEY"]
+            else:
+                if "MONGODB_URI" in env:
+                    secrets.append("MONGODB_URI")
+                if container.get("command", [])[:3] == ["python", "-m", "metrics"]:
+                    # The metrics rebuild pseudonymises erased people as the services do.
+                    secrets.append("PRIVACY_PSEUDONYM_KEY")
             for key in secrets:
                 ref = (
                     (env.get(key) or {}).get("secretKeyRef")
@@ -410,12 +418,19 @@ def problems_configuration(build: Build, workloads: list[Resource] | None = None
                     problems.append(f"{where}: {key} must come from a secretKeyRef")
                 elif ref.get("optional") is not False:
                     problems.append(f"{where}: {key} secretKeyRef needs optional: false")
+                elif key == "PRIVACY_PSEUDONYM_KEY":
+                    pseudonym_keys.add((ref.get("name"), ref.get("key")))
             for key, value in env.items():
-                if isinstance(value, str) and re.search(r"(PASSWORD|TOKEN|SECRET|_URI$)", key):
+                if isinstance(value, str) and re.search(
+                    r"(PASSWORD|TOKEN|SECRET|_URI$|_KEY$)", key
+                ):
                     problems.append(f"{where}: {key} is given in clear text")
             security = env.get("KAFKA_SECURITY_PROTOCOL")
             if security not in {"SASL_SSL", "SSL"}:
                 problems.append(f"{where}: KAFKA_SECURITY_PROTOCOL {security!r} is not TLS")
+    if len(pseudonym_keys) > 1:
+        # One person, one pseudonym: every service must read the same key.
+        problems.append(f"PRIVACY_PSEUDONYM_KEY comes from several secrets: {pseudonym_keys}")
     return problems
 
 
@@ -722,6 +737,31 @@ def test_configuration_is_durable_and_secrets_are_required(environment: str) -> 
     assert problems_configuration(_rendered(environment)) == []
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "mongodb://u:p@mongo-0.mongo:27017/?replicaSet=rs0",
+        "mongodb://u:p@mongo-0.mongo:27017/?replicaSet=rs0&w=1",
+        "mongodb://u:p@mongo-0.mongo:27017,mongo-1.mongo:27017/?replicaSet=rs0&w=0",
+    ],
+)
+async def test_services_write_with_majority_whatever_the_secret_uri_says(uri: str) -> None:
+    """The database URI lives in a Secret the manifests cannot read, so the code holds
+    the guarantee: every service (and the metrics rebuild) writes through ``Mongo``,
+    which asks for ``w: majority`` even when the URI forgets it or asks for less."""
+    from pydantic import SecretStr
+
+    from seminarops_shared.mongo import Mongo
+    from seminarops_shared.settings import MongoSettings
+
+    mongo = Mongo(MongoSettings(uri=SecretStr(uri)), "registration")
+    try:
+        assert mongo.client.write_concern.document.get("w") == "majority"
+        assert mongo.db.write_concern.document.get("w") == "majority"
+    finally:
+        await mongo.close()
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_autoscaling_follows_consumer_lag_up_to_the_partitions(environment: str) -> None:
     assert problems_scaling(_rendered(environment)) == []
@@ -922,6 +962,32 @@ MUTATIONS: dict[str, tuple[Callable[[Build], Any], Callable[[Build], list[str]]]
         lambda b: next(e for e in _container(_deployment(b))["env"] if e["name"] == "AUTH_TOKENS")[
             "valueFrom"
         ]["secretKeyRef"].update(optional=True),
+        problems_configuration,
+    ),
+    "auth not required": (
+        lambda b: _set_env(b, "AUTH_REQUIRED", "false"),
+        problems_configuration,
+    ),
+    "no pseudonym key": (
+        lambda b: _container(_deployment(b, "feedback")).update(
+            env=[
+                e
+                for e in _container(_deployment(b, "feedback"))["env"]
+                if e["name"] != "PRIVACY_PSEUDONYM_KEY"
+            ]
+        ),
+        problems_configuration,
+    ),
+    "a pseudonym key of its own": (
+        lambda b: next(
+            e
+            for e in _container(_deployment(b, "metrics"))["env"]
+            if e["name"] == "PRIVACY_PSEUDONYM_KEY"
+        )["valueFrom"]["secretKeyRef"].update(name="metrics-privacy"),
+        problems_configuration,
+    ),
+    "pseudonym key in clear": (
+        lambda b: _set_env(b, "PRIVACY_PSEUDONYM_KEY", "0123456789abcdef0123"),
         problems_configuration,
     ),
     "a committed Secret": (

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pymongo import IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,8 +26,11 @@ class ProcessedEvents:
         self._collection = db[PROCESSED_EVENTS]
 
     async def ensure_indexes(self) -> None:
-        # `_id` is the lookup key; the time index serves pruning of old markers.
-        await self._collection.create_indexes([IndexModel("processed_at")])
+        # `_id` is the only lookup key. No index on `processed_at`: no query uses it
+        # (nothing prunes markers yet), and on the embedded database every secondary
+        # index costs about as much per insert as the document itself, on every event
+        # of every consumer. A pruning job should bring its own (TTL) index.
+        return
 
     async def claim(
         self,

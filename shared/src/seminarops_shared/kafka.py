@@ -6,7 +6,9 @@ Per batch of records (one poll):
    known ``type`` (upcast to the newest version), valid ``data``; a record that fails
    any of these is dead-lettered to ``<topic>.dlq`` with ``x-dlq-reason`` and skipped;
 2. apply the valid ones in ONE MongoDB transaction, together with their processed-event
-   markers (duplicates are skipped) and the events they emit (outbox);
+   markers (duplicates are skipped) and the events they emit (outbox): one handler call
+   per event, or one call of a *batch handler* with all fresh events of the batch (in
+   order), so that it can read what they need with one query and write with one;
 3. commit the offsets only after that transaction committed (at least once).
 
 Failures: infrastructure outages (database or broker unreachable) are retried with
@@ -22,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +52,13 @@ from .unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
 _log = structlog.get_logger(__name__)
 
 EventHandler = Callable[[ReceivedEvent, UnitOfWork], Awaitable[None]]
+# The fresh (not yet processed) events of one batch, in partition order, in one
+# transaction. Called with one event at a time when the batch falls back to that.
+BatchHandler = Callable[[Sequence[ReceivedEvent], UnitOfWork], Awaitable[None]]
+# Runs first in each batch transaction, before the processed-event markers, with every
+# event of the batch (duplicates included): e.g. to write the documents the batch will
+# change first, so that a concurrent writer fails early.
+BatchPrepare = Callable[[UnitOfWork, Sequence[ReceivedEvent]], Awaitable[None]]
 
 MAX_RECORD_BYTES = 1024 * 1024
 # A dead letter keeps at most this much of the original value (with headers it must
@@ -226,15 +236,20 @@ class _Item:
 
 
 class EventConsumer:
-    """One consumer group's pipeline. ``handlers`` name the event types it acts on; other
-    known types on its topics are skipped (counted as ``ignored``)."""
+    """One consumer group's pipeline. ``handlers`` name the event types it acts on (one
+    call per event); or ``batch_handler`` gets the fresh events of each batch in one call
+    and ``handled`` names their types. Other known types on its topics are skipped
+    (counted as ``ignored``). ``prepare`` runs first in every batch transaction."""
 
     def __init__(
         self,
         *,
         group: str,
         topics: Sequence[str],
-        handlers: Mapping[type[Event], EventHandler],
+        handlers: Mapping[type[Event], EventHandler] | None = None,
+        batch_handler: BatchHandler | None = None,
+        handled: Collection[type[Event]] = (),
+        prepare: BatchPrepare | None = None,
         uow: UnitOfWorkFactory,
         dead_letters: DeadLetters,
         metrics: ServiceMetrics,
@@ -242,9 +257,18 @@ class EventConsumer:
         allowed_sources: Mapping[str, Sequence[str]],
         max_attempts: int = 3,
     ) -> None:
+        if (handlers is None) == (batch_handler is None):
+            raise ValueError("give either handlers or a batch_handler")
+        if batch_handler is not None and not handled:
+            raise ValueError("a batch_handler needs the event types it handles (handled=...)")
         self.group = group
         self.topics = tuple(topics)
-        self._handlers = dict(handlers)
+        self._handlers = dict(handlers or {})
+        self._batch_handler = batch_handler
+        self._handled = (
+            frozenset(handled) if batch_handler is not None else frozenset(self._handlers)
+        )
+        self._prepare = prepare
         self._uow = uow
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -280,7 +304,7 @@ class EventConsumer:
                     topic=record.topic, event_type="unknown", outcome="dead_lettered"
                 )
                 continue
-            if type(item.event.data) in self._handlers:
+            if type(item.event.data) in self._handled:
                 items.append(item)
             else:
                 self._metrics.processed(
@@ -363,23 +387,37 @@ class EventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(_MAX_BACKOFF_S, delay * 2)
             else:
-                for item, outcome in outcomes:
+                counted = Counter(
+                    (item.record.topic, item.event.envelope.type, outcome)
+                    for item, outcome in outcomes
+                )
+                for (topic, event_type, outcome), count in counted.items():
                     self._metrics.processed(
-                        topic=item.record.topic,
-                        event_type=item.event.envelope.type,
-                        outcome=outcome,
+                        topic=topic, event_type=event_type, outcome=outcome, count=count
                     )
                 return
 
     async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
+        """One transaction: ``prepare``, the processed-event markers (one query, one
+        insert), then the handler(s) for the events not seen before."""
         outcomes: list[tuple[_Item, str]] = []
         async with self._uow.begin() as uow:
+            if self._prepare is not None:
+                await self._prepare(uow, [i.event for i in items])
             fresh = await self._uow.claim(uow, self.group, (i.event.id for i in items))
+            todo: list[_Item] = []
             for item in items:
                 if item.event.id not in fresh:
                     outcomes.append((item, "duplicate"))
                     continue
                 fresh.discard(item.event.id)  # the same id twice in one batch
+                todo.append(item)
+                outcomes.append((item, "processed"))
+            if self._batch_handler is not None:
+                if todo:
+                    await self._apply_batch(todo, uow)
+                return outcomes
+            for item in todo:
                 envelope = item.event.envelope
                 token = current_traceparent.set(envelope.traceparent)
                 structlog.contextvars.bind_contextvars(
@@ -398,8 +436,18 @@ class EventConsumer:
                     structlog.contextvars.unbind_contextvars(
                         "topic", "event_id", "event_type", "trace_id"
                     )
-                outcomes.append((item, "processed"))
         return outcomes
+
+    async def _apply_batch(self, todo: list[_Item], uow: UnitOfWork) -> None:
+        assert self._batch_handler is not None
+        try:
+            await self._batch_handler([i.event for i in todo], uow)
+        except Exception as error:
+            # Alone in its batch, the event is the culprit (its first attempt is spent);
+            # in a larger batch nobody knows which one it was: each is tried on its own.
+            if len(todo) == 1:
+                error.seminarops_event_id = todo[0].event.id  # type: ignore[attr-defined]
+            raise
 
     def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
         """Consumer lag per partition seen in this batch: high watermark - next offset."""
@@ -468,6 +516,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings
         batch=True,
         max_records=kafka.max_batch_records,
         batch_timeout_ms=kafka.batch_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
@@ -489,6 +538,8 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings
 
 
 __all__ = [
+    "BatchHandler",
+    "BatchPrepare",
     "DeadLetters",
     "EventConsumer",
     "EventHandler",

@@ -4,6 +4,7 @@ id, trace id) bound per message and cleared after it."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
@@ -23,7 +24,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool | None = 
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=True)
+        else structlog.dev.ConsoleRenderer(colors=True, exception_formatter=_console_exceptions())
     )
     structlog.configure(
         processors=[
@@ -50,8 +51,19 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool | None = 
     # Access logs are per request: Prometheus counts them; keep them out of the log.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # PyMongo's DEBUG command log prints the documents it writes and reads: names and
+    # e-mail addresses would reach the log at LOG_LEVEL=DEBUG (tests/security/test_logs.py).
+    logging.getLogger("pymongo").setLevel(logging.WARNING)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def _console_exceptions() -> structlog.typing.ExceptionRenderer:
+    # A traceback's local variables include the request's headers, bearer tokens among
+    # them (rich shows locals by default): never print them.
+    if importlib.util.find_spec("rich") is not None:
+        return structlog.dev.RichTracebackFormatter(show_locals=False)
+    return structlog.dev.plain_traceback
 
 
 def _keep(

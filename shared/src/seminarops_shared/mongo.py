@@ -55,6 +55,10 @@ class Mongo:
             tz_aware=True,
             connect=False,
             appname=database_name,
+            # Acknowledged means on a majority of the replica set (and journaled), whatever
+            # the URI in the deployment's secret says: a write the primary alone has seen
+            # can be rolled back when it fails over. Keyword options win over the URI.
+            w="majority",
         )
         self.db: AsyncDatabase[Document] = self.client[database_name]
 

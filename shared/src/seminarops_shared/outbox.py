@@ -5,9 +5,15 @@ caused them; the relay publishes them afterwards and deletes what Kafka acknowle
 crash between commit and publish loses nothing (the entry is still there) and at worst
 publishes an event twice, which consumers absorb by event id.
 
-Each entry names the process that wrote it (``owner``). A process publishes its own
-entries right after commit (low latency, commit order); entries whose owner has not
-published them within ``takeover_after_s`` (it crashed) are swept by any replica.
+The events of one transaction are stored as ONE outbox document (``records``, in
+order; a very large transaction takes a few): one insert per transaction, one delete
+per relay round, whatever the number of events.
+
+Each document names the process that wrote it (``owner``). A process hands what it
+committed to its relay in memory (no read-back): published right after commit, in
+commit order. If the relay fails, or a commit's outcome is unknown, it reads its own
+entries back from the database instead (in write order). Entries of another owner not
+published within ``takeover_after_s`` (it crashed) are swept by any replica.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +42,10 @@ from .publishing import RecordPublisher
 from .settings import KafkaSettings
 
 OUTBOX = "outbox"
-_BATCH = 500
+# Outbox documents read at a time when entries are read back (sweeps, after a failure).
+_READ_DOCS = 50
+# Events per outbox document at most (a document must stay well under 16 MiB).
+_RECORDS_PER_DOC = 1000
 
 _log = structlog.get_logger(__name__)
 
@@ -48,13 +58,18 @@ class OutgoingEvent:
 
 
 class Outbox:
-    """Stores outgoing events inside a transaction and wakes the relay after commit."""
+    """Stores the outgoing events of a transaction (one document) and hands what
+    committed to the relay."""
 
     def __init__(self, db: AsyncDatabase[Document], *, owner: str | None = None) -> None:
         self._collection = db[OUTBOX]
         self.owner = owner or uuid.uuid4().hex
         self._sequence = itertools.count()
         self.wakeup = asyncio.Event()
+        # Committed by this process, not yet taken by the relay (commit order).
+        self._committed: deque[Document] = deque()
+        # The relay must read this process's entries back from the database.
+        self._read_back = False
 
     async def ensure_indexes(self) -> None:
         await self._collection.create_indexes(
@@ -63,51 +78,113 @@ class Outbox:
 
     async def store(
         self, events: Sequence[OutgoingEvent], *, now: datetime, session: AsyncClientSession
-    ) -> None:
+    ) -> list[Document]:
+        """Inside the transaction: the events as one document (a few for thousands).
+        Returns what was written, for ``committed`` once the transaction committed."""
         if not events:
-            return
+            return []
         base = time.time_ns()
-        await self._collection.insert_many(
-            [
+        docs: list[Document] = []
+        for start in range(0, len(events), _RECORDS_PER_DOC):
+            chunk = events[start : start + _RECORDS_PER_DOC]
+            docs.append(
                 {
-                    "_id": event.envelope.id,
-                    "topic": event.topic,
-                    "key": event.key,
-                    "value": event.envelope.to_json_bytes(),
+                    "_id": chunk[0].envelope.id,
                     "owner": self.owner,
-                    # Wall-clock nanoseconds plus a counter: commit order within a process.
+                    # Wall-clock nanoseconds plus a counter: write order within a process.
                     "seq": base + next(self._sequence),
                     "created_at": now,
+                    "count": len(chunk),
+                    "records": [
+                        {
+                            "id": event.envelope.id,
+                            "topic": event.topic,
+                            "key": event.key,
+                            "value": event.envelope.to_json_bytes(),
+                        }
+                        for event in chunk
+                    ],
                 }
-                for event in events
-            ],
-            session=session,
-        )
+            )
+        if len(docs) == 1:
+            await self._collection.insert_one(docs[0], session=session)
+        else:
+            await self._collection.insert_many(docs, session=session)
+        return docs
+
+    def committed(self, docs: Sequence[Document]) -> None:
+        """These documents committed: the relay publishes them without reading back."""
+        self._committed.extend(docs)
+        self.wakeup.set()
+
+    def uncertain(self) -> None:
+        """A commit's outcome is unknown, or publishing failed: the relay reads this
+        process's entries back from the database before anything else."""
+        self._read_back = True
+        self.wakeup.set()
 
     def notify(self) -> None:
         self.wakeup.set()
+
+    def take_committed(self, limit: int) -> list[Document]:
+        taken: list[Document] = []
+        records = 0
+        while self._committed and records < limit:
+            doc = self._committed.popleft()
+            taken.append(doc)
+            records += int(doc.get("count", 1))
+        return taken
+
+    def take_read_back(self) -> bool:
+        """Whether to read back (and forget what is held in memory: the database has it)."""
+        if not self._read_back:
+            return False
+        self._read_back = False
+        self._committed.clear()
+        return True
 
     async def own_pending(self, limit: int) -> list[Document]:
         cursor = self._collection.find({"owner": self.owner}).sort("seq", ASCENDING).limit(limit)
         return await cursor.to_list()
 
     async def abandoned(self, *, older_than: datetime, limit: int) -> list[Document]:
+        """Other owners' entries older than ``older_than`` (this process's own are in
+        memory or read back)."""
         cursor = (
-            self._collection.find({"created_at": {"$lt": older_than}})
+            self._collection.find({"created_at": {"$lt": older_than}, "owner": {"$ne": self.owner}})
             .sort("created_at", ASCENDING)
             .limit(limit)
         )
         return await cursor.to_list()
 
     async def delete(self, ids: Sequence[str]) -> None:
-        await self._collection.delete_many({"_id": {"$in": list(ids)}})
+        if len(ids) == 1:
+            await self._collection.delete_one({"_id": ids[0]})
+        else:
+            await self._collection.delete_many({"_id": {"$in": list(ids)}})
 
     async def backlog(self) -> int:
-        return await self._collection.count_documents({})
+        """Events stored and not yet published (all owners)."""
+        cursor = await self._collection.aggregate(
+            [{"$group": {"_id": None, "n": {"$sum": {"$ifNull": ["$count", 1]}}}}]
+        )
+        found = await cursor.to_list()
+        return int(found[0]["n"]) if found else 0
+
+
+def _records(doc: Document) -> list[Document]:
+    if "records" in doc:
+        return list(doc["records"])
+    # An entry written before outbox documents held batches: one event.
+    return [{"id": doc["_id"], "topic": doc["topic"], "key": doc["key"], "value": doc["value"]}]
 
 
 class OutboxRelay:
-    """Publishes the outbox: woken after each commit, and polling for abandoned entries."""
+    """Publishes the outbox: woken after each commit; sweeps for abandoned entries (and
+    refreshes the backlog gauge) at most every ``poll_interval_s``."""
+
+    # Events published per round (one publish of all, one delete).
+    round_records = 5000
 
     def __init__(
         self,
@@ -148,42 +225,63 @@ class OutboxRelay:
         return self._task is not None and not self._task.done()
 
     async def drain(self) -> int:
-        """Publish everything this process wrote, then what others abandoned."""
+        """Publish everything this process committed (read back from the database after
+        a failure, else from memory). Raises when publishing fails; then the entries are
+        read back next time."""
         published = 0
-        while batch := await self._outbox.own_pending(_BATCH):
-            published += await self._publish(batch)
+        try:
+            if self._outbox.take_read_back():
+                while batch := await self._outbox.own_pending(_READ_DOCS):
+                    published += await self._publish(batch)
+            while batch := self._outbox.take_committed(self.round_records):
+                published += await self._publish(batch)
+        except BaseException:
+            self._outbox.uncertain()
+            raise
+        return published
+
+    async def sweep(self) -> int:
+        """Publish what other owners left behind for longer than the takeover time."""
+        published = 0
         older_than = self._clock() - self._takeover_after
-        while batch := await self._outbox.abandoned(older_than=older_than, limit=_BATCH):
+        while batch := await self._outbox.abandoned(older_than=older_than, limit=_READ_DOCS):
             published += await self._publish(batch)
         return published
 
     async def _publish(self, batch: list[Document]) -> int:
+        records = [record for doc in batch for record in _records(doc)]
         await self._publisher.publish_many(
             (
-                self._kafka.topic(doc["topic"]),
-                doc["key"].encode(),
-                doc["value"],
+                self._kafka.topic(record["topic"]),
+                record["key"].encode(),
+                record["value"],
                 {"content-type": CONTENT_TYPE},
             )
-            for doc in batch
+            for record in records
         )
         await self._outbox.delete([doc["_id"] for doc in batch])
-        self._metrics.outbox_published.inc(len(batch))
-        return len(batch)
+        self._metrics.outbox_published.inc(len(records))
+        return len(records)
 
     async def _run(self) -> None:
         delay = 0.0
+        next_sweep = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.wakeup.wait(), self._poll_interval_s + delay)
+                await asyncio.wait_for(self._outbox.wakeup.wait(), self._poll_interval_s)
             self._outbox.wakeup.clear()
             try:
                 await self.drain()
-                self._metrics.outbox_backlog.set(await self._outbox.backlog())
+                if time.monotonic() >= next_sweep:
+                    await self.sweep()
+                    self._metrics.outbox_backlog.set(await self._outbox.backlog())
+                    next_sweep = time.monotonic() + self._poll_interval_s
             except Exception as error:
                 self.healthy = False
+                self._outbox.uncertain()
                 delay = min(5.0, delay * 2 or 0.1)
                 _log.warning("outbox relay failed, will retry", error=repr(error), retry_in_s=delay)
+                await asyncio.sleep(delay)
             else:
                 self.healthy = True
                 delay = 0.0

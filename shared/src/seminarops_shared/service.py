@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import ConnectionFailure
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
 from .clock import Clock, utc_now
@@ -31,6 +32,8 @@ from .events import Event
 from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
 from .idempotency import ProcessedEvents
 from .kafka import (
+    BatchHandler,
+    BatchPrepare,
     DeadLetters,
     EventConsumer,
     EventHandler,
@@ -51,6 +54,10 @@ _log = structlog.get_logger(__name__)
 
 # Internal topics accept only their owner's events; the inbound topic only platform systems.
 INBOUND_SOURCE_PREFIXES: tuple[str, ...] = ("/platform/",)
+
+
+class AuthNotConfigured(RuntimeError):
+    """Tokens are required (``AUTH_REQUIRED``) and none are configured: the service stops."""
 
 
 def service_source(name: str) -> str:
@@ -90,20 +97,34 @@ class Runtime:
         self,
         *,
         topics: Sequence[str],
-        handlers: Mapping[type[Event], EventHandler],
+        handlers: Mapping[type[Event], EventHandler] | None = None,
+        batch_handler: BatchHandler | None = None,
+        handled: Collection[type[Event]] = (),
+        prepare: BatchPrepare | None = None,
         group: str | None = None,
+        factory: Callable[..., EventConsumer] = EventConsumer,
     ) -> EventConsumer:
-        """Subscribe this service (consumer group = service name) to ``topics``."""
+        """Subscribe this service (consumer group = service name) to ``topics``.
+
+        ``handlers``: one call per event. Or ``batch_handler``: one call per batch
+        transaction with its fresh events in order, for the types in ``handled`` (read
+        what they need with one query, write with one). ``prepare`` runs first in every
+        batch transaction. ``factory``: an ``EventConsumer`` subclass (or a partial of
+        one) taking the same keyword arguments.
+        """
         name = group or self.settings.service_name
         declared = SUBSCRIPTIONS.get(name)
         if declared is not None and not set(topics) <= set(declared):
             # The AsyncAPI document and the deployment (lag scaling, ACLs) are generated
             # from SUBSCRIPTIONS: a subscription it does not list would be invisible there.
             raise ValueError(f"{name} may consume only {declared}, not {tuple(topics)}")
-        consumer = EventConsumer(
+        consumer = factory(
             group=name,
             topics=topics,
             handlers=handlers,
+            batch_handler=batch_handler,
+            handled=handled,
+            prepare=prepare,
             uow=self.uow,
             dead_letters=DeadLetters(self.publisher, group=name, metrics=self.metrics),
             metrics=self.metrics,
@@ -160,8 +181,19 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auth.open:
+            if settings.auth.required:
+                raise AuthNotConfigured(
+                    "AUTH_REQUIRED is set but AUTH_TOKENS holds no token: refusing to start "
+                    "an open API"
+                )
             _log.warning(
                 "no auth tokens configured: the API is OPEN; local development only",
+                service=settings.service_name,
+            )
+        if settings.privacy.development_key:
+            _log.warning(
+                "no PRIVACY_PSEUDONYM_KEY configured: erasure pseudonyms use the public "
+                "development key; local development only",
                 service=settings.service_name,
             )
         mongo = Mongo(settings.mongo, settings.database_name)
@@ -257,34 +289,54 @@ def _readiness_checks(runtime: Runtime) -> dict[str, health.ReadinessCheck]:
     }
 
 
+class _Observe:
+    """Per HTTP request: a request id and the caller's trace context for the logs and
+    the events emitted, and the HTTP metrics. A plain ASGI middleware: Starlette's
+    ``@app.middleware("http")`` costs a task group and memory streams per request."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex)
+        traceparent = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"traceparent"),
+            None,
+        )
+        token = current_traceparent.set(traceparent)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_note)
+        finally:
+            current_traceparent.reset(token)
+            metrics = self._metrics
+            method = str(scope.get("method", ""))
+            template = cast(str, getattr(scope.get("route"), "path", "unmatched"))
+            metrics.http_requests.labels(metrics.service, method, template, str(status)).inc()
+            metrics.http_request_seconds.labels(metrics.service, method, template).observe(
+                time.perf_counter() - started
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
 def _install_observability(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex)
-        token = current_traceparent.set(request.headers.get("traceparent"))
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            current_traceparent.reset(token)
-            route = request.scope.get("route")
-            template = cast(str, getattr(route, "path", "unmatched"))
-            metrics.http_requests.labels(
-                metrics.service, request.method, template, str(status)
-            ).inc()
-            metrics.http_request_seconds.labels(metrics.service, request.method, template).observe(
-                time.perf_counter() - started
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
+    app.add_middleware(_Observe, metrics=metrics)
 
     @app.exception_handler(ConnectionFailure)
     async def database_unavailable(_request: Request, error: ConnectionFailure) -> JSONResponse:

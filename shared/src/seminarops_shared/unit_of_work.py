@@ -13,7 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from .clock import Clock
 from .events import Envelope, Event, envelope_for
 from .idempotency import ProcessedEvents
-from .mongo import Mongo, retry_transient
+from .mongo import Document, Mongo, retry_transient
 from .outbox import Outbox, OutgoingEvent
 
 T = TypeVar("T")
@@ -58,12 +58,19 @@ class UnitOfWorkFactory:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:
-        async with self._mongo.transaction() as session:
-            uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
-            yield uow
-            await self._outbox.store(uow.outgoing, now=uow.now, session=session)
-        if uow.outgoing:
-            self._outbox.notify()
+        stored: list[Document] = []
+        try:
+            async with self._mongo.transaction() as session:
+                uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
+                yield uow
+                stored = await self._outbox.store(uow.outgoing, now=uow.now, session=session)
+        except BaseException:
+            if stored:
+                # The commit failed or its outcome is unknown: the relay reads back.
+                self._outbox.uncertain()
+            raise
+        if stored:
+            self._outbox.committed(stored)
 
     async def claim(self, uow: UnitOfWork, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Inside ``uow``: mark events processed; returns the ids not seen before."""

@@ -30,12 +30,16 @@ async def test_end_offsets_count_records_written_in_multi_record_batches(
     await producer.start()
     try:
         # Sent without waiting in between: the producer packs them into few batches.
-        sent = [await producer.send(topic, value=str(i).encode(), partition=i % 2) for i in range(40)]
+        sent = [
+            await producer.send(topic, value=str(i).encode(), partition=i % 2) for i in range(40)
+        ]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=namespace.kafka_bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=namespace.kafka_bootstrap_servers, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, 0), TopicPartition(topic, 1)]

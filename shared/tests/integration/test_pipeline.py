@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -144,6 +145,76 @@ async def test_poison_records_are_dead_lettered_and_later_records_still_processe
         assert headers["x-dlq-original-topic"] == namespace.topic(REGISTRATION_REQUESTS).encode()
         assert headers["x-dlq-consumer-group"] == b"probe"
         assert headers["x-dlq-original-offset"].isdigit()
+
+
+async def test_every_poison_record_is_dead_lettered_within_three_attempts_and_the_partition_moves_on_within_10_s(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    """The issue's promise, measured: every kind of poison (undecodable records, a rule
+    breaker, a handler that always fails) lands in the DLQ after at most three attempts,
+    with its reason, and a good record behind all of them on the same partition is
+    applied within 10 s of being sent."""
+    app = probe_app(namespace.settings(ProbeSettings), Behaviour())
+    seminar = _seminar()
+    template = json.loads(
+        envelope_for(_request(seminar, "x"), source="/platform/x", time=utc_now()).to_json_bytes()
+    )
+
+    def variant(**changes: object) -> bytes:
+        return json.dumps({**template, "id": uuid.uuid4().hex, **changes}).encode()
+
+    poison: list[bytes | None] = [
+        b"\x00\xff not json",
+        variant(specversion="2.0"),
+        variant(data={"seminar_id": seminar, "participant": {"id": ""}}),
+        variant(type="registration.teleported.v1"),
+        variant(source="/services/seminar"),
+        None,
+        b'{"pad": "' + b"x" * (1024 * 1024) + b'"}',
+    ]
+    async with running(app):
+        # Warm-up: the consumer has joined its group and processes this partition.
+        await kafka.send_event(_request(seminar, "warm-up"))
+        await eventually(lambda: _applied(app, seminar), what="warm-up applied")
+        for value in poison:
+            await kafka.send_raw(REGISTRATION_REQUESTS, value, key=seminar.encode())
+        await kafka.send_event(_request(seminar, "rule-breaker"))
+        await kafka.send_event(_request(seminar, "always-bug"))
+        sent_at = time.monotonic()
+        await kafka.send_event(_request(seminar, "behind-the-poison"))
+        await eventually(
+            lambda: _applied(app, seminar),
+            until=lambda n: n == 2,
+            timeout_s=10,
+            what="the record behind the poison applied within 10 s",
+        )
+        moved_on_after_s = time.monotonic() - sent_at
+        dead = await eventually(
+            lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"),
+            until=lambda r: len(r) >= len(poison) + 2,
+            what="every poison record in the DLQ",
+        )
+    assert moved_on_after_s < 10, f"moved on after {moved_on_after_s:.1f} s"
+    assert len(dead) == len(poison) + 2
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["x-dlq-reason"], headers
+        assert 1 <= int(headers["x-dlq-attempts"]) <= 3, headers
+    attempts = {
+        dict(r.headers)["x-dlq-reason-kind"].decode(): int(dict(r.headers)["x-dlq-attempts"])
+        for r in dead
+    }
+    assert attempts == {
+        "invalid_json": 1,
+        "invalid_envelope": 1,
+        "invalid_data": 1,
+        "unknown_type": 1,
+        "forbidden_source": 1,
+        "empty": 1,
+        "too_large": 1,
+        "rule_violation": 1,
+        "handler_error": 3,
+    }
 
 
 async def test_transient_and_passing_failures_are_retried_and_lasting_ones_dead_lettered(

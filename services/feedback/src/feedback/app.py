@@ -44,6 +44,7 @@ def create_app(settings: FeedbackSettings, *, clock: Clock = utc_now) -> FastAPI
                 reminder_before_close=settings.reminder_before_close,
                 close_grace=settings.close_grace,
             ),
+            pseudonym_key=settings.privacy.key,
         )
         await service.ensure_default_forms()
         subscribers.register(runtime, service)

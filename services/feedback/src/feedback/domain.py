@@ -1,5 +1,5 @@
 """The rules of evaluations: forms and their questions, answers checked against a form,
-the evaluation window, response rates and pseudonyms.
+the evaluation window and response rates.
 
 Pure: no database, broker, settings or clock reads. Time and ids come in as arguments.
 """
@@ -7,7 +7,6 @@ Pure: no database, broker, settings or clock reads. Time and ids come in as argu
 from __future__ import annotations
 
 import enum
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ MAX_OPTIONS = 50
 DEFAULT_FREE_TEXT_MAX_LENGTH = 2000
 MAX_FREE_TEXT_LENGTH = 10_000
 MAX_COMMENTS_LENGTH = 5000
-ERASED_PREFIX = "erased-"
 
 _QUESTION_ID = re.compile(QUESTION_ID_PATTERN)
 
@@ -576,12 +574,6 @@ def response_rate_pct(responses: int, attendees: int) -> float | None:
     if attendees <= 0:
         return None
     return round(100 * responses / attendees, 1)
-
-
-def pseudonym(participant_id: str) -> str:
-    """What an erased participant's id becomes: stable (the same person maps to the same
-    pseudonym everywhere, so counts and uniqueness hold) and without the id itself."""
-    return ERASED_PREFIX + hashlib.sha256(participant_id.encode()).hexdigest()[:16]
 
 
 def non_respondents(attendees: Iterable[str], respondents: Iterable[str]) -> list[str]:

@@ -26,6 +26,7 @@ from seminarops_shared.events.feedback import (
 from seminarops_shared.events.registration import ParticipantErased
 from seminarops_shared.events.seminar import AttendanceRecorded, SeminarCompleted
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
+from seminarops_shared.privacy import pseudonym
 from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -50,7 +51,6 @@ from .domain import (
     make_response,
     non_respondents,
     open_window,
-    pseudonym,
     reminder_at,
     validate_answers,
 )
@@ -115,6 +115,7 @@ class FeedbackService:
         scheduler: Scheduler,
         clock: Clock,
         policy: WindowPolicy,
+        pseudonym_key: bytes,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self._forms = forms
@@ -125,6 +126,7 @@ class FeedbackService:
         self._clock = clock
         self._policy = policy
         self._new_id = new_id
+        self._pseudonym_key = pseudonym_key
         # Form versions never change once written: cache them by (id, version).
         self._form_cache: dict[tuple[str, int], FormVersion] = {}
 
@@ -214,13 +216,13 @@ class FeedbackService:
 
     async def on_participant_erased(self, event: ReceivedEvent, uow: UnitOfWork) -> None:
         """Forget a person: their attendee entries, has-responded markers and named
-        responses keep existing under the pseudonym ``erased-<sha256(id)[:16]>``, so
+        responses keep existing under the pseudonym (``seminarops_shared.privacy``), so
         every count and the one-response rule stay right; later attendance of the same
         id is recorded under the pseudonym too. Idempotent (a second erasure finds
         nothing left under the id)."""
         data = event.data
         assert isinstance(data, ParticipantErased)
-        alias = pseudonym(data.participant_id)
+        alias = pseudonym(data.participant_id, key=self._pseudonym_key)
         attendee_entries = await self._evaluations.pseudonymise_attendees(
             data.participant_id, alias, session=uow.session
         )
@@ -564,7 +566,7 @@ class FeedbackService:
         self, seminar_id: str, participant_ids: Sequence[str], uow: UnitOfWork
     ) -> list[str]:
         unique = list(dict.fromkeys(participant_ids))
-        aliases = {p: pseudonym(p) for p in unique}
+        aliases = {p: pseudonym(p, key=self._pseudonym_key) for p in unique}
         erased = await self._evaluations.erased_among(aliases.values(), session=uow.session)
         people = [(aliases[p], True) if aliases[p] in erased else (p, False) for p in unique]
         return await self._evaluations.add_attendees(

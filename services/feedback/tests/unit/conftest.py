@@ -25,6 +25,7 @@ from seminarops_shared.events.vocabulary import Kind, Programme
 
 T = TypeVar("T")
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+PSEUDONYM_KEY = b"feedback-unit-test-pseudonym-key"
 
 
 class Clock:
@@ -302,6 +303,7 @@ class World:
     scheduler: FakeScheduler
     service: FeedbackService
     ids: list[str] = field(default_factory=list)
+    pseudonym_key: bytes = PSEUDONYM_KEY
 
     async def deliver(self, data: Event, *, time: datetime | None = None) -> list[Event]:
         """Hand an event to the matching consumer handler; returns what it emitted."""
@@ -357,6 +359,7 @@ async def world() -> World:
         policy=WindowPolicy(
             days=14, reminder_before_close=timedelta(hours=48), close_grace=timedelta(seconds=60)
         ),
+        pseudonym_key=PSEUDONYM_KEY,
         new_id=lambda: f"eval-{next(counter)}",
     )
     await service.ensure_default_forms()

@@ -17,7 +17,6 @@ from feedback.domain import (
     QuestionType,
     WindowClosed,
     WindowNotOpen,
-    pseudonym,
 )
 from feedback.handlers import Conflict, NotFound
 from seminarops_shared.clock import utc_now
@@ -31,6 +30,7 @@ from seminarops_shared.events.feedback import (
 from seminarops_shared.events.registration import ParticipantErased
 from seminarops_shared.events.seminar import AttendanceRecorded, SeminarCompleted
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
+from seminarops_shared.privacy import pseudonym
 from seminarops_shared.scheduler import Job
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ async def test_erasure_keeps_counts_and_later_attendance_stays_pseudonymous(worl
     await world.deliver(completed("a", "b"))
     await submit(world, "a")
     await world.deliver(ParticipantErased(participant_id="a", erased_at=utc_now()))
-    alias = pseudonym("a")
+    alias = pseudonym("a", key=world.pseudonym_key)
     assert {r.participant_id for r in world.responses.responses.values()} == {alias}
     assert await world.responses.count("s1") == 1
     assert sorted(await world.evaluations.attendee_ids("s1")) == sorted([alias, "b"])

@@ -36,7 +36,9 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 R = TypeVar("R", bound=BaseModel)
 
 
-def metrics_service(request: Request) -> ProjectionService:
+async def metrics_service(request: Request) -> ProjectionService:
+    # async: FastAPI would run a plain ``def`` dependency in its thread pool (a thread
+    # hand-off on every request).
     return service_state(request, ProjectionService)
 
 

@@ -12,8 +12,14 @@ from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
-from .gauges import BusinessCollector, BusinessSummary, GaugeRefresher, summarise
-from .handlers import ProjectionService
+from .gauges import (
+    BusinessCollector,
+    BusinessSummary,
+    GaugeRefresher,
+    RegistrationTally,
+    summarise,
+)
+from .handlers import ProjectionService, Projector
 from .repository import ProjectionPointer, Projections
 from .settings import MetricsSettings
 from .subscribers import subscribe
@@ -38,7 +44,7 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
             queries = await service.queries()
             return summarise(
                 computed_at=runtime.clock(),
-                registrations=await queries.registrations_by_status_and_kind(),
+                registrations=await tally.counts(queries),
                 participants=await queries.all_participants(),
                 ratings=await queries.all_ratings(),
             )
@@ -49,7 +55,13 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
             max_age_s=settings.gauges_max_age_s,
             clock=runtime.clock,
         )
-        service = ProjectionService(pointer=pointer, on_change=refresher.mark_dirty)
+        tally = RegistrationTally(full_every_s=settings.gauges_max_age_s, clock=runtime.clock)
+        service = ProjectionService(
+            pointer=pointer,
+            projector=Projector(pseudonym_key=settings.privacy.key),
+            on_change=refresher.mark_dirty,
+            on_seminars_changed=tally.changed,
+        )
         subscribe(runtime, service)
         return service
 

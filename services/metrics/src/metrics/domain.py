@@ -17,14 +17,13 @@ registration's status follows its highest version. The same functions serve the 
 consumer and the rebuild from the topics, so both reach the same documents.
 
 Pure: no database, no clock; participant ids arrive already pseudonymised when the
-person asked to be forgotten (``anonymous_id``).
+person asked to be forgotten (``seminarops_shared.privacy.pseudonym``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 from dataclasses import dataclass
 
 from seminarops_shared.events.feedback import EvaluationSubmitted
@@ -319,28 +318,7 @@ def evaluation_of(event: EvaluationSubmitted, *, participant_id: str | None) -> 
     )
 
 
-# ---- erasure -------------------------------------------------------------------------
-
-ANONYMOUS_PREFIX = "erased-"
-
-
-def anonymous_id(participant_id: str) -> str:
-    """The stand-in for a participant who asked to be forgotten.
-
-    Deterministic, so a replay of the topics (which still carry the original id) and
-    events that arrive after the erasure land on the same rows and every count stays
-    right; one-way, so the projection no longer holds the platform's id.
-    """
-    digest = hashlib.sha256(f"seminarops-erasure:{participant_id}".encode()).hexdigest()
-    return f"{ANONYMOUS_PREFIX}{digest[:32]}"
-
-
-def is_anonymous(participant_id: str | None) -> bool:
-    return participant_id is not None and participant_id.startswith(ANONYMOUS_PREFIX)
-
-
 __all__ = [
-    "ANONYMOUS_PREFIX",
     "EvaluationView",
     "ParticipationView",
     "RegistrationEvent",
@@ -348,9 +326,7 @@ __all__ = [
     "SeminarEvent",
     "SeminarStatus",
     "SeminarView",
-    "anonymous_id",
     "evaluation_of",
-    "is_anonymous",
     "participation_attended",
     "participation_registered",
     "participation_regrouped",

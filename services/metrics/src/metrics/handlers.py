@@ -4,7 +4,7 @@ a rebuild), and answer the reports."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.feedback import EvaluationSubmitted
@@ -25,11 +25,12 @@ from seminarops_shared.events.seminar import (
     SeminarWentLive,
 )
 from seminarops_shared.events.vocabulary import Kind
+from seminarops_shared.privacy import pseudonym
 from seminarops_shared.unit_of_work import UnitOfWork
 
+from .batching import BatchedProjectionStore
 from .domain import (
     ParticipationView,
-    anonymous_id,
     evaluation_of,
     participation_attended,
     participation_registered,
@@ -97,7 +98,21 @@ def _participant_ids(data: Event) -> list[str]:
 
 class Projector:
     """Applies one event to the projections through a ``ProjectionStore``; the live
-    consumer and the rebuild share it, so both build the same documents."""
+    consumer and the rebuild share it, so both build the same documents.
+
+    An erased person's id becomes their pseudonym (keyed with ``pseudonym_key``, the
+    same key in every service): deterministic, so a replay of the topics (which still
+    carry the original id) and events that arrive after the erasure land on the same
+    rows and every count stays right; one-way, so the projection no longer holds the
+    platform's id.
+    """
+
+    def __init__(self, *, pseudonym_key: bytes) -> None:
+        self._pseudonym_key = pseudonym_key
+
+    def anonymous_id(self, participant_id: str) -> str:
+        """The stand-in for a participant who asked to be forgotten."""
+        return pseudonym(participant_id, key=self._pseudonym_key)
 
     async def apply(self, data: Event, store: ProjectionStore) -> None:
         """Fold ``data`` into the projections it touches.
@@ -110,15 +125,17 @@ class Projector:
         if isinstance(data, ParticipantErased):
             await store.erase(
                 participant_id=data.participant_id,
-                anonymous=anonymous_id(data.participant_id),
+                anonymous=self.anonymous_id(data.participant_id),
                 erased_at=data.erased_at,
             )
             return
         people = _participant_ids(data)
-        erased = await store.erased_among(people) if people else set()
+        aliases = {p: self.anonymous_id(p) for p in people}
+        erased_aliases = await store.erased_among(set(aliases.values())) if people else set()
 
         def stored(participant_id: str) -> str:
-            return anonymous_id(participant_id) if participant_id in erased else participant_id
+            alias = aliases[participant_id]
+            return alias if alias in erased_aliases else participant_id
 
         match data:
             case (
@@ -219,6 +236,65 @@ class Projector:
             await store.save_participations([after for before, after in moved if after != before])
 
 
+def _seminars_of(events: Iterable[Event]) -> set[str]:
+    return {
+        seminar_id
+        for data in events
+        if isinstance(seminar_id := getattr(data, "seminar_id", None), str)
+    }
+
+
+async def _preload(
+    store: BatchedProjectionStore, events: Sequence[Event], anonymous_id: Callable[[str], str]
+) -> None:
+    """Read in bulk what folding ``events`` will read: who among their people is
+    erased, then seminars, registrations, evaluations and participations by key."""
+    aliases = {p: anonymous_id(p) for data in events for p in _participant_ids(data)}
+    erased = await store.erased_among(set(aliases.values()))
+
+    def stored(participant_id: str) -> str:
+        alias = aliases[participant_id]
+        return alias if alias in erased else participant_id
+
+    seminars: set[str] = set()
+    registrations: set[str] = set()
+    evaluations: set[str] = set()
+    participations: dict[str, set[str]] = {}
+    for data in events:
+        match data:
+            case AttendanceRecorded():
+                seminars.add(data.seminar_id)
+                participations.setdefault(data.seminar_id, set()).update(
+                    stored(p) for p in data.participant_ids
+                )
+            case (
+                SeminarScheduled()
+                | SeminarRescheduled()
+                | SeminarWentLive()
+                | SeminarCancelled()
+                | SeminarCompleted()
+            ):
+                seminars.add(data.seminar_id)
+            case (
+                RegistrationConfirmed()
+                | RegistrationWaitlisted()
+                | RegistrationPromoted()
+                | RegistrationCancelled()
+            ):
+                registrations.add(data.registration_id)
+                participations.setdefault(data.seminar_id, set()).add(stored(data.participant_id))
+            case RegistrationRejected():
+                registrations.add(data.registration_id)
+            case EvaluationSubmitted():
+                evaluations.add(data.evaluation_id)
+    await store.preload(
+        seminar_ids=seminars,
+        registration_ids=registrations,
+        evaluation_ids=evaluations,
+        participations=participations,
+    )
+
+
 class ProjectionService:
     """The metrics service: projects events live, and answers reports from the active
     projection set."""
@@ -227,12 +303,16 @@ class ProjectionService:
         self,
         *,
         pointer: ProjectionPointer,
-        projector: Projector | None = None,
+        projector: Projector,
         on_change: Callable[[], None] | None = None,
+        on_seminars_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self.pointer = pointer
-        self.projector = projector or Projector()
+        self.projector = projector
         self._on_change = on_change or (lambda: None)
+        # Which seminars' projections a unit of work changed (the business gauges
+        # re-count only those).
+        self._on_seminars_changed = on_seminars_changed or (lambda _ids: None)
         # The active set is resolved once per unit of work (one batch transaction).
         self._per_uow: weakref.WeakKeyDictionary[UnitOfWork, Projections] = (
             weakref.WeakKeyDictionary()
@@ -255,6 +335,21 @@ class ProjectionService:
         marker commits with it). Idempotent by event id and by natural key."""
         projections = await self._projections_in(uow)
         await self.projector.apply(event.data, MongoProjectionStore(projections, uow.session))
+        self._on_seminars_changed(_seminars_of([event.data]))
+        self._on_change()
+
+    async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> None:
+        """Batch handler of the consumer: the same folds as ``project``, event by event
+        in order, but every document is read once (in bulk) and written once at the
+        end (one bulk write per collection), in the batch's transaction. Idempotent
+        as ``project``."""
+        projections = await self._projections_in(uow)
+        store = BatchedProjectionStore(projections, uow.session)
+        await _preload(store, [e.data for e in events], self.projector.anonymous_id)
+        for event in events:
+            await self.projector.apply(event.data, store)
+        await store.flush()
+        self._on_seminars_changed(_seminars_of([e.data for e in events]))
         self._on_change()
 
     # ---- reports ---------------------------------------------------------------------

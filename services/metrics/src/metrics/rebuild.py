@@ -159,11 +159,13 @@ def decode(record: ConsumerRecord[bytes, bytes], kafka: KafkaSettings) -> Receiv
 class _Replay:
     """Decodes, de-duplicates by event id and folds events into a store."""
 
-    def __init__(self, kafka: KafkaSettings, result: RebuildResult) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, result: RebuildResult, *, pseudonym_key: bytes
+    ) -> None:
         self._kafka = kafka
         self._result = result
         self._seen: set[str] = set()
-        self.projector = Projector()
+        self.projector = Projector(pseudonym_key=pseudonym_key)
 
     def events(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> list[ReceivedEvent]:
         out: list[ReceivedEvent] = []
@@ -225,7 +227,7 @@ async def rebuild(
         target = ProjectionSet(suffix=f"{REBUILD_SUFFIX_PREFIX}{started:%Y%m%dT%H%M%S%f}")
         result = RebuildResult(projection_set=target.suffix, previous_set=previous.suffix)
         projections = Projections.of(mongo.db, target)
-        replay = _Replay(settings.kafka, result)
+        replay = _Replay(settings.kafka, result, pseudonym_key=settings.privacy.key)
         reader = TopicReader(settings.kafka)
         await reader.start()
         try:

@@ -32,7 +32,6 @@ from .domain import (
     RegistrationView,
     SeminarStatus,
     SeminarView,
-    anonymous_id,
 )
 from .reports import FUNNEL_STAGES
 
@@ -201,6 +200,25 @@ class Seminars(_Projection):
             {"_id": view.seminar_id}, seminar_doc(view), upsert=True, session=session
         )
 
+    async def get_many(
+        self, seminar_ids: Collection[str], *, session: AsyncClientSession | None
+    ) -> dict[str, SeminarView]:
+        docs = await _find_by_ids(self.collection, seminar_ids, session=session)
+        return {doc["_id"]: seminar_view(doc) for doc in docs}
+
+    async def save_many(
+        self,
+        views: Sequence[SeminarView],
+        *,
+        session: AsyncClientSession | None,
+        new: Collection[str] = frozenset(),
+    ) -> None:
+        """Write ``views``: inserted where their id is in ``new`` (known not to exist),
+        replaced (upsert) otherwise; one bulk write each."""
+        await _write_by_id(
+            self.collection, [seminar_doc(v) for v in views], new=new, session=session
+        )
+
 
 class Registrations(_Projection):
     base = "registrations"
@@ -220,6 +238,25 @@ class Registrations(_Projection):
             {"_id": view.registration_id}, registration_doc(view), upsert=True, session=session
         )
 
+    async def get_many(
+        self, registration_ids: Collection[str], *, session: AsyncClientSession | None
+    ) -> dict[str, RegistrationView]:
+        docs = await _find_by_ids(self.collection, registration_ids, session=session)
+        return {doc["_id"]: registration_view(doc) for doc in docs}
+
+    async def save_many(
+        self,
+        views: Sequence[RegistrationView],
+        *,
+        session: AsyncClientSession | None,
+        new: Collection[str] = frozenset(),
+    ) -> None:
+        """Write ``views``: inserted where their id is in ``new`` (known not to exist),
+        replaced (upsert) otherwise; one bulk write each."""
+        await _write_by_id(
+            self.collection, [registration_doc(v) for v in views], new=new, session=session
+        )
+
 
 class Participations(_Projection):
     base = "participations"
@@ -236,18 +273,36 @@ class Participations(_Projection):
         *,
         session: AsyncClientSession | None,
     ) -> dict[str, ParticipationView]:
-        query: Document = {"seminar_id": seminar_id}
-        if participant_ids is not None:
-            query["participant_id"] = {"$in": sorted(participant_ids)}
-        return {
-            doc["participant_id"]: participation_view(doc)
-            async for doc in self.collection.find(query, {"_id": 0}, session=session)
-        }
+        if participant_ids is None:
+            found = self.collection.find({"seminar_id": seminar_id}, {"_id": 0}, session=session)
+            return {doc["participant_id"]: participation_view(doc) async for doc in found}
+        wanted = sorted(participant_ids)
+        views: dict[str, ParticipationView] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            query = {
+                "seminar_id": seminar_id,
+                "participant_id": {"$in": wanted[start : start + _IN_CHUNK]},
+            }
+            async for doc in self.collection.find(query, {"_id": 0}, session=session):
+                views[doc["participant_id"]] = participation_view(doc)
+        return views
 
     async def save_many(
-        self, views: Sequence[ParticipationView], *, session: AsyncClientSession | None
+        self,
+        views: Sequence[ParticipationView],
+        *,
+        session: AsyncClientSession | None,
+        new: Collection[tuple[str, str]] = frozenset(),
     ) -> None:
-        if views:
+        """Write ``views``: inserted where (seminar, participant) is in ``new`` (known
+        not to exist), replaced (upsert) otherwise."""
+        created = [v for v in views if (v.seminar_id, v.participant_id) in new]
+        if created:
+            await self.collection.insert_many(
+                [participation_doc(v) for v in created], ordered=True, session=session
+            )
+        changed = [v for v in views if (v.seminar_id, v.participant_id) not in new]
+        if changed:
             await self.collection.bulk_write(
                 [
                     ReplaceOne(
@@ -255,7 +310,7 @@ class Participations(_Projection):
                         participation_doc(v),
                         upsert=True,
                     )
-                    for v in views
+                    for v in changed
                 ],
                 ordered=True,
                 session=session,
@@ -281,6 +336,65 @@ class Evaluations(_Projection):
             {"_id": view.evaluation_id}, evaluation_doc(view), upsert=True, session=session
         )
 
+    async def get_many(
+        self, evaluation_ids: Collection[str], *, session: AsyncClientSession | None
+    ) -> dict[str, EvaluationView]:
+        docs = await _find_by_ids(self.collection, evaluation_ids, session=session)
+        return {doc["_id"]: evaluation_view(doc) for doc in docs}
+
+    async def save_many(
+        self,
+        views: Sequence[EvaluationView],
+        *,
+        session: AsyncClientSession | None,
+        new: Collection[str] = frozenset(),
+    ) -> None:
+        """Write ``views``: inserted where their id is in ``new`` (known not to exist),
+        replaced (upsert) otherwise; one bulk write each."""
+        await _write_by_id(
+            self.collection, [evaluation_doc(v) for v in views], new=new, session=session
+        )
+
+
+# Ids per ``$in`` query: the embedded database matches every document found against the
+# whole list (cost ~ found x listed), so a few lists of 100 beat one of 500 by far.
+_IN_CHUNK = 100
+
+
+async def _find_by_ids(
+    collection: AsyncCollection[Document],
+    ids: Collection[str],
+    *,
+    session: AsyncClientSession | None,
+) -> list[Document]:
+    wanted = sorted(ids)
+    found: list[Document] = []
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        found.extend(await collection.find({"_id": {"$in": chunk}}, session=session).to_list())
+    return found
+
+
+async def _write_by_id(
+    collection: AsyncCollection[Document],
+    docs: Sequence[Document],
+    *,
+    new: Collection[str],
+    session: AsyncClientSession | None,
+) -> None:
+    """Insert the documents whose ``_id`` is in ``new`` (cheaper than an upsert), upsert
+    the others: one round trip each."""
+    created = [doc for doc in docs if doc["_id"] in new]
+    if created:
+        await collection.insert_many(created, ordered=True, session=session)
+    changed = [doc for doc in docs if doc["_id"] not in new]
+    if changed:
+        await collection.bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in changed],
+            ordered=False,
+            session=session,
+        )
+
 
 class Erasures(_Projection):
     """Tombstones of people who asked to be forgotten, by anonymous id only."""
@@ -288,15 +402,15 @@ class Erasures(_Projection):
     base = "erasures"
 
     async def among(
-        self, participant_ids: Collection[str], *, session: AsyncClientSession | None
+        self, anonymous_ids: Collection[str], *, session: AsyncClientSession | None
     ) -> set[str]:
-        if not participant_ids:
+        """The pseudonyms among ``anonymous_ids`` that stand for an erased person."""
+        if not anonymous_ids:
             return set()
-        by_anonymous = {anonymous_id(p): p for p in participant_ids}
         found = self.collection.find(
-            {"_id": {"$in": sorted(by_anonymous)}}, {"_id": 1}, session=session
+            {"_id": {"$in": sorted(anonymous_ids)}}, {"_id": 1}, session=session
         )
-        return {by_anonymous[doc["_id"]] async for doc in found}
+        return {doc["_id"] async for doc in found}
 
     async def record(
         self, anonymous: str, *, erased_at: datetime, session: AsyncClientSession | None
@@ -366,8 +480,8 @@ class MongoProjectionStore:
         self._p = projections
         self._session = session
 
-    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
-        return await self._p.erasures.among(participant_ids, session=self._session)
+    async def erased_among(self, anonymous_ids: Collection[str]) -> set[str]:
+        return await self._p.erasures.among(anonymous_ids, session=self._session)
 
     async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
         await self._p.erase(
@@ -619,24 +733,35 @@ class ReportQueries:
 
     async def registrations_by_status_and_kind(self) -> dict[tuple[str, str], int]:
         """(status, kind or ``unknown``) -> registrations."""
-        per_seminar: dict[str, dict[str, int]] = {}
-        pipeline: list[Document] = [
-            {"$group": {"_id": {"s": "$seminar_id", "st": "$status"}, "n": {"$sum": 1}}}
-        ]
-        async for d in _aggregate(self._p.registrations.collection, pipeline):
-            per_seminar.setdefault(d["_id"]["s"], {})[d["_id"]["st"]] = int(d["n"])
-        kinds: dict[str, str] = {}
-        if per_seminar:
-            found = self._p.seminars.collection.find(
-                {"_id": {"$in": sorted(per_seminar)}}, {"kind": 1}
-            )
-            kinds = {d["_id"]: d.get("kind") or "unknown" async for d in found}
+        per_seminar, kinds = await self.registrations_by_seminar(None)
         out: dict[tuple[str, str], int] = {}
         for seminar_id, statuses in per_seminar.items():
             kind = kinds.get(seminar_id, "unknown")
             for status, n in statuses.items():
                 out[(status, kind)] = out.get((status, kind), 0) + n
         return out
+
+    async def registrations_by_seminar(
+        self, seminar_ids: Collection[str] | None
+    ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+        """seminar -> status -> registrations, and seminar -> kind (``unknown`` until
+        the seminar is known), for ``seminar_ids`` (indexed) or every seminar (None)."""
+        per_seminar: dict[str, dict[str, int]] = {}
+        pipeline: list[Document] = [
+            {"$group": {"_id": {"s": "$seminar_id", "st": "$status"}, "n": {"$sum": 1}}}
+        ]
+        if seminar_ids is not None:
+            if not seminar_ids:
+                return {}, {}
+            pipeline.insert(0, {"$match": {"seminar_id": {"$in": sorted(seminar_ids)}}})
+        async for d in _aggregate(self._p.registrations.collection, pipeline):
+            per_seminar.setdefault(d["_id"]["s"], {})[d["_id"]["st"]] = int(d["n"])
+        wanted = sorted(per_seminar if seminar_ids is None else seminar_ids)
+        kinds: dict[str, str] = dict.fromkeys(wanted, "unknown")
+        if wanted:
+            found = self._p.seminars.collection.find({"_id": {"$in": wanted}}, {"kind": 1})
+            kinds |= {d["_id"]: d.get("kind") or "unknown" async for d in found}
+        return per_seminar, kinds
 
     async def all_participants(self) -> dict[tuple[int, Kind, Programme], int]:
         pipeline: list[Document] = [

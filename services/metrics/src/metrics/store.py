@@ -14,15 +14,14 @@ from .domain import (
     ParticipationView,
     RegistrationView,
     SeminarView,
-    anonymous_id,
 )
 
 
 class ProjectionStore(Protocol):
     """The projection documents of one projection set, in one unit of work."""
 
-    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
-        """The ids among ``participant_ids`` whose person asked to be forgotten."""
+    async def erased_among(self, anonymous_ids: Collection[str]) -> set[str]:
+        """The pseudonyms among ``anonymous_ids`` whose person asked to be forgotten."""
         ...
 
     async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
@@ -69,8 +68,8 @@ class MemoryProjectionStore:
         if participant_id is not None:
             self._of_person.setdefault(participant_id, set()).add((kind, key))
 
-    async def erased_among(self, participant_ids: Collection[str]) -> set[str]:
-        return {p for p in participant_ids if anonymous_id(p) in self.erasures}
+    async def erased_among(self, anonymous_ids: Collection[str]) -> set[str]:
+        return {a for a in anonymous_ids if a in self.erasures}
 
     async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
         self.erasures.setdefault(anonymous, erased_at)

@@ -13,5 +13,8 @@ TOPICS = (SEMINAR_EVENTS, REGISTRATION_EVENTS, FEEDBACK_EVENTS)
 
 def subscribe(runtime: Runtime, service: ProjectionService) -> EventConsumer:
     """One consumer group (``metrics``) over the three topics; other event types on
-    them (reminders, invitations, windows) are skipped by the pipeline."""
-    return runtime.consume(topics=TOPICS, handlers=dict.fromkeys(PROJECTED_TYPES, service.project))
+    them (reminders, invitations, windows) are skipped by the pipeline. A batch is
+    folded in one transaction with a handful of round trips (``project_batch``)."""
+    return runtime.consume(
+        topics=TOPICS, batch_handler=service.project_batch, handled=PROJECTED_TYPES
+    )

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from metrics.app import create_app
-from metrics.domain import anonymous_id
 from metrics.rebuild import rebuild
 from metrics.settings import MetricsSettings
 from seminarops_shared.events.seminar import AttendanceRecorded
 from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.privacy import PrivacySettings
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
@@ -123,7 +123,12 @@ async def test_two_year_history_yields_exactly_the_expected_reports(
         db = app.state.runtime.mongo.db
         for collection in ("registrations", "participations", "evaluations"):
             assert await db[collection].count_documents({"participant_id": "b2"}) == 0
-            assert await db[collection].count_documents({"participant_id": anonymous_id("b2")}) == 1
+            assert (
+                await db[collection].count_documents(
+                    {"participant_id": PrivacySettings().pseudonym("b2")}
+                )
+                == 1
+            )
 
 
 async def test_rebuild_from_the_topics_reproduces_the_live_reports(

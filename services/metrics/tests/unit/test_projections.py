@@ -12,8 +12,6 @@ import pytest
 from metrics.domain import (
     RegistrationView,
     SeminarStatus,
-    anonymous_id,
-    is_anonymous,
     registration_after,
     seminar_after,
 )
@@ -28,11 +26,14 @@ from seminarops_shared.events.registration import (
 )
 from seminarops_shared.events.seminar import SeminarCompleted, SeminarWentLive
 from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.privacy import is_pseudonym, pseudonym
+
+PSEUDONYM_KEY = b"metrics-unit-test-pseudonym-key"
 
 
 async def _project(events: list[Any]) -> MemoryProjectionStore:
     store = MemoryProjectionStore()
-    projector = Projector()
+    projector = Projector(pseudonym_key=PSEUDONYM_KEY)
     for sent in events:
         await projector.apply(sent.data, store)
     return store
@@ -130,8 +131,8 @@ async def test_an_erased_person_is_nowhere_and_still_counted(two_year_history: A
         + [v.participant_id for v in store.evaluations.values()]
     )
     assert "b2" not in ids
-    anonymous = anonymous_id("b2")
-    assert is_anonymous(anonymous)
+    anonymous = pseudonym("b2", key=PSEUDONYM_KEY)
+    assert is_pseudonym(anonymous)
     assert ids.count(anonymous) == 3  # registration, participation, evaluation
     assert store.participations_by_key[("s5", anonymous)].attended
     assert set(store.erasures) == {anonymous}

@@ -45,6 +45,7 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
             uow=runtime.uow,
             scheduler=runtime.scheduler,
             reminder_offsets_minutes=settings.reminder_offsets_minutes,
+            pseudonym_key=settings.privacy.key,
         )
         runtime.consume(topics=[REGISTRATION_EVENTS], handlers=registration_handlers(service))
         runtime.scheduler.on(REMINDER_JOB, service.send_reminder)

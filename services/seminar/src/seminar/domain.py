@@ -36,7 +36,6 @@ MAX_TITLE_LENGTH = 300
 MAX_THEME_LENGTH = 300
 MAX_REASON_LENGTH = 500
 ATTENDANCE_EVENT_CHUNK = 1000
-PSEUDONYM_PREFIX = "erased-"
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
@@ -487,14 +486,6 @@ def supersedes(incoming_version: int, current_version: int | None) -> bool:
     """A registration change applies only if it is newer than what the roster holds:
     records may arrive out of order or twice, the outcome is the same."""
     return current_version is None or incoming_version > current_version
-
-
-def pseudonym(participant_id: str) -> str:
-    """The stable stand-in for an erased participant (idempotent: a pseudonym maps to
-    itself), so counts stay right after the person is forgotten."""
-    if participant_id.startswith(PSEUDONYM_PREFIX):
-        return participant_id
-    return PSEUDONYM_PREFIX + hashlib.sha256(participant_id.encode()).hexdigest()[:16]
 
 
 # ---- reminders ---------------------------------------------------------------------------

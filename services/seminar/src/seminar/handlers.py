@@ -25,6 +25,7 @@ from seminarops_shared.events.seminar import (
     SessionTimes,
 )
 from seminarops_shared.mongo import is_transient_database_error
+from seminarops_shared.privacy import pseudonym
 from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -136,6 +137,7 @@ class SeminarService:
         uow: UnitOfWorkFactory,
         scheduler: Scheduler,
         reminder_offsets_minutes: Sequence[int],
+        pseudonym_key: bytes,
         new_id: Callable[[], str] = new_seminar_id,
     ) -> None:
         self._seminars = seminars
@@ -145,6 +147,7 @@ class SeminarService:
         self._scheduler = scheduler
         self._offsets = tuple(reminder_offsets_minutes)
         self._new_id = new_id
+        self._pseudonym_key = pseudonym_key
 
     async def _run(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """One transaction, again when a concurrent writer got there first (bounded)."""
@@ -471,7 +474,7 @@ class SeminarService:
         roster holds (records arrive out of order and more than once: same outcome). For
         an erased participant it lands on their pseudonym. The seminar need not be known
         here (yet): the roster does not depend on it."""
-        erased = domain.pseudonym(participant_id)
+        erased = pseudonym(participant_id, key=self._pseudonym_key)
         if erased != participant_id and await self._roster.is_erased(erased, session=uow.session):
             participant_id = erased
         current = await self._roster.get(seminar_id, participant_id, session=uow.session)
@@ -492,7 +495,7 @@ class SeminarService:
     async def erase_participant(self, uow: UnitOfWork, participant_id: str) -> None:
         """Replace the participant's id by its pseudonym on every roster and attendance
         record; counts stay the same. Idempotent."""
-        erased = domain.pseudonym(participant_id)
+        erased = pseudonym(participant_id, key=self._pseudonym_key)
         rosters = await self._roster.erase(participant_id, erased, now=uow.now, session=uow.session)
         attended = await self._attendance.erase(participant_id, erased, session=uow.session)
         _log.info("participant erased", roster_entries=rosters, attendance_records=attended)

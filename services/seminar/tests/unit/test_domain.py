@@ -359,15 +359,6 @@ def test_only_newer_registration_versions_apply() -> None:
     assert not domain.supersedes(1, 2)
 
 
-def test_pseudonyms_are_stable_distinct_and_idempotent() -> None:
-    first = domain.pseudonym("teacher-42")
-    assert first.startswith("erased-")
-    assert len(first) == len("erased-") + 16
-    assert first == domain.pseudonym("teacher-42")
-    assert first != domain.pseudonym("teacher-43")
-    assert domain.pseudonym(first) == first
-
-
 # ---- reminders ---------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from seminar import domain
 from seminar.domain import IllegalTransition, RosterStatus, Seminar, SeminarStatus
 from seminar.handlers import IdConflict, ImportRow, SeminarNotFound, SeminarService
 from seminar.repository import ConcurrentUpdate, RosterEntry
+from seminarops_shared import privacy
 from seminarops_shared.events import Event
 from seminarops_shared.events.seminar import (
     AttendanceRecorded,
@@ -27,6 +28,7 @@ from seminarops_shared.scheduler import Job
 
 T = TypeVar("T")
 NOW = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+PSEUDONYM_KEY = b"seminar-unit-test-pseudonym-key"
 
 
 # ---- fakes -------------------------------------------------------------------------------
@@ -211,6 +213,7 @@ def world() -> World:
         uow=uow,  # type: ignore[arg-type]
         scheduler=scheduler,  # type: ignore[arg-type]
         reminder_offsets_minutes=[1440, 60],
+        pseudonym_key=PSEUDONYM_KEY,
         new_id=lambda: f"sem-{next(counter)}",
     )
     return World(service, uow, seminars, roster, attendance, scheduler, clock)
@@ -390,7 +393,7 @@ async def test_roster_keeps_the_newest_version_and_erased_people_stay_erased(wor
     await apply("b", RosterStatus.CONFIRMED, 1)
     await world.service.erase_participant(uow, "b")  # type: ignore[arg-type]
     await world.service.erase_participant(uow, "b")  # type: ignore[arg-type]
-    pseudonym = domain.pseudonym("b")
+    pseudonym = privacy.pseudonym("b", key=PSEUDONYM_KEY)
     assert ("sem-1", "b") not in world.roster.entries
     await apply("b", RosterStatus.CANCELLED, 2)  # late: lands on the pseudonym
     assert ("sem-1", "b") not in world.roster.entries

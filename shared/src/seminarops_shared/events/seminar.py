@@ -3,7 +3,8 @@
 Datetimes are aware and sent in UTC; ``timezone`` (an IANA name) says how the seminar
 reads locally, and ``year`` is the year its first session starts in that zone.
 Participant ids of people who asked to be forgotten appear as pseudonyms
-(``erased-<16 hex>``) in events emitted after their erasure.
+(``erased-<24 hex>``, see ``seminarops_shared.privacy``) in events emitted after
+their erasure.
 """
 
 from __future__ import annotations

@@ -1,0 +1,986 @@
+"""The end-to-end benchmark (issue 8), ``make bench``.
+
+One run measures, on one broker and one database:
+
+- **baseline**: a bare aiokafka consumer reading N real ``registration.requested.v1``
+  envelopes and writing them with PyMongo bulk writes (``insert_many``, one per poll)
+  into one collection, offsets committed after each write. No services: the limit of
+  this broker, database and machine for "consume and store".
+- **pipeline**: the same N events into ``registration.requests`` for one scheduled
+  seminar with a large capacity, through ``python -m registration`` and
+  ``python -m metrics`` (real processes), timed from the first send until the metrics
+  funnel report (``GET /v1/reports/funnel?year=``) counts every one of them (the
+  services' in-memory counters say when to ask it).
+- **latency**: events at a sustained rate (default 100/s), each second of traffic to
+  its own seminar in its own year; the report is polled every ``--poll-ms``; an event
+  is visible when its seminar's ``requested`` count covers it (one seminar, one
+  partition: decided, published and projected in order, so a count of ``c`` means the
+  first ``c`` events). Latency = arrival of the first report answer that covers it -
+  the moment it was handed to the producer (an upper bound: it includes the report's
+  own time and up to one poll period). Runs before the bulk phases (see README).
+- **rush**: ``registration_rush.run_rush`` (10,000 requests, capacity 500, Kafka and
+  HTTP mixed, 10% Kafka duplicates, two registration replicas).
+- **scaling**: the same rush with one replica.
+
+Against ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when both are set; otherwise it
+starts the embedded broker and database (``seminarops_shared.testing.servers``) and
+stops them at the end. Every phase has its own topic and database prefix.
+
+    .venv/bin/python benchmarks/run.py [--events N] [--latency-s S] [--skip-rush]
+        [--profile DIR]   # py-spy (if installed) records the services in the pipeline phase
+
+Prints a table and, as its last line, one JSON object; saves the result with machine
+details in ``benchmarks/results/<timestamp>.json`` and ``benchmarks/results/latest.json``.
+Exits 1 when a correctness check failed (a missed performance target is reported, not
+an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import AsyncMongoClient
+from registration_rush import run_rush
+
+from seminarops_shared.events import envelope_for
+from seminarops_shared.events.inbound import Participant, RegistrationRequested
+from seminarops_shared.events.seminar import SeminarScheduled, SessionTimes
+from seminarops_shared.events.topics import (
+    ALL_TOPICS,
+    REGISTRATION_EVENTS,
+    REGISTRATION_REQUESTS,
+    SEMINAR_EVENTS,
+)
+from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.processes import ensure_topics, free_port
+from seminarops_shared.settings import KafkaSettings
+from seminarops_shared.testing.chaos import ServiceProcess
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PLATFORM_SOURCE = "/platform/bench-portal"
+SEMINAR_SOURCE = "/services/seminar"
+TOKEN = "bench-platform-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PARTITIONS = 6  # the services' default (KAFKA_PARTITIONS)
+COUNTRIES = ("FR", "IT", "PL", "ES", "GR", "UA", "DE", "PT")
+
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 250.0
+TARGET_RUSH_S = 30.0
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+def requests_for(seminar_id: str, count: int, *, tag: str) -> list[bytes]:
+    """``count`` real ``registration.requested.v1`` envelopes (JSON) for one seminar."""
+    now = datetime.now(UTC)
+    values = []
+    for n in range(count):
+        pid = f"{tag}-{n:07d}"
+        data = RegistrationRequested(
+            seminar_id=seminar_id,
+            participant=Participant(
+                id=pid,
+                display_name=f"Teacher {n}",
+                email=f"{pid}@school.example",
+                country=COUNTRIES[n % len(COUNTRIES)],
+                school_id=f"school-{n % 977}",
+            ),
+        )
+        values.append(envelope_for(data, source=PLATFORM_SOURCE, time=now).to_json_bytes())
+    return values
+
+
+def scheduled(seminar_id: str, *, capacity: int, year: int) -> bytes:
+    starts = datetime(year, 9, 14, 15, 0, tzinfo=UTC)
+    data = SeminarScheduled(
+        seminar_id=seminar_id,
+        title="Benchmark seminar",
+        kind=Kind.ONLINE_SEMINAR,
+        programme=Programme.ETWINNING,
+        language="en",
+        timezone="Europe/Brussels",
+        sessions=[SessionTimes(starts_at=starts, ends_at=starts.replace(hour=16))],
+        capacity=capacity,
+        year=year,
+    )
+    return envelope_for(data, source=SEMINAR_SOURCE, time=datetime.now(UTC)).to_json_bytes()
+
+
+async def publish_all(
+    producer: AIOKafkaProducer, topic: str, key: bytes, values: Sequence[bytes]
+) -> float:
+    """Send everything (the producer batches), wait for every acknowledgement; returns
+    when the last was acknowledged (perf_counter)."""
+    futures = [await producer.send(topic, value, key=key) for value in values]
+    await asyncio.gather(*futures)
+    return time.perf_counter()
+
+
+def new_producer(bootstrap: str, *, linger_ms: int) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, max_batch_size=256 * 1024, acks="all"
+    )
+
+
+# --- the machine -----------------------------------------------------------------------
+
+
+def machine(stack: str) -> dict[str, Any]:
+    def first(path: str, prefix: str) -> str | None:
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+        return None
+
+    memory_kb = first("/proc/meminfo", "MemTotal")
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or None
+        )
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory_kb.split()[0]) / 1024 / 1024, 1) if memory_kb else None,
+        "cpu_model": first("/proc/cpuinfo", "model name"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "stack": stack,
+        "git_commit": commit,
+    }
+
+
+# --- where the CPU goes --------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None if unknown."""
+    if pid is None:
+        return None
+    if pid == os.getpid():
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each named process spent between ``start()`` and ``stop()``."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._start: dict[str, float | None] = {}
+
+    def start(self) -> CpuMeter:
+        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        spent = {}
+        for name, pid in self._pids.items():
+            now, then = cpu_seconds(pid), self._start.get(name)
+            if now is not None and then is not None:
+                spent[name] = round(now - then, 2)
+        return spent
+
+
+# --- infrastructure and services -------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    kafka: str
+    mongo: str
+    workdir: Path
+    stack: str
+    database_pid: int | None = None
+    broker_pid: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    def env(self, prefix: str, service: str, port: int) -> dict[str, str]:
+        upper = service.upper()
+        return {
+            f"{upper}_PORT": str(port),
+            f"{upper}_HOST": "127.0.0.1",
+            f"{upper}_LOG_LEVEL": "WARNING",
+            f"{upper}_LOG_JSON": "true",
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "KAFKA_TOPIC_PREFIX": f"{prefix}.",
+            "KAFKA_PARTITIONS": str(PARTITIONS),
+            # The embedded broker completes a group join after half the session timeout.
+            "KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            "MONGODB_URI": self.mongo,
+            "MONGODB_DATABASE_PREFIX": f"{prefix}_",
+            "AUTH_TOKENS": json.dumps({"platform": [TOKEN]}),
+        } | self.extra_env
+
+    def start(self, prefix: str, service: str, index: int = 0) -> ServiceProcess:
+        port = free_port()
+        process = ServiceProcess(
+            name=f"{service}#{index}",
+            module=service,
+            port=port,
+            env=self.env(prefix, service, port),
+            log_path=self.workdir / f"{prefix}-{service}-{index}.log",
+        )
+        process.start()
+        self.services.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.services:
+            process.stop(timeout_s=30)
+        self.services.clear()
+
+
+@contextlib.contextmanager
+def infrastructure(workdir: Path) -> Iterator[Bench]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    mongo = os.environ.get("MONGODB_URI")
+    if kafka and mongo:
+        yield Bench(kafka=kafka, mongo=mongo, workdir=workdir, stack="external")
+        return
+    from seminarops_shared.testing.servers import start_embedded_kafka, start_embedded_mongo
+
+    with (
+        start_embedded_kafka(workdir / "kafka") as broker,
+        start_embedded_mongo(workdir / "mongo") as database,
+    ):
+        yield Bench(
+            kafka=broker.address,
+            mongo=database.address,
+            workdir=workdir,
+            stack="embedded (Tansu broker, SecantusDB database)",
+            database_pid=database.pid,
+            broker_pid=broker.pid,
+        )
+
+
+async def wait_for(probe: Any, *, what: str, timeout_s: float, interval_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+async def ready(processes: Sequence[ServiceProcess], *, timeout_s: float = 90) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        for process in processes:
+
+            async def answers(p: ServiceProcess = process) -> bool:
+                if not p.running:
+                    raise RuntimeError(f"{p.name} exited:\n{p.log()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await client.get(f"{p.url}/health/ready")).status_code == 200
+                return False
+
+            await wait_for(answers, what=f"{process.name} ready", timeout_s=timeout_s)
+
+
+async def funnel_row(
+    client: httpx.AsyncClient, url: str, year: int, seminar_id: str
+) -> dict[str, Any] | None:
+    response = await client.get(f"{url}/v1/reports/funnel", params={"year": year})
+    response.raise_for_status()
+    for row in response.json()["seminars"]:
+        if row["seminar_id"] == seminar_id:
+            return dict(row)
+    return None
+
+
+async def seat_book(client: httpx.AsyncClient, url: str, seminar_id: str) -> dict[str, Any] | None:
+    response = await client.get(
+        f"{url}/v1/seminars/{seminar_id}/registrations", params={"limit": 1}, headers=AUTH
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return dict(response.json())
+
+
+async def open_seminar(
+    producer: AIOKafkaProducer,
+    client: httpx.AsyncClient,
+    *,
+    prefix: str,
+    seminar_id: str,
+    year: int,
+    capacity: int,
+    registration_url: str,
+    metrics_url: str,
+) -> None:
+    """Schedule a seminar and wait until both services know it."""
+    await producer.send_and_wait(
+        f"{prefix}.{SEMINAR_EVENTS}",
+        scheduled(seminar_id, capacity=capacity, year=year),
+        key=seminar_id.encode(),
+    )
+    await wait_for(
+        lambda: seat_book(client, registration_url, seminar_id),
+        what="registration knows the seminar",
+        timeout_s=60,
+    )
+    await wait_for(
+        lambda: funnel_row(client, metrics_url, year, seminar_id),
+        what="metrics knows the seminar",
+        timeout_s=60,
+    )
+
+
+# --- profiling (optional) ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def profiled(targets: dict[str, int | None], directory: Path | None) -> Iterator[None]:
+    """py-spy records each pid (collapsed stacks, ``<name>.txt``) while inside."""
+    if directory is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        print("--profile: py-spy not installed, not profiling", file=sys.stderr)
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    recorders = [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(directory / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in targets.items()
+        if pid is not None
+    ]
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                recorder.wait(timeout=30)
+
+
+# --- phases ----------------------------------------------------------------------------
+
+
+async def run_baseline(bench: Bench, *, events: int) -> dict[str, Any]:
+    prefix = f"bb{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.baseline.requests"
+    await asyncio.to_thread(ensure_topics, bench.kafka, [topic], partitions=PARTITIONS)
+    seminar_id = f"sem-base-{uuid.uuid4().hex[:8]}"
+    values = requests_for(seminar_id, events, tag="base")
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(bench.mongo, w="majority")
+    collection = mongo[f"{prefix}_baseline"]["events"]
+    services = KafkaSettings()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bench.kafka,
+        group_id=f"{prefix}.baseline",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+        # The services' consumer settings (the embedded broker holds a fetch for all
+        # of fetch_max_wait_ms when there is nothing new).
+        fetch_max_wait_ms=services.fetch_max_wait_ms,
+        max_poll_records=services.max_batch_records,
+    )
+    producer = new_producer(bench.kafka, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        meter = CpuMeter(
+            {"database": bench.database_pid, "broker": bench.broker_pid, "bench": os.getpid()}
+        ).start()
+        started = time.perf_counter()
+        sending = asyncio.create_task(publish_all(producer, topic, seminar_id.encode(), values))
+        written = writes = 0
+        while written < events:
+            batches = await consumer.getmany(
+                timeout_ms=services.batch_timeout_ms, max_records=services.max_batch_records
+            )
+            docs = []
+            for records in batches.values():
+                for record in records:
+                    doc = json.loads(record.value)
+                    doc["_id"] = doc.pop("id")
+                    docs.append(doc)
+            if docs:
+                await collection.insert_many(docs, ordered=False)
+                await consumer.commit()
+                written += len(docs)
+                writes += 1
+        done = time.perf_counter()
+        sent = await sending
+        cpu = meter.stop()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await mongo.drop_database(f"{prefix}_baseline")
+        await mongo.close()
+    seconds = done - started
+    return {
+        "events": events,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(events / seconds, 1),
+        "bulk_writes": writes,
+        "send_s": round(sent - started, 2),
+        "cpu_s": cpu,
+        "database_cpu_us_per_event": _per_event(cpu, "database", events),
+    }
+
+
+def _per_event(cpu: dict[str, float], name: str, events: int) -> float | None:
+    return round(cpu[name] / events * 1e6) if name in cpu else None
+
+
+@dataclass
+class Stack:
+    """One registration and one metrics service on their own topics and databases."""
+
+    prefix: str
+    registration: ServiceProcess
+    metrics: ServiceProcess
+    producer: AIOKafkaProducer
+    client: httpx.AsyncClient
+
+    async def open_seminar(self, seminar_id: str, *, year: int, capacity: int) -> None:
+        await open_seminar(
+            self.producer,
+            self.client,
+            prefix=self.prefix,
+            seminar_id=seminar_id,
+            year=year,
+            capacity=capacity,
+            registration_url=self.registration.url,
+            metrics_url=self.metrics.url,
+        )
+
+    @property
+    def requests_topic(self) -> str:
+        return f"{self.prefix}.{REGISTRATION_REQUESTS}"
+
+
+@contextlib.asynccontextmanager
+async def service_stack(bench: Bench) -> AsyncIterator[Stack]:
+    prefix = f"bp{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(
+        ensure_topics, bench.kafka, [f"{prefix}.{t}" for t in ALL_TOPICS], partitions=PARTITIONS
+    )
+    registration = bench.start(prefix, "registration")
+    metrics = bench.start(prefix, "metrics")
+    producer = new_producer(bench.kafka, linger_ms=0)
+    try:
+        await ready([registration, metrics])
+        await producer.start()
+        async with httpx.AsyncClient(timeout=30) as client:
+            yield Stack(prefix, registration, metrics, producer, client)
+    finally:
+        await producer.stop()
+        bench.stop_all()
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(bench.mongo)
+        for name in ("registration", "metrics"):
+            await mongo.drop_database(f"{prefix}_{name}")
+        await mongo.close()
+
+
+async def processed_count(client: httpx.AsyncClient, url: str, topic: str) -> int:
+    """Events of ``topic`` the service has committed (its ``/metrics`` counter: in
+    memory, no database query)."""
+    response = await client.get(f"{url}/metrics")
+    response.raise_for_status()
+    total = 0
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if (
+                sample.name == "seminarops_events_processed_total"
+                and sample.labels.get("topic") == topic
+                and sample.labels.get("outcome") == "processed"
+            ):
+                total += int(sample.value)
+    return total
+
+
+async def run_pipeline(
+    stack: Stack, *, events: int, poll_s: float, profile: Path | None, bench: Bench
+) -> dict[str, Any]:
+    """N requests for one seminar, timed until the funnel report counts all of them.
+
+    The report aggregates every registration of the seminar (a database query that
+    grows with N), so it is not asked every few milliseconds: the services' in-memory
+    counters (``/metrics``) say when the last batch committed, then the report is
+    asked (and again until it counts all; at least every 30 s regardless)."""
+    seminar_id = f"sem-pipe-{uuid.uuid4().hex[:8]}"
+    year = 2101
+    await stack.open_seminar(seminar_id, year=year, capacity=events * 10)
+    values = requests_for(seminar_id, events, tag="pipe")
+    requests_topic = stack.requests_topic
+    decisions_topic = f"{stack.prefix}.{REGISTRATION_EVENTS}"
+    registration_before = await processed_count(
+        stack.client, stack.registration.url, requests_topic
+    )
+    metrics_before = await processed_count(stack.client, stack.metrics.url, decisions_topic)
+    registered_at: float | None = None
+    report_seconds: list[float] = []
+    targets = {
+        "registration": stack.registration.pid,
+        "metrics": stack.metrics.pid,
+        "database": bench.database_pid,
+    }
+    meter = CpuMeter({**targets, "broker": bench.broker_pid, "bench": os.getpid()})
+    with profiled(targets, profile):
+        meter.start()
+        started = time.perf_counter()
+        sending = asyncio.create_task(
+            publish_all(stack.producer, requests_topic, seminar_id.encode(), values)
+        )
+        deadline = started + max(300.0, events / 20)
+        next_report = started + 30.0
+        next_registration_poll = started
+        while True:
+            await asyncio.sleep(poll_s)
+            if registered_at is None and time.perf_counter() >= next_registration_poll:
+                decided = await processed_count(
+                    stack.client, stack.registration.url, requests_topic
+                )
+                if decided - registration_before >= events:
+                    registered_at = time.perf_counter()
+                next_registration_poll = time.perf_counter() + 0.25
+            projected = await processed_count(stack.client, stack.metrics.url, decisions_topic)
+            now = time.perf_counter()
+            if projected - metrics_before < events and now < next_report:
+                continue
+            row = await funnel_row(stack.client, stack.metrics.url, year, seminar_id)
+            done = time.perf_counter()
+            report_seconds.append(done - now)
+            next_report = done + 30.0
+            if row and row["requested"] >= events:
+                break
+            if done > deadline:
+                raise TimeoutError(f"pipeline: {row} of {events} after {done - started:.0f} s")
+        sent = await sending
+        cpu = meter.stop()
+    seconds = done - started
+    return {
+        "events": events,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(events / seconds, 1),
+        "send_s": round(sent - started, 2),
+        "registration_decided_s": round((registered_at or done) - started, 2),
+        "cpu_s": cpu,
+        "database_cpu_us_per_event": _per_event(cpu, "database", events),
+        "report": {k: row[k] for k in ("requested", "confirmed", "waitlisted")},
+        "correct": row["requested"] == events and row["confirmed"] == events,
+        "counter_poll_s": poll_s,
+        "report_median_ms": round(statistics.median(report_seconds) * 1000, 1),
+    }
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+async def run_latency(
+    stack: Stack,
+    *,
+    rate: float,
+    seconds: float,
+    poll_s: float,
+    mongodb_uri: str,
+    trace: list[tuple[float, int, int]] | None = None,
+) -> dict[str, Any]:
+    """Events at ``rate`` per second for ``seconds``; each event's time from the send
+    until the funnel report counts it.
+
+    Each second of traffic goes to its own seminar in its own year, so that a report
+    answer aggregates at most ``rate`` registrations: asked every ``poll_s``, the report
+    must not itself load the database it measures. Within a seminar (one partition)
+    events are decided, published and projected in order, so a count of ``c`` in its
+    row means its first ``c`` events are visible."""
+    chunk = max(1, round(rate))
+    count = round(rate * seconds)
+    chunks = math.ceil(count / chunk)
+    seminars = [f"sem-lat-{uuid.uuid4().hex[:8]}" for _ in range(chunks)]
+    years = [2110 + k for k in range(chunks)]
+    for seminar_id, year in zip(seminars, years, strict=True):
+        await stack.producer.send_and_wait(
+            f"{stack.prefix}.{SEMINAR_EVENTS}",
+            scheduled(seminar_id, capacity=chunk * 10, year=year),
+            key=seminar_id.encode(),
+        )
+    for seminar_id, year in zip(seminars, years, strict=True):
+        await wait_for(
+            lambda s=seminar_id: seat_book(stack.client, stack.registration.url, s),
+            what="registration knows the seminar",
+            timeout_s=60,
+        )
+        await wait_for(
+            lambda s=seminar_id, y=year: funnel_row(stack.client, stack.metrics.url, y, s),
+            what="metrics knows the seminar",
+            timeout_s=60,
+        )
+    values = [
+        value
+        for k, seminar_id in enumerate(seminars)
+        for value in requests_for(seminar_id, min(chunk, count - k * chunk), tag=f"lat{k}")
+    ]
+    sent_at = [math.nan] * count
+    seen_at = [math.nan] * count
+    sent = 0  # events handed to the producer so far
+    report_seconds: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def publisher() -> None:
+        nonlocal sent
+        futures = []
+        start = loop.time()
+        for i, value in enumerate(values):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[i] = time.perf_counter()
+            futures.append(
+                await stack.producer.send(
+                    stack.requests_topic, value, key=seminars[i // chunk].encode()
+                )
+            )
+            sent = i + 1
+        await asyncio.gather(*futures)
+
+    async def poller() -> None:
+        seen = [0] * chunks  # visible events per seminar
+        deadline = time.perf_counter() + seconds + 120
+        while sum(seen) < count:
+            for k in range(chunks):
+                size = min(chunk, count - k * chunk)
+                if seen[k] >= size or sent <= k * chunk:
+                    continue  # done, or nothing sent yet
+                asked = time.perf_counter()
+                row = await funnel_row(stack.client, stack.metrics.url, years[k], seminars[k])
+                now = time.perf_counter()
+                report_seconds.append(now - asked)
+                visible = min(size, row["requested"] if row else 0)
+                if trace is not None:
+                    trace.append((round(now - began, 3), k, visible))
+                for j in range(seen[k], visible):
+                    seen_at[k * chunk + j] = now
+                seen[k] = max(seen[k], visible)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"latency: only {sum(seen)} of {count} visible")
+            await asyncio.sleep(poll_s)
+
+    pings: list[tuple[float, float]] = []
+    done = asyncio.Event()
+
+    async def database_pings() -> None:
+        """A one-document read every 50 ms: the database's own pauses, for the record."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
+        collection = client[f"{stack.prefix}_metrics"]["seminars"]
+        try:
+            while not done.is_set():
+                asked = time.perf_counter()
+                await collection.find_one({"_id": "ping"})
+                pings.append((asked - began, (time.perf_counter() - asked) * 1000))
+                await asyncio.sleep(0.05)
+        finally:
+            await client.close()
+
+    began = time.perf_counter()
+    probe = asyncio.create_task(database_pings())
+    try:
+        await asyncio.gather(publisher(), poller())
+    finally:
+        done.set()
+        await probe
+    per_event = [(seen - sent) * 1000 for seen, sent in zip(seen_at, sent_at, strict=True)]
+    latencies = sorted(per_event)
+    send_span = max(sent_at) - min(sent_at)
+    slowest = sorted(range(count), key=per_event.__getitem__)[-10:]
+    return {
+        "events": count,
+        "seminars": chunks,
+        # When the slowest events were sent (seconds into the phase) and their latency:
+        # clustered, they point at a pause (a background job), spread, at contention.
+        "slowest": [[round(sent_at[i] - began, 2), round(per_event[i], 1)] for i in slowest],
+        "rate_target_per_s": rate,
+        "rate_achieved_per_s": round((count - 1) / send_span, 1) if send_span > 0 else None,
+        "seconds": round(time.perf_counter() - began, 2),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p90_ms": round(percentile(latencies, 90), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(latencies[-1], 1),
+        "report_poll_interval_ms": round(poll_s * 1000, 1),
+        "report_median_ms": round(statistics.median(report_seconds) * 1000, 1),
+        "report_polls": len(report_seconds),
+        "database_read_median_ms": round(statistics.median(p for _, p in pings), 1),
+        "database_read_slowest": [
+            [round(t, 2), round(p, 1)] for t, p in sorted(pings, key=lambda x: x[1])[-5:]
+        ],
+    }
+
+
+async def run_rush_phase(bench: Bench, *, requests: int, replicas: int) -> dict[str, Any]:
+    log_dir = bench.workdir / f"rush-{replicas}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    result = await run_rush(
+        kafka_bootstrap_servers=bench.kafka,
+        mongodb_uri=bench.mongo,
+        requests=requests,
+        capacity=500,
+        replicas=replicas,
+        log_dir=log_dir,
+    )
+    keep = (
+        "requests", "capacity", "replicas", "kafka_records", "http_requests", "send_s",
+        "decided_after_last_sent_s", "total_s", "confirmed", "waitlisted", "checks", "ok",
+    )  # fmt: skip
+    return {k: result[k] for k in keep}
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+async def bench_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    print(f"baseline: {args.events} events ...", file=sys.stderr)
+    results["baseline"] = await run_baseline(bench, events=args.events)
+    _report(results, "baseline")
+    async with service_stack(bench) as stack:
+        # Warm-up: connection pools, code paths, the first group join.
+        warm = f"sem-warm-{uuid.uuid4().hex[:8]}"
+        await stack.open_seminar(warm, year=2100, capacity=10_000)
+        await publish_all(
+            stack.producer, stack.requests_topic, warm.encode(), requests_for(warm, 300, tag="w")
+        )
+        await wait_for(
+            lambda: _counted(stack, warm, 2100, 300), what="warm-up counted", timeout_s=120
+        )
+        # Latency before the bulk phases: the embedded database trims its oplog
+        # (100,000 entries) every 1,000 writes once it is full, a stall of 0.3-0.5 s
+        # that the services cannot avoid (see README, Benchmarks).
+        print(f"latency: {args.rate}/s for {args.latency_s} s ...", file=sys.stderr)
+        results["latency"] = await run_latency(
+            stack,
+            rate=args.rate,
+            seconds=args.latency_s,
+            poll_s=args.poll_ms / 1000,
+            mongodb_uri=bench.mongo,
+        )
+        _report(results, "latency")
+        print(f"pipeline: {args.events} events ...", file=sys.stderr)
+        results["pipeline"] = await run_pipeline(
+            stack,
+            events=args.events,
+            poll_s=0.05,
+            profile=Path(args.profile) if args.profile else None,
+            bench=bench,
+        )
+        _report(results, "pipeline")
+    if not args.skip_rush:
+        print(f"rush: {args.rush_requests} requests, 2 replicas ...", file=sys.stderr)
+        results["rush"] = await run_rush_phase(bench, requests=args.rush_requests, replicas=2)
+        _report(results, "rush")
+        print("scaling: the rush with 1 replica ...", file=sys.stderr)
+        results["rush_one_replica"] = await run_rush_phase(
+            bench, requests=args.rush_requests, replicas=1
+        )
+        _report(results, "rush_one_replica")
+    return results
+
+
+def _report(results: dict[str, Any], phase: str) -> None:
+    print(f"  {phase}: {json.dumps(results[phase], sort_keys=True)}", file=sys.stderr)
+
+
+async def _counted(stack: Stack, seminar_id: str, year: int, expected: int) -> bool:
+    row = await funnel_row(stack.client, stack.metrics.url, year, seminar_id)
+    return bool(row and row["requested"] >= expected)
+
+
+def summary(results: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    baseline = results["baseline"]["events_per_s"]
+    pipeline = results["pipeline"]["events_per_s"]
+    rush = results.get("rush", {})
+    one = results.get("rush_one_replica", {})
+    out: dict[str, Any] = {
+        "baseline_events_per_s": baseline,
+        "pipeline_events_per_s": pipeline,
+        "ratio": round(pipeline / baseline, 3),
+        "p50_ms": results["latency"]["p50_ms"],
+        "p99_ms": results["latency"]["p99_ms"],
+        "rush_seconds": rush.get("total_s"),
+        "rush_decided_after_last_sent_s": rush.get("decided_after_last_sent_s"),
+        "rush_confirmed": rush.get("confirmed"),
+        "rush_one_replica_seconds": one.get("total_s"),
+        "scaling_two_over_one": (
+            round(one["total_s"] / rush["total_s"], 2) if rush and one else None
+        ),
+        "events": results["pipeline"]["events"],
+    }
+    out["targets"] = {
+        "ratio_ge_0.5": out["ratio"] >= TARGET_RATIO,
+        "p99_le_250ms": out["p99_ms"] <= TARGET_P99_MS,
+        "rush_le_30s_exact_capacity": (
+            bool(rush) and rush["total_s"] <= TARGET_RUSH_S and rush["confirmed"] == 500
+        ),
+    }
+    out["machine"] = info
+    return out
+
+
+def table(results: dict[str, Any], out: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    b, p, lat = results["baseline"], results["pipeline"], results["latency"]
+    rows.append(
+        ("baseline", "events/s", f"{b['events_per_s']:,.0f}  ({b['events']:,} in {b['seconds']} s)")
+    )
+    rows.append(
+        (
+            "pipeline",
+            "events/s",
+            f"{p['events_per_s']:,.0f}  ({p['events']:,} in {p['seconds']} s; registration done at {p['registration_decided_s']} s)",
+        )
+    )
+    rows.append(
+        ("pipeline", "ratio to baseline", f"{out['ratio']:.2f}  (target >= {TARGET_RATIO})")
+    )
+    rows.append(
+        (
+            "latency",
+            f"p50 / p90 / p99 / max ms at {lat['rate_achieved_per_s']}/s",
+            f"{lat['p50_ms']} / {lat['p90_ms']} / {lat['p99_ms']} / {lat['max_ms']}  (target p99 <= {TARGET_P99_MS:.0f})",
+        )
+    )
+    rows.append(
+        (
+            "latency",
+            "report poll",
+            f"every {lat['report_poll_interval_ms']} ms, median answer {lat['report_median_ms']} ms",
+        )
+    )
+    for key, label in (("rush", "rush, 2 replicas"), ("rush_one_replica", "rush, 1 replica")):
+        if key in results:
+            r = results[key]
+            rows.append(
+                (
+                    label,
+                    "seconds",
+                    f"{r['total_s']}  (after last sent: {r['decided_after_last_sent_s']}; confirmed {r['confirmed']}, waitlisted {r['waitlisted']}; checks {'OK' if r['ok'] else 'FAILED'})",
+                )
+            )
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{a:<{width[0]}}  {m:<{width[1]}}  {v}" for a, m, v in rows]
+    return "\n".join(lines)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000, help="N for baseline and pipeline")
+    parser.add_argument("--rate", type=float, default=100.0, help="latency: events per second")
+    parser.add_argument("--latency-s", type=float, default=20.0, help="latency: how long")
+    parser.add_argument("--poll-ms", type=float, default=20.0, help="latency: report poll period")
+    parser.add_argument("--rush-requests", type=int, default=10_000)
+    parser.add_argument("--skip-rush", action="store_true")
+    parser.add_argument("--profile", help="record the services with py-spy into this folder")
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the pipeline services (experiments)",
+    )
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="seminarops-bench-"))
+    print(f"logs in {workdir}", file=sys.stderr)
+    started = datetime.now(UTC)
+    with infrastructure(workdir) as bench:
+        bench.extra_env = dict(item.split("=", 1) for item in args.service_env)
+        info = machine(bench.stack)
+        info["service_env"] = bench.extra_env
+        results = asyncio.run(bench_all(bench, args))
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out = summary(results, info)
+    record = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "summary": {k: v for k, v in out.items() if k != "machine"},
+        "machine": info,
+        "phases": results,
+    }
+    if not args.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        (RESULTS / f"{stamp}.json").write_text(text)
+        (RESULTS / "latest.json").write_text(text)
+    print(table(results, out))
+    ok = results["pipeline"]["correct"] and all(
+        results[k]["ok"] for k in ("rush", "rush_one_replica") if k in results
+    )
+    print(json.dumps(out, sort_keys=True))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

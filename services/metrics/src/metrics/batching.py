@@ -1,0 +1,218 @@
+"""Projecting a whole consumed batch with a handful of round trips.
+
+``BatchedProjectionStore`` is the ``ProjectionStore`` the live consumer folds a batch
+through: it reads every document the batch needs at most once (in bulk for the keys
+known up front, ``preload``), keeps the folded documents in memory, and writes what
+changed at ``flush()`` with one bulk write per collection, all inside the batch's
+transaction. The folds are the same ``Projector`` code as for a single event, so the
+documents are the same.
+
+An erasure rewrites ids in every collection: the store flushes, lets the database do
+it, and forgets what it held (later events of the batch read again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from .domain import EvaluationView, ParticipationView, RegistrationView, SeminarView
+from .repository import Projections
+
+
+class BatchedProjectionStore:
+    """``ProjectionStore`` over one projection set in one transaction, reading each
+    document once and writing changes at ``flush()`` (one bulk write per collection)."""
+
+    def __init__(self, projections: Projections, session: AsyncClientSession | None) -> None:
+        self._p = projections
+        self._session = session
+        self._forget()
+
+    def _forget(self) -> None:
+        # What the database holds (None: no such document), as changed by this batch.
+        self._seminars: dict[str, SeminarView | None] = {}
+        self._registrations: dict[str, RegistrationView | None] = {}
+        self._evaluations: dict[str, EvaluationView | None] = {}
+        # seminar -> participant -> participation
+        self._participations: dict[str, dict[str, ParticipationView | None]] = {}
+        # Seminars whose participations are all held here.
+        self._whole: set[str] = set()
+        # anonymous id -> whether that person asked to be forgotten
+        self._erased: dict[str, bool] = {}
+        self._dirty_seminars: set[str] = set()
+        self._dirty_registrations: set[str] = set()
+        self._dirty_evaluations: set[str] = set()
+        self._dirty_participations: set[tuple[str, str]] = set()
+        # Keys read as absent and not written yet: written with an insert, not an upsert.
+        self._absent: set[str] = set()
+        self._absent_participations: set[tuple[str, str]] = set()
+
+    # ---- bulk reads ----------------------------------------------------------------
+
+    async def preload(
+        self,
+        *,
+        seminar_ids: Iterable[str] = (),
+        registration_ids: Iterable[str] = (),
+        evaluation_ids: Iterable[str] = (),
+        participations: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Read what the batch will touch: one query per collection (participations:
+        one per seminar)."""
+        wanted = set(seminar_ids) - self._seminars.keys()
+        if wanted:
+            found_seminars = await self._p.seminars.get_many(wanted, session=self._session)
+            self._seminars.update({s: found_seminars.get(s) for s in wanted})
+            self._absent.update(f"s:{s}" for s in wanted if s not in found_seminars)
+        wanted = set(registration_ids) - self._registrations.keys()
+        if wanted:
+            found_regs = await self._p.registrations.get_many(wanted, session=self._session)
+            self._registrations.update({r: found_regs.get(r) for r in wanted})
+            self._absent.update(f"r:{r}" for r in wanted if r not in found_regs)
+        wanted = set(evaluation_ids) - self._evaluations.keys()
+        if wanted:
+            found_evals = await self._p.evaluations.get_many(wanted, session=self._session)
+            self._evaluations.update({e: found_evals.get(e) for e in wanted})
+            self._absent.update(f"e:{e}" for e in wanted if e not in found_evals)
+        for seminar_id, participant_ids in (participations or {}).items():
+            await self._participations_of(seminar_id, participant_ids)
+
+    async def _participations_of(
+        self, seminar_id: str, participant_ids: Collection[str] | None
+    ) -> dict[str, ParticipationView | None]:
+        held = self._participations.setdefault(seminar_id, {})
+        if seminar_id in self._whole:
+            return held
+        if participant_ids is None:
+            found = await self._p.participations.of_seminar(seminar_id, None, session=self._session)
+            for participant_id, view in found.items():
+                held.setdefault(participant_id, view)  # what this batch changed wins
+                self._absent_participations.discard((seminar_id, participant_id))
+            self._whole.add(seminar_id)
+            return held
+        missing = {p for p in participant_ids if p not in held}
+        if missing:
+            found = await self._p.participations.of_seminar(
+                seminar_id, missing, session=self._session
+            )
+            held.update({p: found.get(p) for p in missing})
+            self._absent_participations.update((seminar_id, p) for p in missing if p not in found)
+        return held
+
+    # ---- ProjectionStore -----------------------------------------------------------
+
+    async def erased_among(self, anonymous_ids: Collection[str]) -> set[str]:
+        unknown = {a for a in anonymous_ids if a not in self._erased}
+        if unknown:
+            erased = await self._p.erasures.among(unknown, session=self._session)
+            self._erased.update({a: a in erased for a in unknown})
+        return {a for a in anonymous_ids if self._erased[a]}
+
+    async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
+        await self.flush()
+        await self._p.erase(
+            participant_id=participant_id,
+            anonymous=anonymous,
+            erased_at=erased_at,
+            session=self._session,
+        )
+        self._forget()
+        self._erased[anonymous] = True
+
+    async def seminar(self, seminar_id: str) -> SeminarView | None:
+        if seminar_id not in self._seminars:
+            found = await self._p.seminars.get(seminar_id, session=self._session)
+            self._seminars[seminar_id] = found
+            if found is None:
+                self._absent.add(f"s:{seminar_id}")
+        return self._seminars[seminar_id]
+
+    async def save_seminar(self, view: SeminarView) -> None:
+        self._seminars[view.seminar_id] = view
+        self._dirty_seminars.add(view.seminar_id)
+
+    async def registration(self, registration_id: str) -> RegistrationView | None:
+        if registration_id not in self._registrations:
+            found = await self._p.registrations.get(registration_id, session=self._session)
+            self._registrations[registration_id] = found
+            if found is None:
+                self._absent.add(f"r:{registration_id}")
+        return self._registrations[registration_id]
+
+    async def save_registration(self, view: RegistrationView) -> None:
+        self._registrations[view.registration_id] = view
+        self._dirty_registrations.add(view.registration_id)
+
+    async def participations(
+        self, seminar_id: str, participant_ids: Collection[str] | None = None
+    ) -> dict[str, ParticipationView]:
+        held = await self._participations_of(seminar_id, participant_ids)
+        wanted: Iterable[str] = held if participant_ids is None else participant_ids
+        return {p: view for p in wanted if (view := held.get(p)) is not None}
+
+    async def save_participations(self, views: Sequence[ParticipationView]) -> None:
+        for view in views:
+            self._participations.setdefault(view.seminar_id, {})[view.participant_id] = view
+            self._dirty_participations.add((view.seminar_id, view.participant_id))
+
+    async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
+        if evaluation_id not in self._evaluations:
+            found = await self._p.evaluations.get(evaluation_id, session=self._session)
+            self._evaluations[evaluation_id] = found
+            if found is None:
+                self._absent.add(f"e:{evaluation_id}")
+        return self._evaluations[evaluation_id]
+
+    async def save_evaluation(self, view: EvaluationView) -> None:
+        self._evaluations[view.evaluation_id] = view
+        self._dirty_evaluations.add(view.evaluation_id)
+
+    # ---- writing -------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write what changed since the last flush: one bulk write per collection."""
+        session = self._session
+        seminars = [seminar for s in sorted(self._dirty_seminars) if (seminar := self._seminars[s])]
+        registrations = [
+            reg for r in sorted(self._dirty_registrations) if (reg := self._registrations[r])
+        ]
+        evaluations = [ev for e in sorted(self._dirty_evaluations) if (ev := self._evaluations[e])]
+        participations = [
+            part
+            for s, p in sorted(self._dirty_participations)
+            if (part := self._participations[s][p]) is not None
+        ]
+        self._dirty_seminars.clear()
+        self._dirty_registrations.clear()
+        self._dirty_evaluations.clear()
+        self._dirty_participations.clear()
+        absent, absent_participations = self._absent, self._absent_participations
+        # Once written, they exist.
+        self._absent, self._absent_participations = set(), set()
+        if seminars:
+            await self._p.seminars.save_many(
+                seminars,
+                session=session,
+                new={v.seminar_id for v in seminars if f"s:{v.seminar_id}" in absent},
+            )
+        if registrations:
+            await self._p.registrations.save_many(
+                registrations,
+                session=session,
+                new={
+                    v.registration_id for v in registrations if f"r:{v.registration_id}" in absent
+                },
+            )
+        if participations:
+            await self._p.participations.save_many(
+                participations, session=session, new=absent_participations
+            )
+        if evaluations:
+            await self._p.evaluations.save_many(
+                evaluations,
+                session=session,
+                new={v.evaluation_id for v in evaluations if f"e:{v.evaluation_id}" in absent},
+            )

@@ -1,0 +1,94 @@
+"""The live consumer's batch fold (``ProjectionService.project_batch``: bulk reads, one
+bulk write per collection) builds exactly the documents the event-by-event fold does,
+whatever the batch boundaries, with replays and an erasure in the middle of a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from metrics.handlers import ProjectionService, Projector
+from metrics.repository import (
+    ProjectionPointer,
+    Projections,
+    evaluation_view,
+    participation_view,
+    registration_view,
+    seminar_view,
+)
+from metrics.store import MemoryProjectionStore
+from seminarops_shared.clock import utc_now
+from seminarops_shared.events import Event
+from seminarops_shared.mongo import Mongo
+from seminarops_shared.testing.stack import Namespace
+from seminarops_shared.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+PSEUDONYM_KEY = b"metrics-batch-test-pseudonym-key"
+
+
+@dataclass(frozen=True)
+class _Received:
+    """What ``project_batch`` reads of a consumed event: its data."""
+
+    data: Event
+
+
+async def _memory_state(events: list[Any]) -> tuple[Any, ...]:
+    store = MemoryProjectionStore()
+    projector = Projector(pseudonym_key=PSEUDONYM_KEY)
+    for sent in events:
+        await projector.apply(sent.data, store)
+    return (
+        store.seminars,
+        store.registrations,
+        store.participations_by_key,
+        store.evaluations,
+        set(store.erasures),
+    )
+
+
+async def _database_state(projections: Projections) -> tuple[Any, ...]:
+    seminars = [seminar_view(d) async for d in projections.seminars.collection.find()]
+    registrations = [
+        registration_view(d) async for d in projections.registrations.collection.find()
+    ]
+    participations = [
+        participation_view(d) async for d in projections.participations.collection.find()
+    ]
+    evaluations = [evaluation_view(d) async for d in projections.evaluations.collection.find()]
+    erasures = {d["_id"] async for d in projections.erasures.collection.find()}
+    return (
+        {v.seminar_id: v for v in seminars},
+        {v.registration_id: v for v in registrations},
+        {(v.seminar_id, v.participant_id): v for v in participations},
+        {v.evaluation_id: v for v in evaluations},
+        erasures,
+    )
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 9, 1000])
+async def test_batches_fold_to_the_same_documents_as_single_events(
+    namespace: Namespace, two_year_history: Any, replays_of: Any, batch_size: int
+) -> None:
+    events = list(two_year_history.events) + replays_of(two_year_history)
+    mongo = Mongo(namespace.mongo(), f"{namespace.prefix}_metrics_batches_{batch_size}")
+    try:
+        pointer = ProjectionPointer(mongo.db)
+        projections = Projections.of(mongo.db, await pointer.active())
+        await projections.ensure_indexes()
+        service = ProjectionService(
+            pointer=pointer, projector=Projector(pseudonym_key=PSEUDONYM_KEY)
+        )
+        for start in range(0, len(events), batch_size):
+            batch = [_Received(sent.data) for sent in events[start : start + batch_size]]
+            async with mongo.transaction() as session:
+                uow = UnitOfWork(session=session, source="/services/metrics", clock=utc_now)
+                await service.project_batch(batch, uow)  # type: ignore[arg-type]
+        assert await _database_state(projections) == await _memory_state(events)
+    finally:
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()

@@ -1,0 +1,300 @@
+"""HTTP entry points: translate requests into the use cases of ``handlers``.
+
+Every route needs a bearer token: the state-changing ones, and the reads, which all
+return personal data (names, e-mail addresses).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import OperationFailure
+
+from seminarops_shared.auth import require_role
+from seminarops_shared.events.inbound import Participant
+from seminarops_shared.events.registration import RegistrationStatus
+from seminarops_shared.events.vocabulary import Identifier
+from seminarops_shared.mongo import Document, is_transient_database_error
+from seminarops_shared.service import service_source, service_state
+from seminarops_shared.settings import Role
+from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
+
+from .handlers import Outcome, OutcomeStatus, RegistrationClosed, RegistrationRequest, Registrations
+
+router = APIRouter(prefix="/v1", tags=["registrations"])
+
+BUSY = HTTPException(
+    status.HTTP_503_SERVICE_UNAVAILABLE,
+    "too many writers for this seminar right now, try again shortly",
+    headers={"Retry-After": "1"},
+)
+
+# The `source` of requests made over this API (the events' `source` field says which
+# path a registration came by; the envelope's is always /services/registration).
+HTTP_SOURCE = service_source("registration") + "/http"
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+
+_writers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
+_readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
+_participant_readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
+_operators = Depends(require_role(Role.OPERATOR))
+
+
+async def registrations(request: Request) -> Registrations:
+    # async: FastAPI would run a plain ``def`` dependency in its thread pool (a thread
+    # hand-off on every request).
+    return service_state(request, Registrations)
+
+
+Service = Annotated[Registrations, Depends(registrations)]
+
+
+class RegistrationIn(BaseModel):
+    """The same as a ``registration.requested.v1`` event's data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seminar_id: Identifier
+    participant: Participant
+
+
+class DecisionOut(BaseModel):
+    """The registration a request resolved to. ``pending``: the seminar is not known
+    yet; the request is parked and decided when it is (see the service README)."""
+
+    id: str
+    status: OutcomeStatus
+    position: int | None = Field(default=None, description="place in the waiting list")
+    reason: str | None = None
+
+
+class RegistrationOut(BaseModel):
+    id: str
+    seminar_id: str
+    participant_id: str
+    status: str
+    version: int | None = None
+    waitlist_seq: int | None = None
+    reason: str | None = None
+    country: str | None = None
+    school_id: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    source: str | None = None
+    requested_at: datetime | None = None
+    decided_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class SeminarRegistrationsOut(BaseModel):
+    seminar_id: str
+    seminar_status: str
+    capacity: int
+    confirmed: int
+    waitlisted: int
+    parked: int
+    limit: int
+    offset: int
+    registrations: list[RegistrationOut]
+
+
+class ParticipantRegistrationsOut(BaseModel):
+    participant_id: str
+    registrations: list[RegistrationOut]
+
+
+class ErasureOut(BaseModel):
+    participant_id: str
+    registrations_anonymised: int
+
+
+def _registration(doc: Document) -> RegistrationOut:
+    return RegistrationOut(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+
+
+def _pending(doc: Document) -> RegistrationOut:
+    participant: dict[str, Any] = doc["participant"]
+    return RegistrationOut(
+        id=doc["_id"],
+        seminar_id=doc["seminar_id"],
+        participant_id=participant["id"],
+        status=OutcomeStatus.PENDING.value,
+        country=participant.get("country"),
+        school_id=participant.get("school_id"),
+        display_name=participant.get("display_name"),
+        email=participant.get("email"),
+        source=doc.get("source"),
+        requested_at=doc.get("requested_at"),
+    )
+
+
+def _decision(outcome: Outcome) -> DecisionOut:
+    return DecisionOut(
+        id=outcome.registration_id,
+        status=outcome.status,
+        position=outcome.position,
+        reason=outcome.reason,
+    )
+
+
+@router.post(
+    "/registrations",
+    response_model=DecisionOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[_writers],
+    responses={
+        200: {"description": "the registration existed already (a repeat)"},
+        202: {"description": "the seminar is not known yet: the request is parked"},
+    },
+    summary="Register a participant (the same as registration.requested.v1)",
+)
+async def request_registration(
+    body: RegistrationIn, service: Service, response: Response
+) -> DecisionOut:
+    try:
+        outcome = await service.request(
+            RegistrationRequest(
+                seminar_id=body.seminar_id,
+                participant=body.participant,
+                source=HTTP_SOURCE,
+                request_id=f"http:{uuid.uuid4()}",
+                requested_at=service.now(),
+                traceparent=current_traceparent.get(),
+            )
+        )
+    except OperationFailure as error:
+        if is_transient_database_error(error):
+            raise BUSY from None
+        raise
+    if outcome.status is OutcomeStatus.PENDING:
+        response.status_code = status.HTTP_202_ACCEPTED
+    elif not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    return _decision(outcome)
+
+
+@router.get(
+    "/registrations/{registration_id}",
+    response_model=RegistrationOut,
+    dependencies=[_participant_readers],
+    summary="One registration (or a parked request, status pending)",
+)
+async def get_registration(registration_id: PathId, service: Service) -> RegistrationOut:
+    doc = await service.service.registration(registration_id)
+    if doc is not None:
+        return _registration(doc)
+    parked = await service.service.parked_request(registration_id)
+    if parked is not None:
+        return _pending(parked)
+    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registration {registration_id}")
+
+
+async def _cancel(registration_id: str, service: Registrations) -> DecisionOut:
+    traceparent = current_traceparent.get()
+
+    async def work(uow: UnitOfWork) -> Outcome | None:
+        return await service.service.cancel(
+            uow, registration_id=registration_id, traceparent=traceparent
+        )
+
+    try:
+        outcome = await service.run(work)
+    except RegistrationClosed as closed:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(closed)) from None
+    except OperationFailure as error:
+        if is_transient_database_error(error):
+            raise BUSY from None
+        raise
+    if outcome is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registration {registration_id}")
+    return _decision(outcome)
+
+
+@router.delete(
+    "/registrations/{registration_id}",
+    response_model=DecisionOut,
+    dependencies=[_writers],
+    summary="Cancel a registration (frees the seat; the waiting list moves up)",
+)
+async def delete_registration(registration_id: PathId, service: Service) -> DecisionOut:
+    return await _cancel(registration_id, service)
+
+
+@router.post(
+    "/registrations/{registration_id}/cancel",
+    response_model=DecisionOut,
+    dependencies=[_writers],
+    summary="Cancel a registration (the same as DELETE)",
+)
+async def cancel_registration(registration_id: PathId, service: Service) -> DecisionOut:
+    return await _cancel(registration_id, service)
+
+
+@router.get(
+    "/seminars/{seminar_id}/registrations",
+    response_model=SeminarRegistrationsOut,
+    dependencies=[_readers],
+    summary="A seminar's registrations and their status (personal data: token needed)",
+)
+async def seminar_registrations(
+    seminar_id: PathId,
+    service: Service,
+    status_filter: Annotated[RegistrationStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SeminarRegistrationsOut:
+    book = await service.service.seat_book(seminar_id)
+    if book is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no seminar {seminar_id} known here")
+    docs = await service.service.of_seminar(
+        seminar_id, status=status_filter, limit=limit, offset=offset
+    )
+    return SeminarRegistrationsOut(
+        seminar_id=seminar_id,
+        seminar_status=book.status.value,
+        capacity=book.capacity,
+        confirmed=book.confirmed,
+        waitlisted=book.waitlisted,
+        parked=book.parked,
+        limit=limit,
+        offset=offset,
+        registrations=[_registration(d) for d in docs],
+    )
+
+
+@router.get(
+    "/participants/{participant_id}/registrations",
+    response_model=ParticipantRegistrationsOut,
+    dependencies=[_participant_readers],
+    summary="A participant's registrations",
+)
+async def participant_registrations(
+    participant_id: PathId,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> ParticipantRegistrationsOut:
+    docs = await service.service.of_participant(participant_id, limit=limit)
+    return ParticipantRegistrationsOut(
+        participant_id=participant_id, registrations=[_registration(d) for d in docs]
+    )
+
+
+@router.post(
+    "/participants/{participant_id}/erase",
+    response_model=ErasureOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[_operators],
+    summary="Erase a participant (the same as participant.erasure_requested.v1)",
+)
+async def erase_participant(participant_id: PathId, service: Service) -> ErasureOut:
+    async def work(uow: UnitOfWork) -> int:
+        return await service.service.erase(uow, participant_id=participant_id)
+
+    changed = await service.run(work)
+    return ErasureOut(participant_id=participant_id, registrations_anonymised=changed)

@@ -1,0 +1,70 @@
+"""The single wiring point of the registration service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from seminarops_shared.clock import Clock, utc_now
+from seminarops_shared.service import Runtime, create_service_app
+
+from . import api
+from .batching import Turns, consume_batches
+from .handlers import PARK_TIMEOUT_JOB, Registrations, RegistrationService
+from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
+from .settings import RegistrationSettings
+from .subscribers import HANDLED, TOPICS, batch_handler, claim_for, seminars_of
+
+DESCRIPTION = """\
+Registrations for seminars: requests from other platform systems (`registration.requests`)
+and over HTTP, decided against capacity (confirmed, or waitlisted in arrival order),
+cancellations with promotion from the waiting list, seminar changes from `seminar.events`.
+Decisions go out on `registration.events`. Names and e-mail addresses stay here.
+"""
+
+
+def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> FastAPI:
+    async def setup(runtime: Runtime) -> Registrations:
+        db = runtime.mongo.db
+        seminars = SeminarRepository(db)
+        registrations = RegistrationRepository(db)
+        parked = ParkedRequestRepository(db)
+        for repository in (seminars, registrations, parked):
+            await repository.ensure_indexes()
+        service = RegistrationService(
+            seminars=seminars,
+            registrations=registrations,
+            parked=parked,
+            scheduler=runtime.scheduler,
+            park_timeout=timedelta(seconds=settings.park_timeout_s),
+            pseudonym=settings.privacy.pseudonym,
+        )
+        turns = Turns()
+        consume_batches(
+            runtime,
+            topics=TOPICS,
+            handled=HANDLED,
+            handler=batch_handler(service),
+            claim=claim_for(service),
+            turns=turns,
+            turns_of=seminars_of,
+        )
+        runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
+        return Registrations(
+            service=service,
+            uow=runtime.uow,
+            clock=runtime.clock,
+            group_max=settings.http_group_max,
+            patience_s=settings.http_patience_s,
+            turns=turns,
+        )
+
+    return create_service_app(
+        settings,
+        title="seminar-ops registration service",
+        description=DESCRIPTION,
+        routers=[api.router],
+        setup=setup,
+        clock=clock,
+    )

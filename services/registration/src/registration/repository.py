@@ -1,0 +1,374 @@
+"""The registration service's collections: seat books, registrations, parked requests.
+
+Every write that can race is conditional: a seat book changes only if it still holds
+the values it was read with (one atomic update, so two writers cannot both take the
+last seat), a registration only if it still has the version it was read with. A lost
+race raises ``ConcurrentChange``, a write conflict (code 112) that the pipelines retry.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from seminarops_shared.events.registration import RegistrationStatus
+from seminarops_shared.mongo import Document, Repository
+
+from .domain import Seats, SeminarStatus
+
+SEMINARS = "seminars"
+REGISTRATIONS = "registrations"
+PARKED = "parked_requests"
+
+_WRITE_CONFLICT = 112
+
+
+class ConcurrentChange(OperationFailure):
+    """Another writer changed the document since it was read: retry the transaction.
+
+    Carries MongoDB's WriteConflict code, so the consumer pipeline and the HTTP retry
+    loop treat it like the server's own write conflicts.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"concurrent change: {what}", code=_WRITE_CONFLICT)
+
+
+_SEAT_FIELDS: Mapping[str, str] = {
+    "confirmed": "confirmed_count",
+    "waitlisted": "waitlisted_count",
+    "next_waitlist_seq": "next_waitlist_seq",
+    "parked": "parked_count",
+    "next_park_seq": "next_park_seq",
+    "park_round": "park_round",
+}
+
+
+def _seats(doc: Document) -> Seats:
+    return Seats(
+        status=SeminarStatus(doc["status"]),
+        capacity=int(doc["capacity"]),
+        **{name: int(doc.get(field, 0)) for name, field in _SEAT_FIELDS.items()},
+    )
+
+
+class SeminarRepository(Repository):
+    """Seat books, one per seminar (``_id`` = seminar id)."""
+
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {SEMINARS: []}
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db)
+        # Seat books claimed in a transaction (session), as this transaction last wrote
+        # them: a claimed book is this transaction's until it ends (a concurrent writer
+        # fails with a write conflict), so a second claim needs no second round trip.
+        self._claimed: weakref.WeakKeyDictionary[AsyncClientSession, dict[str, Seats]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def get(
+        self, seminar_id: str, *, session: AsyncClientSession | None = None
+    ) -> Seats | None:
+        doc = await self.collection(SEMINARS).find_one({"_id": seminar_id}, session=session)
+        return _seats(doc) if doc else None
+
+    async def get_many(
+        self, seminar_ids: Iterable[str], *, session: AsyncClientSession
+    ) -> dict[str, Seats]:
+        ids = list(dict.fromkeys(seminar_ids))
+        if len(ids) == 1:
+            one = await self.get(ids[0], session=session)
+            return {ids[0]: one} if one else {}
+        cursor = self.collection(SEMINARS).find({"_id": {"$in": ids}}, session=session)
+        return {doc["_id"]: _seats(doc) async for doc in cursor}
+
+    async def claim(
+        self, seminar_ids: Iterable[str], *, session: AsyncClientSession
+    ) -> dict[str, Seats]:
+        """Read seat books for writing, in a transaction: each is written at once (a
+        ``claims`` counter), so a concurrent writer of the same book fails at its
+        first statement with a write conflict instead of after all its work. Books
+        that do not exist yet are simply absent."""
+        held = self._claimed.setdefault(session, {})
+        books: dict[str, Seats] = {}
+        for seminar_id in sorted(set(seminar_ids)):
+            if seminar_id in held:
+                books[seminar_id] = held[seminar_id]
+                continue
+            doc = await self.collection(SEMINARS).find_one_and_update(
+                {"_id": seminar_id},
+                {"$inc": {"claims": 1}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if doc is not None:
+                books[seminar_id] = held[seminar_id] = _seats(doc)
+        return books
+
+    async def save(
+        self,
+        seminar_id: str,
+        *,
+        old: Seats | None,
+        new: Seats,
+        now: datetime,
+        session: AsyncClientSession,
+    ) -> None:
+        """Write ``new`` if the book still is ``old`` (``None``: does not exist yet).
+
+        One atomic conditional update: every counter pinned to the value it was read
+        with, and, when seats are taken, ``confirmed_count <= capacity - taken`` checked
+        by the database itself. Raises ``ConcurrentChange`` when the book moved.
+        """
+        if new.confirmed > (old.confirmed if old else 0) and new.confirmed > new.capacity:
+            raise ValueError("refusing to overbook")  # domain bug; never written
+        collection = self.collection(SEMINARS)
+        if old is None:
+            doc: Document = {
+                "_id": seminar_id,
+                "status": new.status.value,
+                "capacity": new.capacity,
+                "updated_at": now,
+            }
+            doc |= {field: getattr(new, name) for name, field in _SEAT_FIELDS.items()}
+            try:
+                await collection.insert_one(doc, session=session)
+            except DuplicateKeyError:
+                raise ConcurrentChange(f"seminar {seminar_id} created concurrently") from None
+            self._remember(session, seminar_id, new)
+            return
+        query: dict[str, Any] = {
+            "_id": seminar_id,
+            "status": old.status.value,
+            "capacity": old.capacity,
+        }
+        increments: dict[str, int] = {}
+        for name, field in _SEAT_FIELDS.items():
+            before, after = getattr(old, name), getattr(new, name)
+            query[field] = before
+            if after != before:
+                increments[field] = after - before
+        taken = new.confirmed - old.confirmed
+        if taken > 0:
+            # The seat is taken by the database's own check, not by trusting the read.
+            query["confirmed_count"] = {"$eq": old.confirmed, "$lte": new.capacity - taken}
+        update: dict[str, Any] = {
+            "$set": {"status": new.status.value, "capacity": new.capacity, "updated_at": now}
+        }
+        if increments:
+            update["$inc"] = increments
+        result = await collection.update_one(query, update, session=session)
+        if result.matched_count != 1:
+            raise ConcurrentChange(f"seat book of {seminar_id} moved")
+        self._remember(session, seminar_id, new)
+
+    def _remember(self, session: AsyncClientSession, seminar_id: str, book: Seats) -> None:
+        held = self._claimed.get(session)
+        if held is not None and seminar_id in held:
+            held[seminar_id] = book
+
+
+class RegistrationRepository(Repository):
+    """Registrations (``_id`` = ``registration_id(seminar, participant)``), with the
+    participant's personal data (name, e-mail), which never leaves this service."""
+
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {
+        REGISTRATIONS: [
+            # One registration per (seminar, participant); also serves the
+            # per-participant view and erasure (participant id first).
+            IndexModel(
+                [("participant_id", ASCENDING), ("seminar_id", ASCENDING)],
+                unique=True,
+                name="one_registration_per_participant_and_seminar",
+            ),
+            # The queue (head first) and the per-status listings.
+            IndexModel(
+                [("seminar_id", ASCENDING), ("status", ASCENDING), ("waitlist_seq", ASCENDING)]
+            ),
+        ]
+    }
+
+    async def get(
+        self, registration_id: str, *, session: AsyncClientSession | None = None
+    ) -> Document | None:
+        return await self.collection(REGISTRATIONS).find_one(
+            {"_id": registration_id}, session=session
+        )
+
+    async def get_many(
+        self, registration_ids: Iterable[str], *, session: AsyncClientSession
+    ) -> dict[str, Document]:
+        ids = list(dict.fromkeys(registration_ids))
+        if not ids:
+            return {}
+        if len(ids) == 1:
+            one = await self.get(ids[0], session=session)
+            return {ids[0]: one} if one else {}
+        cursor = self.collection(REGISTRATIONS).find({"_id": {"$in": ids}}, session=session)
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def insert_many(self, docs: Sequence[Document], *, session: AsyncClientSession) -> None:
+        if not docs:
+            return
+        try:
+            await self.collection(REGISTRATIONS).insert_many(
+                list(docs), ordered=True, session=session
+            )
+        except DuplicateKeyError:
+            raise ConcurrentChange("registration created concurrently") from None
+
+    async def update_many_versions(
+        self,
+        changes: Sequence[tuple[str, int, Mapping[str, Any]]],
+        *,
+        session: AsyncClientSession,
+        unset: Sequence[str] = (),
+    ) -> None:
+        """Apply ``(id, expected_version, fields)`` changes, each only if the
+        registration still has ``expected_version`` (it becomes ``expected + 1``)."""
+        if not changes:
+            return
+        unset_doc = dict.fromkeys(unset, "")
+        operations = [
+            UpdateOne(
+                {"_id": reg_id, "version": version},
+                {"$set": {**fields, "version": version + 1}}
+                | ({"$unset": unset_doc} if unset_doc else {}),
+            )
+            for reg_id, version, fields in changes
+        ]
+        result = await self.collection(REGISTRATIONS).bulk_write(
+            operations, ordered=True, session=session
+        )
+        if result.matched_count != len(operations):
+            raise ConcurrentChange("registration changed concurrently")
+
+    async def waitlist_head(
+        self, seminar_id: str, *, limit: int, session: AsyncClientSession
+    ) -> list[Document]:
+        if limit <= 0:
+            return []
+        cursor = (
+            self.collection(REGISTRATIONS)
+            .find(
+                {"seminar_id": seminar_id, "status": RegistrationStatus.WAITLISTED.value},
+                session=session,
+            )
+            .sort("waitlist_seq", ASCENDING)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def active_of_seminar(
+        self, seminar_id: str, *, session: AsyncClientSession
+    ) -> list[Document]:
+        docs: list[Document] = []
+        for status in (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED):
+            cursor = self.collection(REGISTRATIONS).find(
+                {"seminar_id": seminar_id, "status": status.value}, session=session
+            )
+            docs.extend(await cursor.to_list())
+        return docs
+
+    async def of_seminar(
+        self,
+        seminar_id: str,
+        *,
+        status: RegistrationStatus | None,
+        limit: int,
+        offset: int,
+    ) -> list[Document]:
+        query: dict[str, Any] = {"seminar_id": seminar_id}
+        if status is not None:
+            query["status"] = status.value
+        cursor = (
+            self.collection(REGISTRATIONS)
+            .find(query)
+            .sort([("status", ASCENDING), ("waitlist_seq", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def of_participant(self, participant_id: str, *, limit: int) -> list[Document]:
+        cursor = (
+            self.collection(REGISTRATIONS).find({"participant_id": participant_id}).limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def anonymise(
+        self, participant_id: str, *, pseudonym: str, now: datetime, session: AsyncClientSession
+    ) -> list[Document]:
+        """Replace the participant id by its pseudonym and drop name and e-mail, in every
+        registration of the person; each changed registration's version goes up by one.
+        Returns the registrations as they were. Idempotent: a second call finds none."""
+        docs = await (
+            self.collection(REGISTRATIONS)
+            .find({"participant_id": participant_id}, session=session)
+            .to_list()
+        )
+        await self.update_many_versions(
+            [
+                (doc["_id"], int(doc["version"]), {"participant_id": pseudonym, "erased_at": now})
+                for doc in docs
+            ],
+            unset=("display_name", "email"),
+            session=session,
+        )
+        return docs
+
+
+class ParkedRequestRepository(Repository):
+    """Requests for seminars not known yet (``_id`` = the registration id they would
+    get), in arrival order (``seq`` per seminar)."""
+
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {
+        PARKED: [
+            IndexModel([("seminar_id", ASCENDING), ("seq", ASCENDING)]),
+            IndexModel([("participant.id", ASCENDING)]),
+        ]
+    }
+
+    async def get_many(
+        self, ids: Iterable[str], *, session: AsyncClientSession | None = None
+    ) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        cursor = self.collection(PARKED).find({"_id": {"$in": wanted}}, session=session)
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def insert_many(self, docs: Sequence[Document], *, session: AsyncClientSession) -> None:
+        if not docs:
+            return
+        try:
+            await self.collection(PARKED).insert_many(list(docs), ordered=True, session=session)
+        except DuplicateKeyError:
+            raise ConcurrentChange("request parked concurrently") from None
+
+    async def of_seminar(self, seminar_id: str, *, session: AsyncClientSession) -> list[Document]:
+        cursor = (
+            self.collection(PARKED)
+            .find({"seminar_id": seminar_id}, session=session)
+            .sort("seq", ASCENDING)
+        )
+        return await cursor.to_list()
+
+    async def delete(self, ids: Sequence[str], *, session: AsyncClientSession) -> None:
+        if ids:
+            await self.collection(PARKED).delete_many({"_id": {"$in": list(ids)}}, session=session)
+
+    async def delete_of_participant(
+        self, participant_id: str, *, session: AsyncClientSession
+    ) -> int:
+        result = await self.collection(PARKED).delete_many(
+            {"participant.id": participant_id}, session=session
+        )
+        return result.deleted_count

@@ -1,0 +1,26 @@
+"""Settings of the registration service (``REGISTRATION_*``; broker and database: ``KAFKA_*``, ``MONGODB_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from seminarops_shared.settings import ServiceSettings
+
+
+class RegistrationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REGISTRATION_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    service_name: str = "registration"
+    port: int = 8001
+    # How long a request for a seminar nobody has heard of stays parked before it is
+    # rejected with reason `seminar_unknown` (REGISTRATION_PARK_TIMEOUT_S).
+    park_timeout_s: float = Field(default=86_400.0, gt=0)
+    # HTTP requests for one seminar arriving together are decided in one transaction,
+    # at most this many at a time.
+    http_group_max: int = Field(default=500, ge=1)
+    # How long an HTTP request keeps trying through write conflicts (other writers of
+    # the same seminar) before it answers 503.
+    http_patience_s: float = Field(default=20.0, gt=0)

@@ -1,0 +1,48 @@
+"""Integration helpers: the registration app against the real broker and database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi import FastAPI
+
+from registration.app import create_app
+from registration.settings import RegistrationSettings
+from seminarops_shared.clock import Clock, utc_now
+from seminarops_shared.events import Envelope
+from seminarops_shared.events.topics import REGISTRATION_EVENTS
+from seminarops_shared.service import Runtime
+from seminarops_shared.testing.stack import KafkaProbe, Namespace
+
+
+def registration_app(namespace: Namespace, *, clock: Clock = utc_now, **overrides: Any) -> FastAPI:
+    overrides.setdefault("scheduler_poll_interval_s", 0.1)
+    return create_app(namespace.settings(RegistrationSettings, **overrides), clock=clock)
+
+
+def database(app: FastAPI) -> Any:
+    runtime: Runtime = app.state.runtime
+    return runtime.mongo.db
+
+
+async def statuses(app: FastAPI, seminar_id: str) -> Counter[str]:
+    docs = (
+        await database(app)["registrations"]
+        .find({"seminar_id": seminar_id}, {"status": 1})
+        .to_list()
+    )
+    return Counter(d["status"] for d in docs)
+
+
+async def registrations(app: FastAPI, seminar_id: str) -> list[dict[str, Any]]:
+    return await database(app)["registrations"].find({"seminar_id": seminar_id}).to_list()
+
+
+async def seat_book(app: FastAPI, seminar_id: str) -> dict[str, Any] | None:
+    doc: dict[str, Any] | None = await database(app)["seminars"].find_one({"_id": seminar_id})
+    return doc
+
+
+async def decisions(kafka: KafkaProbe, seminar_id: str) -> list[Envelope]:
+    return [e for e in await kafka.events(REGISTRATION_EVENTS) if e.subject == seminar_id]
