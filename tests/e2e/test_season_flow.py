@@ -220,12 +220,17 @@ async def test_a_seminar_from_scheduling_to_the_yearly_report(
     completed = await stack.seminar.post(f"/v1/seminars/{seminar_id}/complete", headers=OPERATOR)
     assert completed.status_code == 202, completed.text
 
-    # 5. The evaluation window opens for the two attendees.
+    # 5. The evaluation window opens for the two attendees (attendance may be known to
+    # the feedback service before the completion that opens the window).
     async def rate() -> dict[str, Any]:
         response = await stack.feedback.get(f"/v1/seminars/{seminar_id}/response-rate")
         return response.json() if response.status_code == 200 else {}
 
-    await eventually(rate, until=lambda r: r.get("attendees") == 2, what="evaluation window open")
+    await eventually(
+        rate,
+        until=lambda r: r.get("attendees") == 2 and r.get("window_state") == "open",
+        what="evaluation window open",
+    )
     evaluation = {
         "seminar_id": seminar_id,
         "participant_id": "t-bea",
