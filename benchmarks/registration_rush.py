@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from seminarops_shared.events.topics import (
 )
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.processes import free_port, log_tail, stop_popen
+from seminarops_shared.testing.servers import resolve_test_infrastructure
 
 TARGET_S = 30.0
 TOKEN = "rush-platform-token"
@@ -410,19 +411,6 @@ async def run_rush(
     }
 
 
-@contextlib.contextmanager
-def _infrastructure() -> Iterator[tuple[str, str]]:
-    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    mongo = os.environ.get("MONGODB_URI")
-    if kafka and mongo:
-        yield kafka, mongo
-        return
-    from seminarops_shared.testing.servers import resolve_test_infrastructure
-
-    with resolve_test_infrastructure() as (started_kafka, started_mongo):
-        yield started_kafka, started_mongo
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10_000)
@@ -431,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http-share", type=float, default=0.5)
     parser.add_argument("--http-concurrency", type=int, default=40)
     args = parser.parse_args(argv)
-    with _infrastructure() as (kafka, mongo):
+    with resolve_test_infrastructure() as (kafka, mongo):
         result = asyncio.run(
             run_rush(
                 kafka_bootstrap_servers=kafka,

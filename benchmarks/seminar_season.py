@@ -20,12 +20,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +39,7 @@ from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, SEMINAR_EVENTS
 from seminarops_shared.logging import configure_logging
 from seminarops_shared.settings import AuthSettings, Role
+from seminarops_shared.testing.servers import resolve_test_infrastructure
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 TOKEN = "season-operator-token"  # a throwaway token for this run
@@ -204,19 +204,6 @@ async def run_season(
     }
 
 
-@contextlib.contextmanager
-def _infrastructure() -> Iterator[tuple[str, str]]:
-    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    mongo = os.environ.get("MONGODB_URI")
-    if kafka and mongo:
-        yield kafka, mongo
-        return
-    from seminarops_shared.testing.servers import resolve_test_infrastructure
-
-    with resolve_test_infrastructure() as (started_kafka, started_mongo):
-        yield started_kafka, started_mongo
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--seminars", type=int, default=300)
@@ -225,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="seminars closed at once")
     args = parser.parse_args(argv)
     configure_logging(service="seminar", level="WARNING", json=True)
-    with _infrastructure() as (kafka, mongo):
+    with resolve_test_infrastructure() as (kafka, mongo):
         result = asyncio.run(
             run_season(
                 kafka_bootstrap_servers=kafka,
