@@ -53,8 +53,10 @@ _log = structlog.get_logger(__name__)
 
 EventHandler = Callable[[ReceivedEvent, UnitOfWork], Awaitable[None]]
 # The fresh (not yet processed) events of one batch, in partition order, in one
-# transaction. Called with one event at a time when the batch falls back to that.
-BatchHandler = Callable[[Sequence[ReceivedEvent], UnitOfWork], Awaitable[None]]
+# transaction. Called with one event at a time when the batch falls back to that. It may
+# return the ids of events that changed nothing (repeats of an idempotent type, see
+# ``EventConsumer``): they are counted as duplicates.
+BatchHandler = Callable[[Sequence[ReceivedEvent], UnitOfWork], Awaitable[Collection[str] | None]]
 # Runs first in each batch transaction, before the processed-event markers, with every
 # event of the batch (duplicates included): e.g. to write the documents the batch will
 # change first, so that a concurrent writer fails early.
@@ -239,7 +241,15 @@ class EventConsumer:
     """One consumer group's pipeline. ``handlers`` name the event types it acts on (one
     call per event); or ``batch_handler`` gets the fresh events of each batch in one call
     and ``handled`` names their types. Other known types on its topics are skipped
-    (counted as ``ignored``). ``prepare`` runs first in every batch transaction."""
+    (counted as ``ignored``). ``prepare`` runs first in every batch transaction.
+
+    Every event gets a processed-event marker (its id, written in the batch's
+    transaction) except those of the ``idempotent`` types: a batch handler declares
+    with them that applying such an event again changes nothing (a projection fold, a
+    request keyed by its natural key), so the marker (one document and one lookup per
+    event, the largest single cost per event on the embedded database) buys nothing.
+    Their repeats are told apart by the handler, which returns the ids of the events
+    that changed nothing."""
 
     def __init__(
         self,
@@ -250,6 +260,7 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         handled: Collection[type[Event]] = (),
         prepare: BatchPrepare | None = None,
+        idempotent: Collection[type[Event]] = (),
         uow: UnitOfWorkFactory,
         dead_letters: DeadLetters,
         metrics: ServiceMetrics,
@@ -261,6 +272,8 @@ class EventConsumer:
             raise ValueError("give either handlers or a batch_handler")
         if batch_handler is not None and not handled:
             raise ValueError("a batch_handler needs the event types it handles (handled=...)")
+        if idempotent and batch_handler is None:
+            raise ValueError("idempotent types need a batch_handler (it reports their repeats)")
         self.group = group
         self.topics = tuple(topics)
         self._handlers = dict(handlers or {})
@@ -269,6 +282,7 @@ class EventConsumer:
             frozenset(handled) if batch_handler is not None else frozenset(self._handlers)
         )
         self._prepare = prepare
+        self._idempotent = frozenset(idempotent)
         self._uow = uow
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -399,23 +413,34 @@ class EventConsumer:
 
     async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
         """One transaction: ``prepare``, the processed-event markers (one query, one
-        insert), then the handler(s) for the events not seen before."""
+        insert; none for idempotent types), then the handler(s) for the events not seen
+        before."""
         outcomes: list[tuple[_Item, str]] = []
         async with self._uow.begin() as uow:
             if self._prepare is not None:
                 await self._prepare(uow, [i.event for i in items])
-            fresh = await self._uow.claim(uow, self.group, (i.event.id for i in items))
+            marked = [i.event.id for i in items if type(i.event.data) not in self._idempotent]
+            fresh = await self._uow.claim(uow, self.group, marked) if marked else set()
+            in_batch: set[str] = set()
             todo: list[_Item] = []
             for item in items:
-                if item.event.id not in fresh:
+                event_id = item.event.id
+                repeat = event_id in in_batch or (
+                    type(item.event.data) not in self._idempotent and event_id not in fresh
+                )
+                if repeat:
                     outcomes.append((item, "duplicate"))
                     continue
-                fresh.discard(item.event.id)  # the same id twice in one batch
+                in_batch.add(event_id)  # the same id twice in one batch
                 todo.append(item)
                 outcomes.append((item, "processed"))
             if self._batch_handler is not None:
-                if todo:
-                    await self._apply_batch(todo, uow)
+                unchanged = await self._apply_batch(todo, uow) if todo else None
+                if unchanged:
+                    outcomes = [
+                        (item, "duplicate" if item.event.id in unchanged else outcome)
+                        for item, outcome in outcomes
+                    ]
                 return outcomes
             for item in todo:
                 envelope = item.event.envelope
@@ -438,10 +463,10 @@ class EventConsumer:
                     )
         return outcomes
 
-    async def _apply_batch(self, todo: list[_Item], uow: UnitOfWork) -> None:
+    async def _apply_batch(self, todo: list[_Item], uow: UnitOfWork) -> Collection[str] | None:
         assert self._batch_handler is not None
         try:
-            await self._batch_handler([i.event for i in todo], uow)
+            return await self._batch_handler([i.event for i in todo], uow)
         except Exception as error:
             # Alone in its batch, the event is the culprit (its first attempt is spent);
             # in a larger batch nobody knows which one it was: each is tried on its own.

@@ -103,6 +103,9 @@ class Repository:
     """Base of a repository: one aggregate, its own collections, an index behind every query."""
 
     indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {}
+    # Index names an earlier version created and this one replaced: dropped by
+    # ``ensure_indexes`` (an index changed in place needs a new name).
+    retired_indexes: ClassVar[dict[str, Sequence[str]]] = {}
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -111,6 +114,11 @@ class Repository:
         return self.db[name]
 
     async def ensure_indexes(self) -> None:
+        for collection_name, names in self.retired_indexes.items():
+            collection = self.db[collection_name]
+            existing = {index["name"] async for index in await collection.list_indexes()}
+            for name in set(names) & existing:
+                await collection.drop_index(name)
         for collection_name, indexes in self.indexes.items():
             if indexes:
                 await self.db[collection_name].create_indexes(list(indexes))

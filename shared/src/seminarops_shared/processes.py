@@ -470,6 +470,10 @@ def mongo_command(*, host: str, port: int, storage_path: Path, config_path: Path
         str(port),
         "--storage-path",
         str(storage_path),
+        # No oplog: nothing here reads one (no change streams), and SecantusDB writes
+        # an oplog entry per changed document and trims it in stalls of 0.3-0.5 s
+        # once it holds 100,000 (see README, Benchmarks). Transactions work the same.
+        "--standalone",
     ]
 
 

@@ -101,6 +101,7 @@ class Runtime:
         batch_handler: BatchHandler | None = None,
         handled: Collection[type[Event]] = (),
         prepare: BatchPrepare | None = None,
+        idempotent: Collection[type[Event]] = (),
         group: str | None = None,
         factory: Callable[..., EventConsumer] = EventConsumer,
     ) -> EventConsumer:
@@ -109,8 +110,9 @@ class Runtime:
         ``handlers``: one call per event. Or ``batch_handler``: one call per batch
         transaction with its fresh events in order, for the types in ``handled`` (read
         what they need with one query, write with one). ``prepare`` runs first in every
-        batch transaction. ``factory``: an ``EventConsumer`` subclass (or a partial of
-        one) taking the same keyword arguments.
+        batch transaction. ``idempotent``: handled types that need no processed-event
+        marker (see ``EventConsumer``). ``factory``: an ``EventConsumer`` subclass (or a
+        partial of one) taking the same keyword arguments.
         """
         name = group or self.settings.service_name
         declared = SUBSCRIPTIONS.get(name)
@@ -125,6 +127,7 @@ class Runtime:
             batch_handler=batch_handler,
             handled=handled,
             prepare=prepare,
+            idempotent=idempotent,
             uow=self.uow,
             dead_letters=DeadLetters(self.publisher, group=name, metrics=self.metrics),
             metrics=self.metrics,

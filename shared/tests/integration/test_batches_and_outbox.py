@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from seminarops_shared.clock import utc_now
-from seminarops_shared.events import ReceivedEvent
+from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_REQUESTS
@@ -59,13 +59,39 @@ class BatchProbe:
             )
 
 
-def batch_probe_app(settings: ProbeSettings, probe: BatchProbe) -> FastAPI:
+class IdempotentProbe:
+    """A batch handler idempotent by natural key (the participant): one effect per
+    participant whatever repeats; returns the ids of the events that changed nothing."""
+
+    def __init__(self) -> None:
+        self.effects: Any = None
+
+    async def handle(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
+        unchanged = []
+        for event in events:
+            data = event.data
+            assert isinstance(data, RegistrationRequested)
+            key = {"_id": data.participant.id}
+            if await self.effects.find_one(key, session=uow.session) is None:
+                await self.effects.insert_one({**key, "event": event.id}, session=uow.session)
+            else:
+                unchanged.append(event.id)
+        return unchanged
+
+
+def batch_probe_app(
+    settings: ProbeSettings,
+    probe: BatchProbe | IdempotentProbe,
+    *,
+    idempotent: Sequence[type[Event]] = (),
+) -> FastAPI:
     async def setup(runtime: Runtime) -> Runtime:
         probe.effects = runtime.mongo.db["effects"]
         runtime.consume(
             topics=[REGISTRATION_REQUESTS],
             batch_handler=probe.handle,
             handled=[RegistrationRequested],
+            idempotent=idempotent,
         )
         return runtime
 
@@ -170,3 +196,39 @@ async def test_a_transaction_stores_its_events_as_one_outbox_document_published_
         )
         await eventually(runtime.outbox.backlog, until=lambda n: n == 0, what="outbox drained")
     assert [e.data["participant_id"] for e in published] == [f"t{n}" for n in range(5)]
+
+
+async def test_idempotent_types_take_no_marker_and_their_repeats_count_as_duplicates(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    seminar = f"sem-{uuid.uuid4().hex[:8]}"
+    people = ["a", "b", "c"]
+    envelopes = [await kafka.send_event(_request(seminar, p)) for p in people]
+    # The same event again, and a new event repeating a participant.
+    await kafka.send_envelope(envelopes[1], topic=REGISTRATION_REQUESTS, key=seminar)
+    await kafka.send_event(_request(seminar, "a"))
+    await kafka.send_event(_request(seminar, "d"))
+    app = batch_probe_app(
+        namespace.settings(ProbeSettings), IdempotentProbe(), idempotent=[RegistrationRequested]
+    )
+
+    async def outcomes() -> dict[str, float]:
+        from prometheus_client import generate_latest
+
+        counted: dict[str, float] = {}
+        for line in generate_latest(app.state.metrics.registry).decode().splitlines():
+            if line.startswith("seminarops_events_processed_total"):
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                counted[outcome] = counted.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+        return counted
+
+    async with running(app):
+        counted = await eventually(
+            outcomes, until=lambda c: sum(c.values()) >= 6, what="six events counted"
+        )
+        runtime: Runtime = app.state.runtime
+        effects = sorted([d["_id"] async for d in runtime.mongo.db["effects"].find()])
+        markers = await runtime.mongo.db["processed_events"].count_documents({})
+    assert effects == ["a", "b", "c", "d"]
+    assert markers == 0
+    assert counted == {"processed": 4, "duplicate": 2}

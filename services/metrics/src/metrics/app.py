@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
+import structlog
 from fastapi import FastAPI
 
 from seminarops_shared.clock import Clock, utc_now
@@ -24,6 +25,8 @@ from .repository import ProjectionPointer, Projections
 from .settings import MetricsSettings
 from .subscribers import subscribe
 
+_log = structlog.get_logger(__name__)
+
 DESCRIPTION = """\
 Projections of the seminar, registration and feedback events, and the reports built
 from them: participation and satisfaction (the contract's), the registrations funnel,
@@ -38,7 +41,15 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
     async def setup(runtime: Runtime) -> ProjectionService:
         nonlocal refresher
         pointer = ProjectionPointer(runtime.mongo.db)
-        await Projections.of(runtime.mongo.db, await pointer.active()).ensure_indexes()
+        projections = Projections.of(runtime.mongo.db, await pointer.active())
+        await projections.ensure_indexes()
+        if await projections.lack_tallies():
+            # Built by a version without per-seminar tallies: the funnel would show
+            # zeros until the projections are rebuilt from the topics.
+            _log.error(
+                "projection set has registrations but no tallies: "
+                "run `python -m metrics rebuild` (docs/runbook.md)"
+            )
 
         async def compute() -> BusinessSummary:
             queries = await service.queries()

@@ -29,6 +29,9 @@ class BatchedProjectionStore:
     def __init__(self, projections: Projections, session: AsyncClientSession | None) -> None:
         self._p = projections
         self._session = session
+        # How many changes were handed to this store: an event whose fold leaves it
+        # unchanged changed nothing (a repeat).
+        self.changes = 0
         self._forget()
 
     def _forget(self) -> None:
@@ -46,6 +49,8 @@ class BatchedProjectionStore:
         self._dirty_registrations: set[str] = set()
         self._dirty_evaluations: set[str] = set()
         self._dirty_participations: set[tuple[str, str]] = set()
+        # seminar -> counter -> change not written yet
+        self._tallies: dict[str, dict[str, int]] = {}
         # Keys read as absent and not written yet: written with an insert, not an upsert.
         self._absent: set[str] = set()
         self._absent_participations: set[tuple[str, str]] = set()
@@ -112,6 +117,7 @@ class BatchedProjectionStore:
         return {a for a in anonymous_ids if self._erased[a]}
 
     async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
+        self.changes += 1
         await self.flush()
         await self._p.erase(
             participant_id=participant_id,
@@ -131,6 +137,7 @@ class BatchedProjectionStore:
         return self._seminars[seminar_id]
 
     async def save_seminar(self, view: SeminarView) -> None:
+        self.changes += 1
         self._seminars[view.seminar_id] = view
         self._dirty_seminars.add(view.seminar_id)
 
@@ -143,6 +150,7 @@ class BatchedProjectionStore:
         return self._registrations[registration_id]
 
     async def save_registration(self, view: RegistrationView) -> None:
+        self.changes += 1
         self._registrations[view.registration_id] = view
         self._dirty_registrations.add(view.registration_id)
 
@@ -154,6 +162,7 @@ class BatchedProjectionStore:
         return {p: view for p in wanted if (view := held.get(p)) is not None}
 
     async def save_participations(self, views: Sequence[ParticipationView]) -> None:
+        self.changes += len(views)
         for view in views:
             self._participations.setdefault(view.seminar_id, {})[view.participant_id] = view
             self._dirty_participations.add((view.seminar_id, view.participant_id))
@@ -167,8 +176,14 @@ class BatchedProjectionStore:
         return self._evaluations[evaluation_id]
 
     async def save_evaluation(self, view: EvaluationView) -> None:
+        self.changes += 1
         self._evaluations[view.evaluation_id] = view
         self._dirty_evaluations.add(view.evaluation_id)
+
+    async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
+        counters = self._tallies.setdefault(seminar_id, {})
+        for key, n in change.items():
+            counters[key] = counters.get(key, 0) + n
 
     # ---- writing -------------------------------------------------------------------
 
@@ -216,3 +231,10 @@ class BatchedProjectionStore:
                 session=session,
                 new={v.evaluation_id for v in evaluations if f"e:{v.evaluation_id}" in absent},
             )
+        tallies = {
+            seminar_id: moved
+            for seminar_id, counters in self._tallies.items()
+            if (moved := {key: n for key, n in counters.items() if n})
+        }
+        self._tallies = {}
+        await self._p.tallies.add(tallies, session=session)

@@ -333,3 +333,47 @@ __all__ = [
     "registration_after",
     "seminar_after",
 ]
+
+
+# ---- per-seminar tallies ---------------------------------------------------------------
+#
+# The funnel and the registration gauges read one small document per seminar instead of
+# aggregating every registration of it (at 10,000 registrations that aggregation took
+# ~0.8 s on the embedded database). The projector keeps the tallies as it folds: every
+# change of a registration, participation or evaluation view moves the tallies by the
+# difference between what the view counted for before and after. The fold and its tally
+# change are written in the same transaction, so they agree; a fold that changes
+# nothing (a repeat) moves nothing.
+
+# The funnel stages a view counts for, and ``status:<status>`` for the current status
+# of a registration (the ``seminarops_registrations`` gauge).
+STATUS_TALLY_PREFIX = "status:"
+
+
+def registration_tally(view: RegistrationView | None) -> dict[str, int]:
+    """What one registration counts for in its seminar's tally."""
+    if view is None:
+        return {}
+    return {
+        "requested": 1,
+        "confirmed": int(view.ever_confirmed),
+        "waitlisted": int(view.ever_waitlisted),
+        "promoted": int(view.ever_promoted),
+        "cancelled": int(view.status is RegistrationStatus.CANCELLED),
+        "rejected": int(view.status is RegistrationStatus.REJECTED),
+        f"{STATUS_TALLY_PREFIX}{view.status.value}": 1,
+    }
+
+
+def participation_tally(view: ParticipationView | None) -> dict[str, int]:
+    return {"attended": int(view is not None and view.attended)}
+
+
+def evaluation_tally(view: EvaluationView | None) -> dict[str, int]:
+    return {"evaluated": int(view is not None)}
+
+
+def tally_change(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """``after - before``, without the counters that did not move."""
+    change = {key: after.get(key, 0) - before.get(key, 0) for key in before.keys() | after}
+    return {key: n for key, n in sorted(change.items()) if n}

@@ -32,11 +32,15 @@ from .batching import BatchedProjectionStore
 from .domain import (
     ParticipationView,
     evaluation_of,
+    evaluation_tally,
     participation_attended,
     participation_registered,
     participation_regrouped,
+    participation_tally,
     registration_after,
+    registration_tally,
     seminar_after,
+    tally_change,
 )
 from .reports import (
     CountriesReport,
@@ -75,6 +79,8 @@ REGISTRATION_EVENT_TYPES: tuple[type[Event], ...] = (
 )
 FEEDBACK_EVENT_TYPES: tuple[type[Event], ...] = (EvaluationSubmitted,)
 PROJECTED_TYPES = SEMINAR_EVENT_TYPES + REGISTRATION_EVENT_TYPES + FEEDBACK_EVENT_TYPES
+# Folded without a processed-event marker (see ``subscribers.subscribe``).
+IDEMPOTENT_TYPES = REGISTRATION_EVENT_TYPES + FEEDBACK_EVENT_TYPES
 
 
 def _participant_ids(data: Event) -> list[str]:
@@ -159,6 +165,12 @@ class Projector:
                 after = registration_after(current, data, participant_id=participant)
                 if after != current:
                     await store.save_registration(after)
+                    await _tally(
+                        store,
+                        after.seminar_id,
+                        registration_tally(current),
+                        registration_tally(after),
+                    )
                 if not isinstance(data, RegistrationRejected):
                     found = await store.participations(data.seminar_id, [participant])
                     before = found.get(participant)
@@ -171,13 +183,21 @@ class Projector:
                     )
                     if view != before:
                         await store.save_participations([view])
+                        await _tally_participations(store, [(before, view)])
             case EvaluationSubmitted():
                 evaluation = evaluation_of(
                     data,
                     participant_id=stored(data.participant_id) if data.participant_id else None,
                 )
-                if await store.evaluation(data.evaluation_id) != evaluation:
+                previous = await store.evaluation(data.evaluation_id)
+                if previous != evaluation:
                     await store.save_evaluation(evaluation)
+                    await _tally(
+                        store,
+                        evaluation.seminar_id,
+                        evaluation_tally(previous),
+                        evaluation_tally(evaluation),
+                    )
 
     async def _seminar(
         self,
@@ -209,7 +229,7 @@ class Projector:
             # only by attendance events); attendance touches only the listed ones.
             scope = None if isinstance(data, SeminarCompleted) else attendees
             found = await store.participations(data.seminar_id, scope)
-            changed: list[ParticipationView] = []
+            changed: list[tuple[ParticipationView | None, ParticipationView]] = []
             listed = set(attendees)
             for participant in sorted(set(found) | listed):
                 before = found.get(participant)
@@ -228,12 +248,31 @@ class Projector:
                         before, year=data.year, kind=data.kind, programme=data.programme
                     )
                 if view != before:
-                    changed.append(view)
-            await store.save_participations(changed)
+                    changed.append((before, view))
+            await store.save_participations([view for _, view in changed])
+            await _tally_participations(store, changed)
         elif isinstance(data, SeminarRescheduled):
             found = await store.participations(data.seminar_id, None)
             moved = [(v, participation_regrouped(v, year=data.year)) for v in found.values()]
             await store.save_participations([after for before, after in moved if after != before])
+
+
+async def _tally(
+    store: ProjectionStore, seminar_id: str, before: dict[str, int], after: dict[str, int]
+) -> None:
+    change = tally_change(before, after)
+    if change:
+        await store.tally(seminar_id, change)
+
+
+async def _tally_participations(
+    store: ProjectionStore,
+    changed: Sequence[tuple[ParticipationView | None, ParticipationView]],
+) -> None:
+    for before, after in changed:
+        await _tally(
+            store, after.seminar_id, participation_tally(before), participation_tally(after)
+        )
 
 
 def _seminars_of(events: Iterable[Event]) -> set[str]:
@@ -338,19 +377,27 @@ class ProjectionService:
         self._on_seminars_changed(_seminars_of([event.data]))
         self._on_change()
 
-    async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> None:
+    async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
         """Batch handler of the consumer: the same folds as ``project``, event by event
         in order, but every document is read once (in bulk) and written once at the
-        end (one bulk write per collection), in the batch's transaction. Idempotent
-        as ``project``."""
+        end (one bulk write per collection), in the batch's transaction.
+
+        Idempotent by natural key (every fold is); returns the ids of the events whose
+        fold changed nothing (repeats: the consumer writes no processed-event marker
+        for ``IDEMPOTENT_TYPES``)."""
         projections = await self._projections_in(uow)
         store = BatchedProjectionStore(projections, uow.session)
         await _preload(store, [e.data for e in events], self.projector.anonymous_id)
+        unchanged: list[str] = []
         for event in events:
+            before = store.changes
             await self.projector.apply(event.data, store)
+            if store.changes == before:
+                unchanged.append(event.id)
         await store.flush()
         self._on_seminars_changed(_seminars_of([e.data for e in events]))
         self._on_change()
+        return unchanged
 
     # ---- reports ---------------------------------------------------------------------
 

@@ -193,6 +193,10 @@ async def _write(
         "participations": [participation_doc(v) for v in store.participations_by_key.values()],
         "evaluations": [evaluation_doc(v) for v in store.evaluations.values()],
         "erasures": [{"_id": anon, "erased_at": at} for anon, at in store.erasures.items()],
+        "tallies": [
+            {"_id": seminar_id, **{key: n for key, n in counters.items() if n}}
+            for seminar_id, counters in store.tallies.items()
+        ],
     }
     targets = {
         "seminars": projections.seminars,
@@ -200,6 +204,7 @@ async def _write(
         "participations": projections.participations,
         "evaluations": projections.evaluations,
         "erasures": projections.erasures,
+        "tallies": projections.tallies,
     }
     for name, docs in documents.items():
         collection = targets[name].collection

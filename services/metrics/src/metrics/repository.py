@@ -11,12 +11,12 @@ atomic across five collections.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateMany
+from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,6 +27,7 @@ from seminarops_shared.events.vocabulary import Kind, Programme, Rating
 from seminarops_shared.mongo import Document
 
 from .domain import (
+    STATUS_TALLY_PREFIX,
     EvaluationView,
     ParticipationView,
     RegistrationView,
@@ -423,7 +424,38 @@ class Erasures(_Projection):
         )
 
 
-PROJECTIONS: Final = (Seminars, Registrations, Participations, Evaluations, Erasures)
+class Tallies(_Projection):
+    """Per-seminar counters (``domain.registration_tally`` and friends), moved by the
+    projector in the same transaction as the views they count: the funnel and the
+    registration gauges read one document per seminar. ``_id`` is the only key."""
+
+    base = "tallies"
+
+    async def add(
+        self,
+        changes: Mapping[str, Mapping[str, int]],
+        *,
+        session: AsyncClientSession | None,
+    ) -> None:
+        """Move the tallies of several seminars: one bulk write of ``$inc`` upserts."""
+        operations = [
+            UpdateOne({"_id": seminar_id}, {"$inc": dict(change)}, upsert=True)
+            for seminar_id, change in sorted(changes.items())
+            if change
+        ]
+        if operations:
+            await self.collection.bulk_write(operations, ordered=True, session=session)
+
+    async def of(self, seminar_ids: Collection[str] | None) -> dict[str, dict[str, int]]:
+        """seminar -> its counters, for ``seminar_ids`` (by ``_id``) or every seminar."""
+        if seminar_ids is None:
+            docs = await self.collection.find({}).to_list()
+        else:
+            docs = await _find_by_ids(self.collection, seminar_ids, session=None)
+        return {doc["_id"]: {k: int(v) for k, v in doc.items() if k != "_id"} for doc in docs}
+
+
+PROJECTIONS: Final = (Seminars, Registrations, Participations, Evaluations, Erasures, Tallies)
 
 
 @dataclass(frozen=True)
@@ -435,6 +467,7 @@ class Projections:
     participations: Participations
     evaluations: Evaluations
     erasures: Erasures
+    tallies: Tallies
 
     @classmethod
     def of(cls, db: AsyncDatabase[Document], projection_set: ProjectionSet) -> Projections:
@@ -444,6 +477,7 @@ class Projections:
             participations=Participations(db, projection_set),
             evaluations=Evaluations(db, projection_set),
             erasures=Erasures(db, projection_set),
+            tallies=Tallies(db, projection_set),
         )
 
     async def ensure_indexes(self) -> None:
@@ -453,8 +487,16 @@ class Projections:
             self.participations,
             self.evaluations,
             self.erasures,
+            self.tallies,
         ):
             await projection.ensure_indexes()
+
+    async def lack_tallies(self) -> bool:
+        """Whether this set holds registrations but no per-seminar tallies (built by
+        a version that kept none: it needs a rebuild)."""
+        if await self.tallies.collection.find_one({}, {"_id": 1}) is not None:
+            return False
+        return await self.registrations.collection.find_one({}, {"_id": 1}) is not None
 
     async def erase(
         self,
@@ -515,6 +557,9 @@ class MongoProjectionStore:
 
     async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
         return await self._p.evaluations.get(evaluation_id, session=self._session)
+
+    async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
+        await self._p.tallies.add({seminar_id: change}, session=self._session)
 
     async def save_evaluation(self, view: EvaluationView) -> None:
         await self._p.evaluations.save(view, session=self._session)
@@ -633,49 +678,12 @@ class ReportQueries:
         return [seminar_view(d) async for d in self._p.seminars.collection.find(query)]
 
     async def funnel_counts(self, seminar_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """seminar id -> counts of each funnel stage."""
-        counts: dict[str, dict[str, int]] = {
-            s: dict.fromkeys(FUNNEL_STAGES, 0) for s in seminar_ids
+        """seminar id -> counts of each funnel stage (from the seminars' tallies)."""
+        tallies = await self._p.tallies.of(seminar_ids) if seminar_ids else {}
+        return {
+            s: {stage: tallies.get(s, {}).get(stage, 0) for stage in FUNNEL_STAGES}
+            for s in seminar_ids
         }
-        if not seminar_ids:
-            return counts
-        ids = list(seminar_ids)
-
-        def flag(field: str) -> Document:
-            return {"$sum": {"$cond": [{"$eq": [f"${field}", True]}, 1, 0]}}
-
-        def status(value: str) -> Document:
-            return {"$sum": {"$cond": [{"$eq": ["$status", value]}, 1, 0]}}
-
-        registrations: list[Document] = [
-            {"$match": {"seminar_id": {"$in": ids}}},
-            {
-                "$group": {
-                    "_id": "$seminar_id",
-                    "requested": {"$sum": 1},
-                    "confirmed": flag("ever_confirmed"),
-                    "waitlisted": flag("ever_waitlisted"),
-                    "promoted": flag("ever_promoted"),
-                    "cancelled": status(RegistrationStatus.CANCELLED.value),
-                    "rejected": status(RegistrationStatus.REJECTED.value),
-                }
-            },
-        ]
-        async for d in _aggregate(self._p.registrations.collection, registrations):
-            counts[d["_id"]].update({k: int(v) for k, v in d.items() if k != "_id"})
-        attended: list[Document] = [
-            {"$match": {"seminar_id": {"$in": ids}, "attended": True}},
-            {"$group": {"_id": "$seminar_id", "n": {"$sum": 1}}},
-        ]
-        async for d in _aggregate(self._p.participations.collection, attended):
-            counts[d["_id"]]["attended"] = int(d["n"])
-        evaluated: list[Document] = [
-            {"$match": {"seminar_id": {"$in": ids}}},
-            {"$group": {"_id": "$seminar_id", "n": {"$sum": 1}}},
-        ]
-        async for d in _aggregate(self._p.evaluations.collection, evaluated):
-            counts[d["_id"]]["evaluated"] = int(d["n"])
-        return counts
 
     async def _people_by(self, year: int, field: str) -> dict[str | None, tuple[int, int]]:
         """``field`` value -> (participations, distinct people) among ``year``'s
@@ -746,16 +754,17 @@ class ReportQueries:
     ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
         """seminar -> status -> registrations, and seminar -> kind (``unknown`` until
         the seminar is known), for ``seminar_ids`` (indexed) or every seminar (None)."""
+        if seminar_ids is not None and not seminar_ids:
+            return {}, {}
         per_seminar: dict[str, dict[str, int]] = {}
-        pipeline: list[Document] = [
-            {"$group": {"_id": {"s": "$seminar_id", "st": "$status"}, "n": {"$sum": 1}}}
-        ]
-        if seminar_ids is not None:
-            if not seminar_ids:
-                return {}, {}
-            pipeline.insert(0, {"$match": {"seminar_id": {"$in": sorted(seminar_ids)}}})
-        async for d in _aggregate(self._p.registrations.collection, pipeline):
-            per_seminar.setdefault(d["_id"]["s"], {})[d["_id"]["st"]] = int(d["n"])
+        for seminar_id, tally in (await self._p.tallies.of(seminar_ids)).items():
+            statuses = {
+                key.removeprefix(STATUS_TALLY_PREFIX): n
+                for key, n in tally.items()
+                if key.startswith(STATUS_TALLY_PREFIX) and n
+            }
+            if statuses:
+                per_seminar[seminar_id] = statuses
         wanted = sorted(per_seminar if seminar_ids is None else seminar_ids)
         kinds: dict[str, str] = dict.fromkeys(wanted, "unknown")
         if wanted:
@@ -817,4 +826,5 @@ __all__ = [
     "Registrations",
     "ReportQueries",
     "Seminars",
+    "Tallies",
 ]

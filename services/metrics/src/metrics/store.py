@@ -4,7 +4,7 @@ the result once; unit tests use it as the fake)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -48,6 +48,10 @@ class ProjectionStore(Protocol):
 
     async def save_evaluation(self, view: EvaluationView) -> None: ...
 
+    async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
+        """Move the seminar's counters by ``change`` (``domain.tally_change``)."""
+        ...
+
 
 class MemoryProjectionStore:
     """All projection documents in dictionaries, with the same semantics as the
@@ -63,6 +67,8 @@ class MemoryProjectionStore:
         self.erasures: dict[str, datetime] = {}
         # participant id -> keys of their registrations / participations / evaluations
         self._of_person: dict[str, set[tuple[str, object]]] = {}
+        # seminar id -> counter -> value
+        self.tallies: dict[str, dict[str, int]] = {}
 
     def _remember(self, participant_id: str | None, kind: str, key: object) -> None:
         if participant_id is not None:
@@ -125,3 +131,8 @@ class MemoryProjectionStore:
     async def save_evaluation(self, view: EvaluationView) -> None:
         self.evaluations[view.evaluation_id] = view
         self._remember(view.participant_id, "evaluation", view.evaluation_id)
+
+    async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
+        counters = self.tallies.setdefault(seminar_id, {})
+        for key, n in change.items():
+            counters[key] = counters.get(key, 0) + n

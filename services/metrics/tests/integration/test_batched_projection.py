@@ -1,14 +1,25 @@
 """The live consumer's batch fold (``ProjectionService.project_batch``: bulk reads, one
 bulk write per collection) builds exactly the documents the event-by-event fold does,
-whatever the batch boundaries, with replays and an erasure in the middle of a batch."""
+whatever the batch boundaries, with replays and an erasure in the middle of a batch;
+and the per-seminar tallies it keeps are what counting the views again gives."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from metrics.domain import (
+    EvaluationView,
+    ParticipationView,
+    RegistrationView,
+    evaluation_tally,
+    participation_tally,
+    registration_tally,
+)
 from metrics.handlers import ProjectionService, Projector
 from metrics.repository import (
     ProjectionPointer,
@@ -32,9 +43,31 @@ PSEUDONYM_KEY = b"metrics-batch-test-pseudonym-key"
 
 @dataclass(frozen=True)
 class _Received:
-    """What ``project_batch`` reads of a consumed event: its data."""
+    """What ``project_batch`` reads of a consumed event: its data and id."""
 
     data: Event
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def _recount(
+    registrations: Iterable[RegistrationView],
+    participations: Iterable[ParticipationView],
+    evaluations: Iterable[EvaluationView],
+) -> dict[str, dict[str, int]]:
+    """The tallies counted from scratch from the views (what the report aggregations
+    computed before the tallies existed)."""
+    tallies: dict[str, dict[str, int]] = {}
+    counted = (
+        [(v.seminar_id, registration_tally(v)) for v in registrations]
+        + [(v.seminar_id, participation_tally(v)) for v in participations]
+        + [(v.seminar_id, evaluation_tally(v)) for v in evaluations]
+    )
+    for seminar_id, counts in counted:
+        for key, n in counts.items():
+            if n:
+                seminar = tallies.setdefault(seminar_id, {})
+                seminar[key] = seminar.get(key, 0) + n
+    return tallies
 
 
 async def _memory_state(events: list[Any]) -> tuple[Any, ...]:
@@ -42,13 +75,24 @@ async def _memory_state(events: list[Any]) -> tuple[Any, ...]:
     projector = Projector(pseudonym_key=PSEUDONYM_KEY)
     for sent in events:
         await projector.apply(sent.data, store)
+    tallies = {s: nonzero for s, counts in store.tallies.items() if (nonzero := _nonzero(counts))}
+    assert tallies == _recount(
+        store.registrations.values(),
+        store.participations_by_key.values(),
+        store.evaluations.values(),
+    )
     return (
         store.seminars,
         store.registrations,
         store.participations_by_key,
         store.evaluations,
         set(store.erasures),
+        tallies,
     )
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {key: n for key, n in counts.items() if n}
 
 
 async def _database_state(projections: Projections) -> tuple[Any, ...]:
@@ -61,12 +105,19 @@ async def _database_state(projections: Projections) -> tuple[Any, ...]:
     ]
     evaluations = [evaluation_view(d) async for d in projections.evaluations.collection.find()]
     erasures = {d["_id"] async for d in projections.erasures.collection.find()}
+    tallies = {
+        s: nonzero
+        for s, counts in (await projections.tallies.of(None)).items()
+        if (nonzero := _nonzero(counts))
+    }
+    assert tallies == _recount(registrations, participations, evaluations)
     return (
         {v.seminar_id: v for v in seminars},
         {v.registration_id: v for v in registrations},
         {(v.seminar_id, v.participant_id): v for v in participations},
         {v.evaluation_id: v for v in evaluations},
         erasures,
+        tallies,
     )
 
 

@@ -14,7 +14,7 @@ from .batching import Turns, consume_batches
 from .handlers import PARK_TIMEOUT_JOB, Registrations, RegistrationService
 from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
 from .settings import RegistrationSettings
-from .subscribers import HANDLED, TOPICS, batch_handler, claim_for, seminars_of
+from .subscribers import HANDLED, IDEMPOTENT, TOPICS, batch_handler, claim_for, seminars_of
 
 DESCRIPTION = """\
 Registrations for seminars: requests from other platform systems (`registration.requests`)
@@ -45,6 +45,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             runtime,
             topics=TOPICS,
             handled=HANDLED,
+            idempotent=IDEMPOTENT,
             handler=batch_handler(service),
             claim=claim_for(service),
             turns=turns,

@@ -184,6 +184,7 @@ def consume_batches(
     topics: Sequence[str],
     handled: Collection[type[Event]],
     handler: BatchHandler,
+    idempotent: Collection[type[Event]] = (),
     claim: Claim | None = None,
     turns: Turns | None = None,
     turns_of: Callable[[Sequence[ReceivedEvent]], Iterable[str]] | None = None,
@@ -193,6 +194,7 @@ def consume_batches(
         topics=topics,
         batch_handler=handler,
         handled=handled,
+        idempotent=idempotent,
         factory=functools.partial(BatchEventConsumer, claim=claim, turns=turns, turns_of=turns_of),
     )
 

@@ -132,11 +132,14 @@ def _existing(doc: Mapping[str, Any]) -> Outcome:
     )
 
 
-def _redecidable(doc: Mapping[str, Any], book: Seats | None) -> bool:
+def _redecidable(doc: Mapping[str, Any], book: Seats | None, request_id: str) -> bool:
     """A request rejected because its seminar stayed unknown is decided anew once the
-    seminar is known (a platform system may ask again later)."""
+    seminar is known (a platform system may ask again later), but only by a new
+    request: the same one again (a redelivery or a replay of the topic) changes
+    nothing, so requests need no processed-event marker."""
     return (
-        doc["status"] == RegistrationStatus.REJECTED.value
+        doc.get("request_id") != request_id
+        and doc["status"] == RegistrationStatus.REJECTED.value
         and doc.get("reason") == domain.REASON_SEMINAR_UNKNOWN
         and book is not None
         and book.status is not SeminarStatus.UNKNOWN
@@ -245,7 +248,8 @@ class RegistrationService:
                 continue  # the same registration twice in this batch: answered below
             first[reg_id] = i
             doc = existing.get(reg_id)
-            if doc is not None and not _redecidable(doc, books.get(request.seminar_id)):
+            book = books.get(request.seminar_id)
+            if doc is not None and not _redecidable(doc, book, request.request_id):
                 outcomes[i] = _existing(doc)
             else:
                 fresh.setdefault(request.seminar_id, []).append(i)

@@ -42,6 +42,8 @@ HANDLED: tuple[type[Event], ...] = (
     SeminarCancelled,
     SeminarCompleted,
 )
+# Handled types applied without a processed-event marker (see ``batch_handler``).
+IDEMPOTENT: tuple[type[Event], ...] = (RegistrationRequested,)
 
 
 def request_of(event: ReceivedEvent) -> RegistrationRequest:
@@ -76,17 +78,25 @@ def claim_for(service: RegistrationService) -> Claim:
 
 
 def batch_handler(service: RegistrationService) -> BatchHandler:
-    """The consumer's batch handler over ``service``."""
+    """The consumer's batch handler over ``service``. Requests carry no processed-event
+    marker (``IDEMPOTENT``): a repeat resolves to its registration and changes nothing;
+    the handler returns the ids of such repeats."""
 
-    async def handle(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> None:
-        run: list[RegistrationRequest] = []
+    async def handle(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
+        unchanged: list[str] = []
+        run: list[ReceivedEvent] = []
+
+        async def decide_run() -> None:
+            outcomes = await service.decide(uow, [request_of(e) for e in run])
+            unchanged.extend(e.id for e, o in zip(run, outcomes, strict=True) if not o.created)
+            run.clear()
+
         for event in events:
             if isinstance(event.data, RegistrationRequested):
-                run.append(request_of(event))
+                run.append(event)
                 continue
             if run:
-                await service.decide(uow, run)
-                run = []
+                await decide_run()
             envelope = event.envelope
             structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
             try:
@@ -95,7 +105,8 @@ def batch_handler(service: RegistrationService) -> BatchHandler:
             finally:
                 structlog.contextvars.unbind_contextvars("event_id", "event_type")
         if run:
-            await service.decide(uow, run)
+            await decide_run()
+        return unchanged
 
     return handle
 
