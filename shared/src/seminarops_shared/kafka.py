@@ -435,10 +435,16 @@ class EventConsumer:
                 todo.append(item)
                 outcomes.append((item, "processed"))
             if self._batch_handler is not None:
-                unchanged = await self._apply_batch(todo, uow) if todo else None
-                if unchanged:
+                reported = await self._apply_batch(todo, uow) if todo else None
+                if reported:
+                    # Only events of idempotent types are repeats when they change
+                    # nothing; a marked event that changes nothing was still new.
+                    unchanged = set(reported)
                     outcomes = [
-                        (item, "duplicate" if item.event.id in unchanged else outcome)
+                        (
+                            item,
+                            "duplicate" if self._repeat_of_idempotent(item, unchanged) else outcome,
+                        )
                         for item, outcome in outcomes
                     ]
                 return outcomes
@@ -462,6 +468,9 @@ class EventConsumer:
                         "topic", "event_id", "event_type", "trace_id"
                     )
         return outcomes
+
+    def _repeat_of_idempotent(self, item: _Item, unchanged: set[str]) -> bool:
+        return item.event.id in unchanged and type(item.event.data) in self._idempotent
 
     async def _apply_batch(self, todo: list[_Item], uow: UnitOfWork) -> Collection[str] | None:
         assert self._batch_handler is not None
