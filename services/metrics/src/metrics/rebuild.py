@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pymongo.asynchronous.collection import AsyncCollection
 
 from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.events import ReceivedEvent
@@ -198,18 +199,17 @@ async def _write(
             for seminar_id, counters in store.tallies.items()
         ],
     }
-    targets = {
-        "seminars": projections.seminars,
-        "registrations": projections.registrations,
-        "participations": projections.participations,
-        "evaluations": projections.evaluations,
-        "erasures": projections.erasures,
-        "tallies": projections.tallies,
+    targets: dict[str, AsyncCollection[Document]] = {
+        "seminars": projections.seminars.collection,
+        "registrations": projections.registrations.collection,
+        "participations": projections.participations.collection,
+        "evaluations": projections.evaluations.collection,
+        "erasures": projections.erasures.collection,
+        "tallies": projections.tallies.collection,
     }
     for name, docs in documents.items():
-        collection = targets[name].collection
         for i in range(0, len(docs), batch):
-            await collection.insert_many(docs[i : i + batch], ordered=False)
+            await targets[name].insert_many(docs[i : i + batch], ordered=False)
     return {name: len(docs) for name, docs in documents.items()}
 
 

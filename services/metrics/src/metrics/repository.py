@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -171,6 +171,9 @@ def evaluation_view(doc: Document) -> EvaluationView:
 # ---- projections ---------------------------------------------------------------------
 
 
+V = TypeVar("V")
+
+
 class _Projection:
     """One projection collection of a set; ``indexes`` back every query made on it."""
 
@@ -185,78 +188,66 @@ class _Projection:
             await self.collection.create_indexes(list(self.indexes))
 
 
-class Seminars(_Projection):
-    base = "seminars"
-    # `_id` for lookups; (year, kind) for the funnel, schools and years.
-    indexes = (IndexModel([("year", ASCENDING), ("kind", ASCENDING)]),)
+class _KeyedProjection(_Projection, Generic[V]):
+    """A projection whose documents are keyed by ``_id`` (the view's natural key): read
+    and written whole, one by one or in bulk; subclasses give the two codecs."""
 
-    async def get(
-        self, seminar_id: str, *, session: AsyncClientSession | None
-    ) -> SeminarView | None:
-        doc = await self.collection.find_one({"_id": seminar_id}, session=session)
-        return seminar_view(doc) if doc else None
+    def _doc(self, view: V) -> Document:
+        raise NotImplementedError
 
-    async def save(self, view: SeminarView, *, session: AsyncClientSession | None) -> None:
-        await self.collection.replace_one(
-            {"_id": view.seminar_id}, seminar_doc(view), upsert=True, session=session
-        )
+    def _view(self, doc: Document) -> V:
+        raise NotImplementedError
+
+    async def get(self, key: str, *, session: AsyncClientSession | None) -> V | None:
+        doc = await self.collection.find_one({"_id": key}, session=session)
+        return self._view(doc) if doc else None
+
+    async def save(self, view: V, *, session: AsyncClientSession | None) -> None:
+        doc = self._doc(view)
+        await self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
 
     async def get_many(
-        self, seminar_ids: Collection[str], *, session: AsyncClientSession | None
-    ) -> dict[str, SeminarView]:
-        docs = await _find_by_ids(self.collection, seminar_ids, session=session)
-        return {doc["_id"]: seminar_view(doc) for doc in docs}
+        self, keys: Collection[str], *, session: AsyncClientSession | None
+    ) -> dict[str, V]:
+        docs = await _find_by_ids(self.collection, keys, session=session)
+        return {doc["_id"]: self._view(doc) for doc in docs}
 
     async def save_many(
         self,
-        views: Sequence[SeminarView],
+        views: Sequence[V],
         *,
         session: AsyncClientSession | None,
         new: Collection[str] = frozenset(),
     ) -> None:
         """Write ``views``: inserted where their id is in ``new`` (known not to exist),
         replaced (upsert) otherwise; one bulk write each."""
-        await _write_by_id(
-            self.collection, [seminar_doc(v) for v in views], new=new, session=session
-        )
+        await _write_by_id(self.collection, [self._doc(v) for v in views], new=new, session=session)
 
 
-class Registrations(_Projection):
+class Seminars(_KeyedProjection[SeminarView]):
+    base = "seminars"
+    # `_id` for lookups; (year, kind) for the funnel, schools and years.
+    indexes = (IndexModel([("year", ASCENDING), ("kind", ASCENDING)]),)
+
+    def _doc(self, view: SeminarView) -> Document:
+        return seminar_doc(view)
+
+    def _view(self, doc: Document) -> SeminarView:
+        return seminar_view(doc)
+
+
+class Registrations(_KeyedProjection[RegistrationView]):
     base = "registrations"
     indexes = (
         IndexModel([("seminar_id", ASCENDING)]),
         IndexModel([("participant_id", ASCENDING)]),
     )
 
-    async def get(
-        self, registration_id: str, *, session: AsyncClientSession | None
-    ) -> RegistrationView | None:
-        doc = await self.collection.find_one({"_id": registration_id}, session=session)
-        return registration_view(doc) if doc else None
+    def _doc(self, view: RegistrationView) -> Document:
+        return registration_doc(view)
 
-    async def save(self, view: RegistrationView, *, session: AsyncClientSession | None) -> None:
-        await self.collection.replace_one(
-            {"_id": view.registration_id}, registration_doc(view), upsert=True, session=session
-        )
-
-    async def get_many(
-        self, registration_ids: Collection[str], *, session: AsyncClientSession | None
-    ) -> dict[str, RegistrationView]:
-        docs = await _find_by_ids(self.collection, registration_ids, session=session)
-        return {doc["_id"]: registration_view(doc) for doc in docs}
-
-    async def save_many(
-        self,
-        views: Sequence[RegistrationView],
-        *,
-        session: AsyncClientSession | None,
-        new: Collection[str] = frozenset(),
-    ) -> None:
-        """Write ``views``: inserted where their id is in ``new`` (known not to exist),
-        replaced (upsert) otherwise; one bulk write each."""
-        await _write_by_id(
-            self.collection, [registration_doc(v) for v in views], new=new, session=session
-        )
+    def _view(self, doc: Document) -> RegistrationView:
+        return registration_view(doc)
 
 
 class Participations(_Projection):
@@ -318,7 +309,7 @@ class Participations(_Projection):
             )
 
 
-class Evaluations(_Projection):
+class Evaluations(_KeyedProjection[EvaluationView]):
     base = "evaluations"
     indexes = (
         IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
@@ -326,35 +317,11 @@ class Evaluations(_Projection):
         IndexModel([("participant_id", ASCENDING)]),
     )
 
-    async def get(
-        self, evaluation_id: str, *, session: AsyncClientSession | None
-    ) -> EvaluationView | None:
-        doc = await self.collection.find_one({"_id": evaluation_id}, session=session)
-        return evaluation_view(doc) if doc else None
+    def _doc(self, view: EvaluationView) -> Document:
+        return evaluation_doc(view)
 
-    async def save(self, view: EvaluationView, *, session: AsyncClientSession | None) -> None:
-        await self.collection.replace_one(
-            {"_id": view.evaluation_id}, evaluation_doc(view), upsert=True, session=session
-        )
-
-    async def get_many(
-        self, evaluation_ids: Collection[str], *, session: AsyncClientSession | None
-    ) -> dict[str, EvaluationView]:
-        docs = await _find_by_ids(self.collection, evaluation_ids, session=session)
-        return {doc["_id"]: evaluation_view(doc) for doc in docs}
-
-    async def save_many(
-        self,
-        views: Sequence[EvaluationView],
-        *,
-        session: AsyncClientSession | None,
-        new: Collection[str] = frozenset(),
-    ) -> None:
-        """Write ``views``: inserted where their id is in ``new`` (known not to exist),
-        replaced (upsert) otherwise; one bulk write each."""
-        await _write_by_id(
-            self.collection, [evaluation_doc(v) for v in views], new=new, session=session
-        )
+    def _view(self, doc: Document) -> EvaluationView:
+        return evaluation_view(doc)
 
 
 # Ids per ``$in`` query: the embedded database matches every document found against the
