@@ -559,7 +559,7 @@ def start_kafka(
     command = kafka_command(host=host, port=port)
     process = spawn(command, log_path=log_path, detached=detached)
     server = EmbeddedServer("kafka", kafka_address(host, port), port, command, process, log_path)
-    _await_ready(
+    await_ready(
         server,
         lambda left: port_open(host, port) and kafka_ready(server.address, wait_s=left),
         timeout_s=timeout_s,
@@ -588,7 +588,7 @@ def start_mongo(
     )
     process = spawn(command, log_path=log_path, detached=detached)
     server = EmbeddedServer("mongodb", mongo_uri(host, port), port, command, process, log_path)
-    _await_ready(
+    await_ready(
         server,
         lambda left: port_open(host, port) and mongo_ready(server.address, wait_s=left),
         timeout_s=timeout_s,
@@ -596,9 +596,11 @@ def start_mongo(
     return server
 
 
-def _await_ready(
+def await_ready(
     server: EmbeddedServer, check: Callable[[float], bool], *, timeout_s: float
 ) -> None:
+    """Wait until ``check`` passes (or the process dies, or ``timeout_s`` runs out); a
+    server that does not come up is stopped before the error is raised."""
     try:
         wait_until(
             check,

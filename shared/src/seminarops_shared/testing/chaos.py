@@ -34,6 +34,7 @@ from ..processes import (
     LOCALHOST,
     EmbeddedServer,
     StartupError,
+    await_ready,
     free_port,
     kafka_address,
     kafka_ready,
@@ -174,17 +175,11 @@ def start_tansu_s3(
     server = EmbeddedServer(
         "kafka", kafka_address(LOCALHOST, port), port, command, process, log_path
     )
-    try:
-        wait_until(
-            lambda left: port_open(LOCALHOST, port) and kafka_ready(server.address, wait_s=left),
-            what=f"Tansu (s3 storage) on port {port}",
-            timeout_s=timeout_s,
-            process=process,
-            log_path=log_path,
-        )
-    except BaseException:
-        server.stop(timeout_s=5.0)
-        raise
+    await_ready(
+        server,
+        lambda left: port_open(LOCALHOST, port) and kafka_ready(server.address, wait_s=left),
+        timeout_s=timeout_s,
+    )
     return server
 
 
@@ -241,17 +236,11 @@ def start_mongo_on(
         command = [command[0], "-c", _MONGO_LAUNCHER, str(transaction_lifetime_s), *command[3:]]
     process = spawn(command, log_path=log_path, detached=False)
     server = EmbeddedServer("mongodb", mongo_uri(LOCALHOST, port), port, command, process, log_path)
-    try:
-        wait_until(
-            lambda left: port_open(LOCALHOST, port) and mongo_ready(server.address, wait_s=left),
-            what=f"SecantusDB on port {port}",
-            timeout_s=timeout_s,
-            process=process,
-            log_path=log_path,
-        )
-    except BaseException:
-        server.stop(timeout_s=5.0)
-        raise
+    await_ready(
+        server,
+        lambda left: port_open(LOCALHOST, port) and mongo_ready(server.address, wait_s=left),
+        timeout_s=timeout_s,
+    )
     return server
 
 
