@@ -66,18 +66,21 @@ def _participant(number: int) -> Participant:
     )
 
 
-def _scheduled(seminar_id: str, capacity: int) -> SeminarScheduled:
-    starts = datetime(2026, 9, 14, 15, 0, tzinfo=UTC)
+def scheduled_event(
+    seminar_id: str, *, capacity: int, year: int = 2026, title: str = "Registration rush"
+) -> SeminarScheduled:
+    """A one-session seminar on 14 September of ``year`` (the benchmarks' seminars)."""
+    starts = datetime(year, 9, 14, 15, 0, tzinfo=UTC)
     return SeminarScheduled(
         seminar_id=seminar_id,
-        title="Registration rush",
+        title=title,
         kind=Kind.ONLINE_SEMINAR,
         programme=Programme.ETWINNING,
         language="en",
         timezone="Europe/Brussels",
         sessions=[SessionTimes(starts_at=starts, ends_at=starts.replace(hour=16))],
         capacity=capacity,
-        year=2026,
+        year=year,
     )
 
 
@@ -308,7 +311,9 @@ async def run_rush(
                 await replica.ready(client, timeout_s=90)
             await producer.start()
             scheduled = envelope_for(
-                _scheduled(seminar_id, capacity), source=SEMINAR_SOURCE, time=datetime.now(UTC)
+                scheduled_event(seminar_id, capacity=capacity),
+                source=SEMINAR_SOURCE,
+                time=datetime.now(UTC),
             )
             await producer.send_and_wait(
                 f"{prefix}.{SEMINAR_EVENTS}", scheduled.to_json_bytes(), key=seminar_id.encode()

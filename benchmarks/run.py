@@ -63,18 +63,16 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
-from registration_rush import run_rush
+from registration_rush import run_rush, scheduled_event
 
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
-from seminarops_shared.events.seminar import SeminarScheduled, SessionTimes
 from seminarops_shared.events.topics import (
     ALL_TOPICS,
     REGISTRATION_EVENTS,
     REGISTRATION_REQUESTS,
     SEMINAR_EVENTS,
 )
-from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.processes import ensure_topics, free_port
 from seminarops_shared.settings import KafkaSettings
 from seminarops_shared.testing.chaos import ServiceProcess
@@ -116,18 +114,7 @@ def requests_for(seminar_id: str, count: int, *, tag: str) -> list[bytes]:
 
 
 def scheduled(seminar_id: str, *, capacity: int, year: int) -> bytes:
-    starts = datetime(year, 9, 14, 15, 0, tzinfo=UTC)
-    data = SeminarScheduled(
-        seminar_id=seminar_id,
-        title="Benchmark seminar",
-        kind=Kind.ONLINE_SEMINAR,
-        programme=Programme.ETWINNING,
-        language="en",
-        timezone="Europe/Brussels",
-        sessions=[SessionTimes(starts_at=starts, ends_at=starts.replace(hour=16))],
-        capacity=capacity,
-        year=year,
-    )
+    data = scheduled_event(seminar_id, capacity=capacity, year=year, title="Benchmark seminar")
     return envelope_for(data, source=SEMINAR_SOURCE, time=datetime.now(UTC)).to_json_bytes()
 
 
