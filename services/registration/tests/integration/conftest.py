@@ -13,7 +13,10 @@ from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.events import Envelope
 from seminarops_shared.events.topics import REGISTRATION_EVENTS
 from seminarops_shared.service import Runtime
+from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace
+
+from ..conftest import SEMINAR_SOURCE, scheduled
 
 
 def registration_app(namespace: Namespace, *, clock: Clock = utc_now, **overrides: Any) -> FastAPI:
@@ -42,6 +45,12 @@ async def registrations(app: FastAPI, seminar_id: str) -> list[dict[str, Any]]:
 async def seat_book(app: FastAPI, seminar_id: str) -> dict[str, Any] | None:
     doc: dict[str, Any] | None = await database(app)["seminars"].find_one({"_id": seminar_id})
     return doc
+
+
+async def schedule(app: FastAPI, kafka: KafkaProbe, seminar_id: str, capacity: int) -> None:
+    """Publish ``seminar.scheduled.v1`` and wait until the service knows the seminar."""
+    await kafka.send_event(scheduled(seminar_id, capacity), source=SEMINAR_SOURCE)
+    await eventually(lambda: seat_book(app, seminar_id), what="seminar known")
 
 
 async def decisions(kafka: KafkaProbe, seminar_id: str) -> list[Envelope]:

@@ -22,7 +22,7 @@ from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
-from .conftest import database, decisions, registration_app, seat_book, statuses
+from .conftest import database, decisions, registration_app, schedule, seat_book, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +37,7 @@ async def test_duplicates_from_any_source_or_path_are_one_registration(
     seminar = new_id("sem")
     app = registration_app(namespace)
     async with running(app) as client:
-        await kafka.send_event(scheduled(seminar, 5), source=SEMINAR_SOURCE)
-        await eventually(lambda: seat_book(app, seminar), what="seminar known")
+        await schedule(app, kafka, seminar, 5)
         first = await kafka.send_event(requested(seminar, "anna"), source="/platform/portal")
         await kafka.send_envelope(first, topic=REGISTRATION_REQUESTS, key=seminar)  # redelivery
         await kafka.send_event(requested(seminar, "anna"), source="/platform/partner-x")
@@ -73,8 +72,7 @@ async def test_cancellation_promotes_the_head_of_the_waiting_list(
     seminar = new_id("sem")
     app = registration_app(namespace)
     async with running(app) as client:
-        await kafka.send_event(scheduled(seminar, 2), source=SEMINAR_SOURCE)
-        await eventually(lambda: seat_book(app, seminar), what="seminar known")
+        await schedule(app, kafka, seminar, 2)
         for person in ["a", "b", "c", "d", "e"]:
             await kafka.send_event(requested(seminar, person))
         await eventually(

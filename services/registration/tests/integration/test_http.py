@@ -12,7 +12,7 @@ from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
-from .conftest import database, registration_app, seat_book, statuses
+from .conftest import database, registration_app, schedule, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,7 @@ async def test_invalid_requests_are_422_and_store_nothing(
     seminar = new_id("sem")
     app = registration_app(namespace)
     async with running(app) as client:
-        await kafka.send_event(scheduled(seminar, 5), source=SEMINAR_SOURCE)
-        await eventually(lambda: seat_book(app, seminar), what="seminar known")
+        await schedule(app, kafka, seminar, 5)
         bad_bodies = [
             {"seminar_id": seminar},
             {"seminar_id": seminar, "participant": {"display_name": "no id"}},

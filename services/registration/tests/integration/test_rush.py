@@ -14,8 +14,8 @@ from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
-from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
-from .conftest import decisions, registration_app, registrations, seat_book, statuses
+from ..conftest import http_body, new_id, requested
+from .conftest import decisions, registration_app, registrations, schedule, seat_book, statuses
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,7 @@ async def test_rush_confirms_exactly_capacity_and_waitlists_the_rest_in_order(
     twice = set(by_kafka[:16])
     app = registration_app(namespace)
     async with running(app) as client:
-        await kafka.send_event(scheduled(seminar, CAPACITY), source=SEMINAR_SOURCE)
-        await eventually(lambda: seat_book(app, seminar), what="seminar known")
+        await schedule(app, kafka, seminar, CAPACITY)
         kafka_order, responses = await asyncio.gather(
             _send_kafka(kafka, seminar, by_kafka, twice), _send_http(client, seminar, by_http)
         )
