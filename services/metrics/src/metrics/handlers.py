@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.feedback import EvaluationSubmitted
@@ -59,6 +60,8 @@ from .reports import (
 )
 from .repository import MongoProjectionStore, ProjectionPointer, Projections, ReportQueries
 from .store import ProjectionStore
+
+V = TypeVar("V")
 
 # What the projector acts on; every other event on the three topics is skipped.
 SEMINAR_EVENT_TYPES: tuple[type[Event], ...] = (
@@ -165,12 +168,7 @@ class Projector:
                 after = registration_after(current, data, participant_id=participant)
                 if after != current:
                     await store.save_registration(after)
-                    await _tally(
-                        store,
-                        after.seminar_id,
-                        registration_tally(current),
-                        registration_tally(after),
-                    )
+                    await _tally(store, after.seminar_id, registration_tally, current, after)
                 if not isinstance(data, RegistrationRejected):
                     found = await store.participations(data.seminar_id, [participant])
                     before = found.get(participant)
@@ -193,10 +191,7 @@ class Projector:
                 if previous != evaluation:
                     await store.save_evaluation(evaluation)
                     await _tally(
-                        store,
-                        evaluation.seminar_id,
-                        evaluation_tally(previous),
-                        evaluation_tally(evaluation),
+                        store, evaluation.seminar_id, evaluation_tally, previous, evaluation
                     )
 
     async def _seminar(
@@ -258,9 +253,15 @@ class Projector:
 
 
 async def _tally(
-    store: ProjectionStore, seminar_id: str, before: dict[str, int], after: dict[str, int]
+    store: ProjectionStore,
+    seminar_id: str,
+    counts: Callable[[V | None], dict[str, int]],
+    before: V | None,
+    after: V,
 ) -> None:
-    change = tally_change(before, after)
+    """Move the seminar's tallies by what ``after`` counts for minus what ``before``
+    did (``counts`` is the view's ``domain.*_tally``)."""
+    change = tally_change(counts(before), counts(after))
     if change:
         await store.tally(seminar_id, change)
 
@@ -270,9 +271,7 @@ async def _tally_participations(
     changed: Sequence[tuple[ParticipationView | None, ParticipationView]],
 ) -> None:
     for before, after in changed:
-        await _tally(
-            store, after.seminar_id, participation_tally(before), participation_tally(after)
-        )
+        await _tally(store, after.seminar_id, participation_tally, before, after)
 
 
 def _seminars_of(events: Iterable[Event]) -> set[str]:
