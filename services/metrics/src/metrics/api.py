@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
@@ -84,9 +84,7 @@ async def participation(service: Service, year: Year, fmt: Format = "json") -> A
     "/v1/reports/participation.csv", tags=["reports"], response_class=Response, responses=_CSV
 )
 async def participation_as_csv(service: Service, year: Year) -> Response:
-    return _csv_response(
-        participation_csv(await service.participation(year)), f"participation-{year}.csv"
-    )
+    return cast(Response, await participation(service, year, "csv"))
 
 
 @router.get(
@@ -105,9 +103,7 @@ async def satisfaction(service: Service, year: Year, fmt: Format = "json") -> An
     "/v1/reports/satisfaction.csv", tags=["reports"], response_class=Response, responses=_CSV
 )
 async def satisfaction_as_csv(service: Service, year: Year) -> Response:
-    return _csv_response(
-        satisfaction_csv(await service.satisfaction(year)), f"satisfaction-{year}.csv"
-    )
+    return cast(Response, await satisfaction(service, year, "csv"))
 
 
 # ---- beyond the contract -------------------------------------------------------------
@@ -129,7 +125,7 @@ async def funnel(
 
 @router.get("/v1/reports/funnel.csv", tags=["reports"], response_class=Response, responses=_CSV)
 async def funnel_as_csv(service: Service, year: Year, kind: Kind | None = None) -> Response:
-    return _csv_response(funnel_csv(await service.funnel(year, kind)), f"funnel-{year}.csv")
+    return cast(Response, await funnel(service, year, kind, "csv"))
 
 
 @router.get(
@@ -146,7 +142,7 @@ async def countries(service: Service, year: Year, fmt: Format = "json") -> Any:
 
 @router.get("/v1/reports/countries.csv", tags=["reports"], response_class=Response, responses=_CSV)
 async def countries_as_csv(service: Service, year: Year) -> Response:
-    return _csv_response(countries_csv(await service.countries(year)), f"countries-{year}.csv")
+    return cast(Response, await countries(service, year, "csv"))
 
 
 @router.get(
@@ -163,7 +159,7 @@ async def schools(service: Service, year: Year, fmt: Format = "json") -> Any:
 
 @router.get("/v1/reports/schools.csv", tags=["reports"], response_class=Response, responses=_CSV)
 async def schools_as_csv(service: Service, year: Year) -> Response:
-    return _csv_response(schools_csv(await service.schools(year)), f"schools-{year}.csv")
+    return cast(Response, await schools(service, year, "csv"))
 
 
 def _series_range(from_year: int, to_year: int) -> None:
@@ -192,10 +188,7 @@ async def series(service: Service, from_year: FromYear, to: ToYear, fmt: Format 
 
 @router.get("/v1/reports/series.csv", tags=["reports"], response_class=Response, responses=_CSV)
 async def series_as_csv(service: Service, from_year: FromYear, to: ToYear) -> Response:
-    _series_range(from_year, to)
-    return _csv_response(
-        series_csv(await service.series(from_year, to)), f"series-{from_year}-{to}.csv"
-    )
+    return cast(Response, await series(service, from_year, to, "csv"))
 
 
 class Years(BaseModel):
