@@ -45,6 +45,14 @@ class Job:
 JobHandler = Callable[[Job, UnitOfWork], Awaitable[None]]
 
 
+def _free_and_due(now: datetime) -> dict[str, Any]:
+    """Jobs due by ``now`` that no replica holds a live lease on."""
+    return {
+        "due_at": {"$lte": now},
+        "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lte": now}}],
+    }
+
+
 class LeaseLost(Exception):
     """Another replica took the job over while this one was running it."""
 
@@ -141,27 +149,22 @@ class Scheduler:
         ran = 0
         while True:
             now = self._clock()
+            # Leased jobs (failing ones wait out their lease) are left out by the query
+            # itself: a full batch of them must not hide the free jobs due after them.
             due = (
-                await self._jobs.find({"due_at": {"$lte": now}}, {"_id": 1, "lease_until": 1})
+                await self._jobs.find(_free_and_due(now), {"_id": 1})
                 .sort("due_at", ASCENDING)
                 .limit(self._batch)
                 .to_list()
             )
-            free = [d["_id"] for d in due if not d.get("lease_until") or d["lease_until"] <= now]
-            if not free:
-                return ran
-            for job_id in free:
-                ran += await self._run_one(job_id, now)
+            for doc in due:
+                ran += await self._run_one(doc["_id"], now)
             if len(due) < self._batch:
                 return ran
 
     async def _run_one(self, job_id: str, now: datetime) -> int:
         leased = await self._jobs.find_one_and_update(
-            {
-                "_id": job_id,
-                "due_at": {"$lte": now},
-                "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lte": now}}],
-            },
+            {"_id": job_id, **_free_and_due(now)},
             {"$set": {"lease_owner": self._owner, "lease_until": now + self._lease}},
             return_document=True,
         )
