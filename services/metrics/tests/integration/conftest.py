@@ -85,6 +85,17 @@ async def gauges(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, 
     }
 
 
+async def gauges_computed_at(client: httpx.AsyncClient) -> float:
+    """When the business gauges were last computed (0 before the first time)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "seminarops_business_gauges_computed_timestamp_seconds":
+                return float(sample.value)
+    return 0.0
+
+
 @pytest.fixture
 def helpers() -> Any:
     class Helpers:
@@ -93,5 +104,6 @@ def helpers() -> Any:
         wait_processed = staticmethod(wait_processed)
         all_reports = staticmethod(all_reports)
         gauges = staticmethod(gauges)
+        gauges_computed_at = staticmethod(gauges_computed_at)
 
     return Helpers
