@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, TypeVar
 
@@ -99,6 +99,13 @@ async def retry_transient(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def drop_indexes_named(collection: AsyncCollection[Document], names: Iterable[str]) -> None:
+    """Drop those of the named indexes that exist (indexes a newer version retired)."""
+    existing = {index["name"] async for index in await collection.list_indexes()}
+    for name in set(names) & existing:
+        await collection.drop_index(name)
+
+
 class Repository:
     """Base of a repository: one aggregate, its own collections, an index behind every query."""
 
@@ -115,10 +122,7 @@ class Repository:
 
     async def ensure_indexes(self) -> None:
         for collection_name, names in self.retired_indexes.items():
-            collection = self.db[collection_name]
-            existing = {index["name"] async for index in await collection.list_indexes()}
-            for name in set(names) & existing:
-                await collection.drop_index(name)
+            await drop_indexes_named(self.db[collection_name], names)
         for collection_name, indexes in self.indexes.items():
             if indexes:
                 await self.db[collection_name].create_indexes(list(indexes))

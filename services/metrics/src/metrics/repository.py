@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
-from seminarops_shared.mongo import Document
+from seminarops_shared.mongo import Document, drop_indexes_named
 
 from .domain import (
     STATUS_TALLY_PREFIX,
@@ -179,11 +179,15 @@ class _Projection:
 
     base: ClassVar[str]
     indexes: ClassVar[Sequence[IndexModel]] = ()
+    # Index names an earlier version created and no query uses any more (dropped).
+    retired_indexes: ClassVar[Sequence[str]] = ()
 
     def __init__(self, db: AsyncDatabase[Document], projection_set: ProjectionSet) -> None:
         self.collection: AsyncCollection[Document] = db[projection_set.name(self.base)]
 
     async def ensure_indexes(self) -> None:
+        if self.retired_indexes:
+            await drop_indexes_named(self.collection, self.retired_indexes)
         if self.indexes:
             await self.collection.create_indexes(list(self.indexes))
 
@@ -238,10 +242,10 @@ class Seminars(_KeyedProjection[SeminarView]):
 
 class Registrations(_KeyedProjection[RegistrationView]):
     base = "registrations"
-    indexes = (
-        IndexModel([("seminar_id", ASCENDING)]),
-        IndexModel([("participant_id", ASCENDING)]),
-    )
+    # Read by `_id`; rewritten by participant on erasure. Counted per seminar through
+    # the tallies, so no seminar index (each index costs every insert).
+    indexes = (IndexModel([("participant_id", ASCENDING)]),)
+    retired_indexes = ("seminar_id_1",)
 
     def _doc(self, view: RegistrationView) -> Document:
         return registration_doc(view)
@@ -311,11 +315,12 @@ class Participations(_Projection):
 
 class Evaluations(_KeyedProjection[EvaluationView]):
     base = "evaluations"
+    # Ratings by year; erasure by participant. Counted per seminar through the tallies.
     indexes = (
         IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
-        IndexModel([("seminar_id", ASCENDING)]),
         IndexModel([("participant_id", ASCENDING)]),
     )
+    retired_indexes = ("seminar_id_1",)
 
     def _doc(self, view: EvaluationView) -> Document:
         return evaluation_doc(view)
