@@ -17,7 +17,6 @@ from .gauges import (
     BusinessCollector,
     BusinessSummary,
     GaugeRefresher,
-    RegistrationTally,
     summarise,
 )
 from .handlers import ProjectionService, Projector
@@ -55,7 +54,7 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
             queries = await service.queries()
             return summarise(
                 computed_at=runtime.clock(),
-                registrations=await tally.counts(queries),
+                registrations=await queries.registrations_by_status_and_kind(),
                 participants=await queries.all_participants(),
                 ratings=await queries.all_ratings(),
             )
@@ -66,12 +65,10 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
             max_age_s=settings.gauges_max_age_s,
             clock=runtime.clock,
         )
-        tally = RegistrationTally(full_every_s=settings.gauges_max_age_s, clock=runtime.clock)
         service = ProjectionService(
             pointer=pointer,
             projector=Projector(pseudonym_key=settings.privacy.key),
             on_change=refresher.mark_dirty,
-            on_seminars_changed=tally.changed,
         )
         subscribe(runtime, service)
         return service

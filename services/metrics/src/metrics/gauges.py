@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -125,59 +124,6 @@ class BusinessCollector(Collector):
                 rates.add_metric([kind.value, str(year)], pct)
             computed.add_metric([], summary.computed_at.timestamp())
         yield from (registrations, participants, evaluations, rates, computed)
-
-
-class RegistrationCounts(Protocol):
-    async def registrations_by_seminar(
-        self, seminar_ids: Collection[str] | None
-    ) -> tuple[dict[str, dict[str, int]], dict[str, str]]: ...
-
-
-class RegistrationTally:
-    """The ``seminarops_registrations`` counts, kept per seminar so that a refresh
-    after a change re-counts only the seminars this replica changed since the last
-    one: counting every registration at every refresh stalled the embedded database
-    for hundreds of milliseconds every refresh interval once it held a few ten
-    thousand registrations (the benchmark's slowest events). Everything is counted
-    again at least every ``full_every_s`` (changes by another replica or a rebuild),
-    as before.
-
-    A seminar is counted in two consecutive refreshes: it is marked inside its
-    transaction, before the commit, which a refresh may not see yet."""
-
-    def __init__(self, *, full_every_s: float, clock: Clock) -> None:
-        self._full_every_s = full_every_s
-        self._clock = clock
-        self._per_seminar: dict[str, dict[str, int]] = {}
-        self._kinds: dict[str, str] = {}
-        self._changed: set[str] = set()
-        self._counted_last: set[str] = set()
-        self._full_at: datetime | None = None
-
-    def changed(self, seminar_ids: Iterable[str]) -> None:
-        self._changed.update(seminar_ids)
-
-    async def counts(self, queries: RegistrationCounts) -> dict[tuple[str, str], int]:
-        """(status, kind) -> registrations, re-counting only what is due."""
-        now = self._clock()
-        full = self._full_at is None or (now - self._full_at).total_seconds() >= self._full_every_s
-        changed, self._changed = self._changed, set()
-        if full:
-            per_seminar, kinds = await queries.registrations_by_seminar(None)
-            self._per_seminar, self._kinds, self._full_at = per_seminar, kinds, now
-        else:
-            wanted = changed | self._counted_last
-            per_seminar, kinds = await queries.registrations_by_seminar(wanted)
-            for seminar_id in wanted:
-                self._per_seminar[seminar_id] = per_seminar.get(seminar_id, {})
-            self._kinds |= kinds
-        self._counted_last = changed
-        out: dict[tuple[str, str], int] = defaultdict(int)
-        for seminar_id, statuses in self._per_seminar.items():
-            kind = self._kinds.get(seminar_id, "unknown")
-            for status, n in statuses.items():
-                out[(status, kind)] += n
-        return {key: n for key, n in out.items() if n}
 
 
 class GaugeRefresher:

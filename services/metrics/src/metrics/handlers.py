@@ -4,7 +4,7 @@ a rebuild), and answer the reports."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from seminarops_shared.events import Event, ReceivedEvent
@@ -274,14 +274,6 @@ async def _tally_participations(
         await _tally(store, after.seminar_id, participation_tally, before, after)
 
 
-def _seminars_of(events: Iterable[Event]) -> set[str]:
-    return {
-        seminar_id
-        for data in events
-        if isinstance(seminar_id := getattr(data, "seminar_id", None), str)
-    }
-
-
 async def _preload(
     store: BatchedProjectionStore, events: Sequence[Event], anonymous_id: Callable[[str], str]
 ) -> None:
@@ -343,14 +335,10 @@ class ProjectionService:
         pointer: ProjectionPointer,
         projector: Projector,
         on_change: Callable[[], None] | None = None,
-        on_seminars_changed: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self.pointer = pointer
         self.projector = projector
         self._on_change = on_change or (lambda: None)
-        # Which seminars' projections a unit of work changed (the business gauges
-        # re-count only those).
-        self._on_seminars_changed = on_seminars_changed or (lambda _ids: None)
         # The active set is resolved once per unit of work (one batch transaction).
         self._per_uow: weakref.WeakKeyDictionary[UnitOfWork, Projections] = (
             weakref.WeakKeyDictionary()
@@ -373,7 +361,6 @@ class ProjectionService:
         marker commits with it). Idempotent by event id and by natural key."""
         projections = await self._projections_in(uow)
         await self.projector.apply(event.data, MongoProjectionStore(projections, uow.session))
-        self._on_seminars_changed(_seminars_of([event.data]))
         self._on_change()
 
     async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
@@ -394,7 +381,6 @@ class ProjectionService:
             if store.changes == before:
                 unchanged.append(event.id)
         await store.flush()
-        self._on_seminars_changed(_seminars_of([e.data for e in events]))
         self._on_change()
         return unchanged
 

@@ -712,37 +712,21 @@ class ReportQueries:
     # ---- gauges (whole-collection summaries, refreshed in the background) -----------
 
     async def registrations_by_status_and_kind(self) -> dict[tuple[str, str], int]:
-        """(status, kind or ``unknown``) -> registrations."""
-        per_seminar, kinds = await self.registrations_by_seminar(None)
+        """(status, kind or ``unknown`` until the seminar is known) -> registrations,
+        from the per-seminar tallies (one small document per seminar)."""
+        tallies = await self._p.tallies.of(None)
+        kinds = {
+            d["_id"]: d.get("kind") or "unknown"
+            async for d in self._p.seminars.collection.find({}, {"kind": 1})
+        }
         out: dict[tuple[str, str], int] = {}
-        for seminar_id, statuses in per_seminar.items():
+        for seminar_id, tally in tallies.items():
             kind = kinds.get(seminar_id, "unknown")
-            for status, n in statuses.items():
-                out[(status, kind)] = out.get((status, kind), 0) + n
+            for key, n in tally.items():
+                if key.startswith(STATUS_TALLY_PREFIX) and n:
+                    status = key.removeprefix(STATUS_TALLY_PREFIX)
+                    out[(status, kind)] = out.get((status, kind), 0) + n
         return out
-
-    async def registrations_by_seminar(
-        self, seminar_ids: Collection[str] | None
-    ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
-        """seminar -> status -> registrations, and seminar -> kind (``unknown`` until
-        the seminar is known), for ``seminar_ids`` (indexed) or every seminar (None)."""
-        if seminar_ids is not None and not seminar_ids:
-            return {}, {}
-        per_seminar: dict[str, dict[str, int]] = {}
-        for seminar_id, tally in (await self._p.tallies.of(seminar_ids)).items():
-            statuses = {
-                key.removeprefix(STATUS_TALLY_PREFIX): n
-                for key, n in tally.items()
-                if key.startswith(STATUS_TALLY_PREFIX) and n
-            }
-            if statuses:
-                per_seminar[seminar_id] = statuses
-        wanted = sorted(per_seminar if seminar_ids is None else seminar_ids)
-        kinds: dict[str, str] = dict.fromkeys(wanted, "unknown")
-        if wanted:
-            found = self._p.seminars.collection.find({"_id": {"$in": wanted}}, {"kind": 1})
-            kinds |= {d["_id"]: d.get("kind") or "unknown" async for d in found}
-        return per_seminar, kinds
 
     async def all_participants(self) -> dict[tuple[int, Kind, Programme], int]:
         pipeline: list[Document] = [

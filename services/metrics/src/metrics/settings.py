@@ -18,8 +18,8 @@ class MetricsSettings(ServiceSettings):
     # Business gauges (/metrics): how often the background task looks whether the
     # projections changed, and how old the summary may get even if nothing changed
     # here (another replica or a rebuild may have changed them).
-    # Each refresh aggregates whole projections (seconds on the embedded database at
-    # 100k events, milliseconds on MongoDB).
+    # Each refresh reads the per-seminar tallies and aggregates participations and
+    # ratings by year.
     gauges_refresh_interval_s: float = Field(default=10.0, gt=0)
     gauges_max_age_s: float = Field(default=120.0, gt=0)
     # Rebuild (`python -m metrics rebuild`): documents per insert, and events per
