@@ -55,8 +55,8 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
             return summarise(
                 computed_at=runtime.clock(),
                 registrations=await queries.registrations_by_status_and_kind(),
-                participants=await queries.all_participants(),
-                ratings=await queries.all_ratings(),
+                participants=await queries.participants(None),
+                ratings=await queries.ratings(None),
             )
 
         refresher = GaugeRefresher(

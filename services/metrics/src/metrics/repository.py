@@ -611,10 +611,13 @@ class ReportQueries:
     def __init__(self, projections: Projections) -> None:
         self._p = projections
 
-    async def participants(self, years: Sequence[int]) -> dict[tuple[int, Kind, Programme], int]:
-        """(year, kind, programme) -> participants (attended), for ``years``."""
+    async def participants(
+        self, years: Sequence[int] | None
+    ) -> dict[tuple[int, Kind, Programme], int]:
+        """(year, kind, programme) -> participants (attended), for ``years`` (every
+        year for None)."""
         pipeline: list[Document] = [
-            {"$match": {"year": {"$in": list(years)}, "attended": True}},
+            {"$match": {"year": _years_match(years), "attended": True}},
             {"$group": {"_id": {"y": "$year", "k": "$kind", "p": "$programme"}, "n": {"$sum": 1}}},
         ]
         return {
@@ -622,10 +625,13 @@ class ReportQueries:
             async for d in _aggregate(self._p.participations.collection, pipeline)
         }
 
-    async def ratings(self, years: Sequence[int]) -> dict[tuple[int, Kind, Programme, Rating], int]:
-        """(year, kind, programme, rating) -> responses, for ``years``."""
+    async def ratings(
+        self, years: Sequence[int] | None
+    ) -> dict[tuple[int, Kind, Programme, Rating], int]:
+        """(year, kind, programme, rating) -> responses, for ``years`` (every year for
+        None)."""
         pipeline: list[Document] = [
-            {"$match": {"year": {"$in": list(years)}}},
+            {"$match": {"year": _years_match(years)}},
             {
                 "$group": {
                     "_id": {"y": "$year", "k": "$kind", "p": "$programme", "r": "$overall"},
@@ -728,35 +734,10 @@ class ReportQueries:
                     out[(status, kind)] = out.get((status, kind), 0) + n
         return out
 
-    async def all_participants(self) -> dict[tuple[int, Kind, Programme], int]:
-        pipeline: list[Document] = [
-            {"$match": {"year": {"$gte": 0}, "attended": True}},
-            {"$group": {"_id": {"y": "$year", "k": "$kind", "p": "$programme"}, "n": {"$sum": 1}}},
-        ]
-        return {
-            (int(d["_id"]["y"]), Kind(d["_id"]["k"]), Programme(d["_id"]["p"])): int(d["n"])
-            async for d in _aggregate(self._p.participations.collection, pipeline)
-        }
 
-    async def all_ratings(self) -> dict[tuple[int, Kind, Programme, Rating], int]:
-        pipeline: list[Document] = [
-            {"$match": {"year": {"$gte": 0}}},
-            {
-                "$group": {
-                    "_id": {"y": "$year", "k": "$kind", "p": "$programme", "r": "$overall"},
-                    "n": {"$sum": 1},
-                }
-            },
-        ]
-        return {
-            (
-                int(d["_id"]["y"]),
-                Kind(d["_id"]["k"]),
-                Programme(d["_id"]["p"]),
-                Rating(d["_id"]["r"]),
-            ): int(d["n"])
-            async for d in _aggregate(self._p.evaluations.collection, pipeline)
-        }
+def _years_match(years: Sequence[int] | None) -> Document:
+    # Every year is still a range on the year index, not a scan.
+    return {"$gte": 0} if years is None else {"$in": list(years)}
 
 
 async def _aggregate(
