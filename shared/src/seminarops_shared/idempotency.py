@@ -22,15 +22,14 @@ def marker_id(consumer: str, event_id: str) -> str:
 
 
 class ProcessedEvents:
+    """The markers, keyed by ``consumer:event id``. `_id` is the only lookup key, so
+    there is no other index: nothing queries `processed_at` (nothing prunes markers
+    yet), and on the embedded database every secondary index costs about as much per
+    insert as the document itself, on every event of every consumer. A pruning job
+    should bring its own (TTL) index."""
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._collection = db[PROCESSED_EVENTS]
-
-    async def ensure_indexes(self) -> None:
-        # `_id` is the only lookup key. No index on `processed_at`: no query uses it
-        # (nothing prunes markers yet), and on the embedded database every secondary
-        # index costs about as much per insert as the document itself, on every event
-        # of every consumer. A pruning job should bring its own (TTL) index.
-        return
 
     async def claim(
         self,

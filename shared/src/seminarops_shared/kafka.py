@@ -289,7 +289,6 @@ class EventConsumer:
         self._kafka = kafka
         self._allowed_sources = allowed_sources
         self._max_attempts = max_attempts
-        self.batches = 0
 
     # ---- decoding --------------------------------------------------------------------
 
@@ -327,7 +326,6 @@ class EventConsumer:
         if items:
             await self._apply_resilient(items)
         elapsed = time.perf_counter() - started
-        self.batches += 1
         for record in records:
             self._metrics.event_processing_seconds.labels(
                 self._metrics.service, record.topic

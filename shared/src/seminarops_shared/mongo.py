@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from .settings import MongoSettings
 
@@ -90,7 +90,7 @@ async def retry_transient(
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
-        except (PyMongoError, DuplicateKeyError) as error:
+        except PyMongoError as error:
             if attempt == attempts or not is_transient_database_error(error):
                 raise
             delay = min(max_delay_s, base_delay_s * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311

@@ -277,8 +277,8 @@ class OutboxRelay:
                     self._metrics.outbox_backlog.set(await self._outbox.backlog())
                     next_sweep = time.monotonic() + self._poll_interval_s
             except Exception as error:
+                # A failed drain has marked its entries for reading back (``drain``).
                 self.healthy = False
-                self._outbox.uncertain()
                 delay = min(5.0, delay * 2 or 0.1)
                 _log.warning("outbox relay failed, will retry", error=repr(error), retry_in_s=delay)
                 await asyncio.sleep(delay)

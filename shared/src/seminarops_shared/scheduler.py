@@ -64,7 +64,6 @@ class Scheduler:
         *,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        handlers: Mapping[str, JobHandler] | None = None,
         poll_interval_s: float = 1.0,
         lease_s: float = 60.0,
         batch: int = 200,
@@ -72,7 +71,7 @@ class Scheduler:
         self._jobs = db[SCHEDULED_JOBS]
         self._uow = uow
         self._clock = clock
-        self._handlers: dict[str, JobHandler] = dict(handlers or {})
+        self._handlers: dict[str, JobHandler] = {}
         self._poll_interval_s = poll_interval_s
         self._lease = timedelta(seconds=lease_s)
         self._batch = batch

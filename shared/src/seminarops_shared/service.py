@@ -236,7 +236,6 @@ def create_service_app(
         try:
             await ensure_topics(settings)
             await outbox.ensure_indexes()
-            await processed.ensure_indexes()
             await runtime.scheduler.ensure_indexes()
             app.state.service = await setup(runtime)
             app.state.runtime = runtime
