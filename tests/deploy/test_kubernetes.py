@@ -828,8 +828,9 @@ def test_job_templates_run_the_tools_with_their_own_identities() -> None:
         ):
             if not _allows(operator, kind, name, operation):
                 problems.append(f"seminar-ops-operator cannot {operation} {name}")
-    if not _allows(operator, "group", "dlq-redrive", "Read"):
-        problems.append("seminar-ops-operator cannot use the group dlq-redrive")
+    for group in ("dlq-redrive", "dlq-redrive.handler_error"):
+        if not _allows(operator, "group", group, "Read"):
+            problems.append(f"seminar-ops-operator cannot use the group {group}")
     assert jobs["metrics-rebuild-"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "python",
         "-m",

@@ -6,7 +6,9 @@
 
 ``redrive`` publishes each dead letter's original key, value and headers back to the
 topic it came from and records its progress in the consumer group ``dlq-redrive`` (one
-position per DLQ partition), so a second run re-drives only what arrived since. Re-driven
+position per DLQ partition), so a second run re-drives only what arrived since. A run
+with ``--reason-kind`` keeps its own position (group ``dlq-redrive.<kind>``): the dead
+letters it passes over stay for a run without the filter. Re-driven
 events that were in fact applied meanwhile are absorbed by the consumers' event-id
 markers. Uses ``KAFKA_*`` settings (bootstrap servers, security, topic prefix).
 """
@@ -118,9 +120,8 @@ async def redrive(
     await producer.start()
     counts = {"redriven": 0, "skipped": 0}
     try:
-        async for consumer, record in _records(
-            kafka, kafka.topic(topic), group=kafka.group(REDRIVE_GROUP)
-        ):
+        group = f"{REDRIVE_GROUP}.{reason_kind}" if reason_kind else REDRIVE_GROUP
+        async for consumer, record in _records(kafka, kafka.topic(topic), group=kafka.group(group)):
             headers = _headers(record)
             original = headers.get("x-dlq-original-topic")
             if original is None or (

@@ -322,3 +322,27 @@ async def test_dead_letters_are_listed_and_redriven_once_after_a_fix(
         await eventually(lambda: _applied(app, seminar), what="re-driven event applied")
         # A second run finds nothing new to re-drive.
         assert await redrive(namespace.kafka(), dlq) == {"redriven": 0, "skipped": 0}
+
+
+async def test_a_filtered_redrive_leaves_the_other_dead_letters_to_a_later_run(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    from seminarops_shared.dlq import redrive
+
+    dlq = REGISTRATION_REQUESTS + ".dlq"
+    original = namespace.topic(REGISTRATION_REQUESTS).encode()
+    for n, kind in enumerate(["rule_violation", "handler_error", "rule_violation"]):
+        await kafka.send_raw(
+            dlq,
+            f"letter-{n}".encode(),
+            key=b"sem",
+            headers=[("x-dlq-original-topic", original), ("x-dlq-reason-kind", kind.encode())],
+        )
+
+    only_bugs = await redrive(namespace.kafka(), dlq, reason_kind="handler_error")
+    assert only_bugs == {"redriven": 1, "skipped": 2}
+    # The unfiltered run keeps its own position: it still sees every dead letter (the
+    # one re-driven already is absorbed by the consumers' markers).
+    assert await redrive(namespace.kafka(), dlq) == {"redriven": 3, "skipped": 0}
+    values = sorted(r.value for r in await kafka.read_all(REGISTRATION_REQUESTS))
+    assert values == [b"letter-0", b"letter-1", b"letter-1", b"letter-2"]
