@@ -350,7 +350,7 @@ def kafka_ready(
     return run_coroutine(_kafka_handshake(bootstrap_servers, options or {}, min(wait_s, 5.0)))
 
 
-async def _create_topics(
+async def create_topics(
     bootstrap_servers: str,
     topics: Sequence[str],
     *,
@@ -370,9 +370,15 @@ async def _create_topics(
             f"cannot reach Kafka at {bootstrap_servers} to create topics: {exc}"
         ) from exc
     try:
+        # Only what is missing: where the topics are declared by the platform (with
+        # ACLs that allow no Create), nothing is asked for.
+        existing = set(await admin.list_topics())
+        missing = [name for name in topics if name not in existing]
+        if not missing:
+            return []
         try:
             response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in topics]
+                [NewTopic(name, partitions, replication_factor) for name in missing]
             )
         except TopicAlreadyExistsError:
             return []  # some aiokafka versions raise on the first error instead of reporting
@@ -399,9 +405,9 @@ def ensure_topics(
     options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet (existing ones are left as they are).
-    Returns the names it created."""
+    Returns the names it created. Blocking; ``create_topics`` is the coroutine."""
     return run_coroutine(
-        _create_topics(
+        create_topics(
             bootstrap_servers,
             topics,
             partitions=partitions,

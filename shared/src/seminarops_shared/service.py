@@ -8,7 +8,6 @@ registers its consumers. Nothing connects before the lifespan starts.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -17,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import structlog
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -44,6 +41,7 @@ from .kafka_clients import client_options
 from .mongo import Mongo
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
+from .processes import create_topics
 from .publishing import RecordPublisher
 from .scheduler import Scheduler
 from .settings import ServiceSettings
@@ -146,19 +144,15 @@ async def ensure_topics(settings: ServiceSettings) -> None:
     """Create the system's topics when missing (local runs, tests). In production the
     platform declares them (deploy/kubernetes), and this finds them all there."""
     kafka = settings.kafka
-    admin = AIOKafkaAdminClient(**client_options(kafka))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [kafka.topic(t) for t in ALL_TOPICS if kafka.topic(t) not in existing]
-        if missing:
-            # Another service may create them at the same moment: that is fine.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(name, kafka.partitions, kafka.replication_factor) for name in missing]
-                )
-    finally:
-        await admin.close()
+    # Another service may create them at the same moment: that is fine; any other
+    # refusal (replication factor, policy) stops the start with the broker's reason.
+    await create_topics(
+        kafka.bootstrap_servers,
+        [kafka.topic(t) for t in ALL_TOPICS],
+        partitions=kafka.partitions,
+        replication_factor=kafka.replication_factor,
+        options=client_options(kafka),
+    )
 
 
 def service_state(request: Request, cls: type[T]) -> T:
