@@ -38,7 +38,8 @@ async def test_a_season_file_is_reported_row_by_row_and_imported_once(
 ) -> None:
     ids = {key: f"imp-{key}-{id(object())}" for key in "abcde"}
     season = SEASON.format(**ids).encode()
-    async with running(make_app()) as client:
+    app = make_app()
+    async with running(app) as client:
         trial = await client.post("/v1/seminars/import?dry_run=true", content=season, headers=CSV)
         assert trial.status_code == 200, trial.text
         assert (trial.json()["created"], trial.json()["rejected"]) == (2, 5)
@@ -97,8 +98,11 @@ async def test_a_season_file_is_reported_row_by_row_and_imported_once(
             what="scheduled events",
         )
         assert len((await client.get("/v1/seminars")).json()["items"]) == 2
+        # A past season plans no reminders: none is waiting to be sent, and none went.
+        scheduler = app.state.runtime.scheduler
+        for seminar_id in (ids["a"], learning_event_id):
+            assert await scheduler.pending(seminar_id) == []
     assert sorted(e.subject or "" for e in events) == sorted([ids["a"], learning_event_id])
-    # A past season plans no reminders.
     assert await published("seminar.reminder_due.v1") == []
 
 
