@@ -76,6 +76,10 @@ class SeminarRepository(Repository):
     async def get(
         self, seminar_id: str, *, session: AsyncClientSession | None = None
     ) -> Seats | None:
+        """The seat book; inside a transaction that claimed it, as the transaction holds
+        it (no second round trip: the consumer claims every book of its batch first)."""
+        if session is not None and (held := self._claimed.get(session)) and seminar_id in held:
+            return held[seminar_id]
         doc = await self.collection(SEMINARS).find_one({"_id": seminar_id}, session=session)
         return _seats(doc) if doc else None
 
