@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
@@ -38,7 +38,7 @@ from .kafka import (
     subscribe,
 )
 from .kafka_clients import client_options
-from .mongo import Mongo
+from .mongo import Mongo, is_transient_database_error
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .processes import create_topics
@@ -341,6 +341,19 @@ def _install_observability(app: FastAPI, metrics: ServiceMetrics) -> None:
             {"detail": "database unavailable, try again shortly"},
             status_code=503,
             headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(OperationFailure)
+    async def database_busy(request: Request, error: OperationFailure) -> JSONResponse:
+        if not is_transient_database_error(error):
+            return await unexpected(request, error)
+        # Write conflicts that outlasted the use case's own retries: the same request
+        # will very likely pass a moment later.
+        _log.info("database busy", error=repr(error))
+        return JSONResponse(
+            {"detail": "too many writers for this data right now, try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

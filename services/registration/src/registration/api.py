@@ -12,13 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import OperationFailure
 
 from seminarops_shared.auth import require_role
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Identifier
-from seminarops_shared.mongo import Document, is_transient_database_error
+from seminarops_shared.mongo import Document
 from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
@@ -27,18 +26,11 @@ from .handlers import Outcome, OutcomeStatus, RegistrationClosed, RegistrationRe
 
 router = APIRouter(prefix="/v1", tags=["registrations"])
 
-BUSY = HTTPException(
-    status.HTTP_503_SERVICE_UNAVAILABLE,
-    "too many writers for this seminar right now, try again shortly",
-    headers={"Retry-After": "1"},
-)
-
 # The `source` of requests made over this API (the events' `source` field says which
 # path a registration came by; the envelope's is always /services/registration).
 HTTP_SOURCE = service_source("registration") + "/http"
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
-PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+PathId = Annotated[Identifier, Path()]
 
 _writers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
 _readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
@@ -157,21 +149,17 @@ def _decision(outcome: Outcome) -> DecisionOut:
 async def request_registration(
     body: RegistrationIn, service: Service, response: Response
 ) -> DecisionOut:
-    try:
-        outcome = await service.request(
-            RegistrationRequest(
-                seminar_id=body.seminar_id,
-                participant=body.participant,
-                source=HTTP_SOURCE,
-                request_id=f"http:{uuid.uuid4()}",
-                requested_at=service.now(),
-                traceparent=current_traceparent.get(),
-            )
+    # A write conflict that outlasts the retries is a 503 (the shared error handler).
+    outcome = await service.request(
+        RegistrationRequest(
+            seminar_id=body.seminar_id,
+            participant=body.participant,
+            source=HTTP_SOURCE,
+            request_id=f"http:{uuid.uuid4()}",
+            requested_at=service.now(),
+            traceparent=current_traceparent.get(),
         )
-    except OperationFailure as error:
-        if is_transient_database_error(error):
-            raise BUSY from None
-        raise
+    )
     if outcome.status is OutcomeStatus.PENDING:
         response.status_code = status.HTTP_202_ACCEPTED
     elif not outcome.created:
@@ -207,10 +195,6 @@ async def _cancel(registration_id: str, service: Registrations) -> DecisionOut:
         outcome = await service.run(work)
     except RegistrationClosed as closed:
         raise HTTPException(status.HTTP_409_CONFLICT, str(closed)) from None
-    except OperationFailure as error:
-        if is_transient_database_error(error):
-            raise BUSY from None
-        raise
     if outcome is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registration {registration_id}")
     return _decision(outcome)
