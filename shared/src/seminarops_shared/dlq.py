@@ -27,14 +27,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from .events.topics import EVENT_TOPICS, dead_letter_topic
-from .kafka_clients import client_options, end_offsets
+from .kafka_clients import (
+    DLQ_CONSUMER_GROUP,
+    DLQ_FAILED_AT,
+    DLQ_HEADER_PREFIX,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_REASON,
+    DLQ_REASON_KIND,
+    client_options,
+    header_texts,
+    read_to_end,
+)
 from .settings import KafkaSettings
 
 REDRIVE_GROUP = "dlq-redrive"
-
-
-def _headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
-    return {k: (v or b"").decode("utf-8", errors="replace") for k, v in record.headers or ()}
 
 
 async def _records(
@@ -55,23 +61,11 @@ async def _records(
         if not partitions:
             return
         consumer.assign(partitions)
-        end = await end_offsets(consumer, partitions)
-        if group is None:
-            await consumer.seek_to_beginning(*partitions)
-        else:
-            # Back to the group's committed positions (end_offsets moved them).
-            for tp in partitions:
-                committed = await consumer.committed(tp)
-                consumer.seek(tp, committed or 0)
-        remaining = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset < end[tp]:
-                        yield consumer, record
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+        start = None
+        if group is not None:
+            start = {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
+        async for record in read_to_end(consumer, partitions, start=start):
+            yield consumer, record
     finally:
         await consumer.stop()
 
@@ -83,16 +77,16 @@ async def list_dead_letters(kafka: KafkaSettings, topics: list[str]) -> dict[str
         kinds: Counter[str] = Counter()
         rows = []
         async for _, record in _records(kafka, topic):
-            headers = _headers(record)
-            kinds[headers.get("x-dlq-reason-kind", "?")] += 1
+            headers = header_texts(record)
+            kinds[headers.get(DLQ_REASON_KIND, "?")] += 1
             rows.append(
                 {
                     "partition": record.partition,
                     "offset": record.offset,
-                    "reason_kind": headers.get("x-dlq-reason-kind"),
-                    "reason": headers.get("x-dlq-reason", "")[:200],
-                    "failed_at": headers.get("x-dlq-failed-at"),
-                    "group": headers.get("x-dlq-consumer-group"),
+                    "reason_kind": headers.get(DLQ_REASON_KIND),
+                    "reason": headers.get(DLQ_REASON, "")[:200],
+                    "failed_at": headers.get(DLQ_FAILED_AT),
+                    "group": headers.get(DLQ_CONSUMER_GROUP),
                 }
             )
         summary[topic] = {"count": len(rows), "by_reason_kind": dict(kinds), "records": rows}
@@ -106,7 +100,7 @@ async def show_dead_letter(
         if record.partition == partition and record.offset == offset:
             return {
                 "key": (record.key or b"").decode("utf-8", errors="replace"),
-                "headers": _headers(record),
+                "headers": header_texts(record),
                 "value": (record.value or b"").decode("utf-8", errors="replace")[:100_000],
             }
     raise LookupError(f"no record at {topic}[{partition}]@{offset}")
@@ -122,15 +116,17 @@ async def redrive(
     try:
         group = f"{REDRIVE_GROUP}.{reason_kind}" if reason_kind else REDRIVE_GROUP
         async for consumer, record in _records(kafka, kafka.topic(topic), group=kafka.group(group)):
-            headers = _headers(record)
-            original = headers.get("x-dlq-original-topic")
-            if original is None or (
-                reason_kind and headers.get("x-dlq-reason-kind") != reason_kind
-            ):
+            headers = header_texts(record)
+            original = headers.get(DLQ_ORIGINAL_TOPIC)
+            if original is None or (reason_kind and headers.get(DLQ_REASON_KIND) != reason_kind):
                 counts["skipped"] += 1
                 continue
             if not dry_run:
-                kept = [(k, v.encode()) for k, v in headers.items() if not k.startswith("x-dlq-")]
+                kept = [
+                    (k, v.encode())
+                    for k, v in headers.items()
+                    if not k.startswith(DLQ_HEADER_PREFIX)
+                ]
                 kept.append(
                     (
                         "x-redriven-from",

@@ -42,7 +42,16 @@ from pymongo.errors import DuplicateKeyError
 
 from .events import REGISTRY, Envelope, Event, ReceivedEvent, UnknownEventType
 from .events.topics import dead_letter_topic
-from .kafka_clients import client_options
+from .kafka_clients import (
+    DLQ_CONSUMER_GROUP,
+    DLQ_FAILED_AT,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_REASON,
+    DLQ_REASON_KIND,
+    client_options,
+    header_text,
+    header_texts,
+)
 from .mongo import is_infrastructure_outage, is_transient_database_error
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
@@ -128,20 +137,20 @@ class DeadLetters:
     async def send(
         self, record: ConsumerRecord[Any, Any], *, reason: str, reason_kind: str, attempts: int
     ) -> None:
-        headers = {name: _header_text(value) for name, value in record.headers or ()}
+        headers = header_texts(record)
         value: bytes = record.value or b""
         if len(value) > DLQ_MAX_VALUE_BYTES:
             headers["x-dlq-truncated-from-bytes"] = str(len(value))
             value = value[:DLQ_MAX_VALUE_BYTES]
         headers |= {
-            "x-dlq-reason": reason[:2000],
-            "x-dlq-reason-kind": reason_kind,
-            "x-dlq-original-topic": record.topic,
+            DLQ_REASON: reason[:2000],
+            DLQ_REASON_KIND: reason_kind,
+            DLQ_ORIGINAL_TOPIC: record.topic,
             "x-dlq-original-partition": str(record.partition),
             "x-dlq-original-offset": str(record.offset),
-            "x-dlq-consumer-group": self._group,
+            DLQ_CONSUMER_GROUP: self._group,
             "x-dlq-attempts": str(attempts),
-            "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+            DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
         }
         await _until_published(
             lambda: self._publisher.publish(
@@ -157,10 +166,6 @@ class DeadLetters:
             reason=reason[:500],
             attempts=attempts,
         )
-
-
-def _header_text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", errors="replace")
 
 
 async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
@@ -518,7 +523,7 @@ def _sanitise_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, A
     headers = record.headers or ()
     if all(_decodes(value) for _, value in headers):
         return record
-    cleaned = tuple((name, _header_text(value).encode()) for name, value in headers)
+    cleaned = tuple((name, header_text(value).encode()) for name, value in headers)
     return dataclasses.replace(record, headers=cleaned)
 
 

@@ -8,7 +8,7 @@ pay for importing FastStream; ``kafka.py`` re-exports it.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from .settings import KafkaSettings
@@ -32,7 +32,38 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
-__all__ = ["client_options"]
+__all__ = [
+    "DLQ_CONSUMER_GROUP",
+    "DLQ_FAILED_AT",
+    "DLQ_HEADER_PREFIX",
+    "DLQ_ORIGINAL_TOPIC",
+    "DLQ_REASON",
+    "DLQ_REASON_KIND",
+    "client_options",
+    "end_offsets",
+    "header_text",
+    "header_texts",
+    "read_to_end",
+]
+
+# The headers a dead letter carries (``kafka.DeadLetters`` writes them, the ``dlq``
+# tool reads them).
+DLQ_HEADER_PREFIX = "x-dlq-"
+DLQ_REASON = "x-dlq-reason"
+DLQ_REASON_KIND = "x-dlq-reason-kind"
+DLQ_ORIGINAL_TOPIC = "x-dlq-original-topic"
+DLQ_CONSUMER_GROUP = "x-dlq-consumer-group"
+DLQ_FAILED_AT = "x-dlq-failed-at"
+
+
+def header_text(value: bytes | None) -> str:
+    """A header value as text, whatever bytes it holds."""
+    return (value or b"").decode("utf-8", errors="replace")
+
+
+def header_texts(record: Any) -> dict[str, str]:
+    """A record's headers as text, by name."""
+    return {name: header_text(value) for name, value in record.headers or ()}
 
 
 async def end_offsets(consumer: Any, partitions: Sequence[Any]) -> dict[Any, int]:
@@ -51,3 +82,26 @@ async def end_offsets(consumer: Any, partitions: Sequence[Any]) -> dict[Any, int
         consumer.seek(tp, listed[tp])
     await consumer.getmany(*partitions, timeout_ms=500, max_records=1)
     return {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in partitions}
+
+
+async def read_to_end(
+    consumer: Any, partitions: Sequence[Any], *, start: Mapping[Any, int] | None = None
+) -> AsyncIterator[Any]:
+    """Every record of ``partitions`` (assigned to ``consumer``) from ``start`` (offset
+    per partition; the beginning where not given) up to where each partition ends now.
+    Records appended meanwhile are not read."""
+    end = await end_offsets(consumer, partitions)
+    for tp in partitions:
+        if start is not None and tp in start:
+            consumer.seek(tp, start[tp])
+        else:
+            await consumer.seek_to_beginning(tp)
+    remaining = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset < end[tp]:
+                    yield record
+            if await consumer.position(tp) >= end[tp]:
+                remaining.discard(tp)

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from ..clock import utc_now
 from ..events import Envelope, Event, envelope_for
-from ..kafka_clients import end_offsets
+from ..kafka_clients import read_to_end
 from ..settings import KafkaSettings, MongoSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -132,20 +132,7 @@ class KafkaProbe:
             if not assignment:
                 return []
             consumer.assign(assignment)
-            end = await end_offsets(consumer, assignment)
-            records: list[ConsumerRecord[bytes, bytes]] = []
-            remaining = {tp for tp in assignment if end[tp] > 0}
-            for tp in assignment:
-                if end[tp] == 0:
-                    continue
-                consumer.seek(tp, 0)
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=1000)
-                for tp, got in batch.items():
-                    records.extend(got)
-                    if got and got[-1].offset + 1 >= end[tp]:
-                        remaining.discard(tp)
-            return records
+            return [record async for record in read_to_end(consumer, assignment)]
         finally:
             await consumer.stop()
 
