@@ -435,7 +435,10 @@ def tansu_binary() -> str:
     return str(resolver())
 
 
-def kafka_command(*, host: str, port: int) -> list[str]:
+MEMORY_STORAGE = "memory://tansu/"
+
+
+def kafka_command(*, host: str, port: int, storage_engine: str = MEMORY_STORAGE) -> list[str]:
     address = f"tcp://{host}:{port}"
     return [
         tansu_binary(),
@@ -445,9 +448,10 @@ def kafka_command(*, host: str, port: int) -> list[str]:
         # Clients reconnect to the advertised address: it must be the one they can reach.
         "--advertised-listener-url",
         f"tcp://{connect_host(host)}:{port}",
-        # Memory only: the log is gone when the broker stops (see devstack for what that means).
+        # Memory by default: the log is gone when the broker stops (see devstack for what
+        # that means); the fault suite gives it an S3 bucket instead.
         "--storage-engine",
-        "memory://tansu/",
+        storage_engine,
     ]
 
 
@@ -559,11 +563,15 @@ def start_kafka(
     log_path: Path,
     detached: bool,
     host: str = LOCALHOST,
+    storage_engine: str = MEMORY_STORAGE,
+    env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_START_TIMEOUT_S,
 ) -> EmbeddedServer:
-    """Start Tansu and return once it answers a metadata request."""
-    command = kafka_command(host=host, port=port)
-    process = spawn(command, log_path=log_path, detached=detached)
+    """Start Tansu and return once it answers a metadata request. ``env``: the whole
+    environment of the broker process (the S3 storage engine reads its credentials
+    there); the caller's when None."""
+    command = kafka_command(host=host, port=port, storage_engine=storage_engine)
+    process = spawn(command, log_path=log_path, detached=detached, env=env)
     server = EmbeddedServer("kafka", kafka_address(host, port), port, command, process, log_path)
     await_ready(
         server,
@@ -581,16 +589,22 @@ def start_mongo(
     detached: bool,
     host: str = LOCALHOST,
     config_path: Path | None = None,
+    command: Sequence[str] | None = None,
     timeout_s: float = DEFAULT_START_TIMEOUT_S,
 ) -> EmbeddedServer:
     """Start SecantusDB on ``storage_path`` (created if missing, reopened intact) and
-    return once it answers ``ping``."""
+    return once it answers ``ping``. ``command``: another command line for the same
+    server (``mongo_command`` with changes), else ``mongo_command``'s."""
     storage_path.mkdir(parents=True, exist_ok=True)
-    command = mongo_command(
-        host=host,
-        port=port,
-        storage_path=storage_path,
-        config_path=config_path or storage_path.parent / "secantusd.toml",
+    command = (
+        list(command)
+        if command is not None
+        else mongo_command(
+            host=host,
+            port=port,
+            storage_path=storage_path,
+            config_path=config_path or storage_path.parent / "secantusd.toml",
+        )
     )
     process = spawn(command, log_path=log_path, detached=detached)
     server = EmbeddedServer("mongodb", mongo_uri(host, port), port, command, process, log_path)

@@ -34,16 +34,12 @@ from ..processes import (
     LOCALHOST,
     EmbeddedServer,
     StartupError,
-    await_ready,
     free_port,
-    kafka_address,
-    kafka_ready,
     log_tail,
     mongo_command,
-    mongo_ready,
-    mongo_uri,
-    port_open,
     spawn,
+    start_kafka,
+    start_mongo,
     stop_popen,
     wait_until,
 )
@@ -142,22 +138,6 @@ def start_s3_server(
     return S3Server(server=server, bucket=bucket)
 
 
-def tansu_s3_command(*, port: int, bucket: str) -> list[str]:
-    from ..processes import tansu_binary
-
-    address = f"tcp://{LOCALHOST}:{port}"
-    return [
-        tansu_binary(),
-        "broker",
-        "--listener-url",
-        address,
-        "--advertised-listener-url",
-        address,
-        "--storage-engine",
-        f"s3://{bucket}/",
-    ]
-
-
 def start_tansu_s3(
     s3: S3Server,
     *,
@@ -168,19 +148,14 @@ def start_tansu_s3(
     """Tansu with its log in ``s3``'s bucket, on ``port`` (a free one if None); returns
     once it answers a metadata request. Started again on the same port and bucket, it
     serves the same topics, records and committed offsets."""
-    port = port or free_port()
-    command = tansu_s3_command(port=port, bucket=s3.bucket)
-    env = {**os.environ, **s3.broker_env()}
-    process = spawn(command, log_path=log_path, detached=False, env=env)
-    server = EmbeddedServer(
-        "kafka", kafka_address(LOCALHOST, port), port, command, process, log_path
-    )
-    await_ready(
-        server,
-        lambda left: port_open(LOCALHOST, port) and kafka_ready(server.address, wait_s=left),
+    return start_kafka(
+        port=port or free_port(),
+        log_path=log_path,
+        detached=False,
+        storage_engine=f"s3://{s3.bucket}/",
+        env={**os.environ, **s3.broker_env()},
         timeout_s=timeout_s,
     )
-    return server
 
 
 # Runs SecantusDB's own command line with another transaction lifetime: mongod's
@@ -223,9 +198,7 @@ def start_mongo_on(
     ``j: true`` (implied by ``w: "majority"``) does not.
     """
     port = port or free_port()
-    log_path = workdir / "mongodb.log"
     storage_path = workdir / "mongo-data"
-    storage_path.mkdir(parents=True, exist_ok=True)
     command = mongo_command(
         host=LOCALHOST, port=port, storage_path=storage_path, config_path=workdir / "secantusd.toml"
     )
@@ -234,14 +207,14 @@ def start_mongo_on(
     if transaction_lifetime_s is not None:
         # [python, -m, secantus, *args] -> [python, -c, launcher, lifetime, *args]
         command = [command[0], "-c", _MONGO_LAUNCHER, str(transaction_lifetime_s), *command[3:]]
-    process = spawn(command, log_path=log_path, detached=False)
-    server = EmbeddedServer("mongodb", mongo_uri(LOCALHOST, port), port, command, process, log_path)
-    await_ready(
-        server,
-        lambda left: port_open(LOCALHOST, port) and mongo_ready(server.address, wait_s=left),
+    return start_mongo(
+        port=port,
+        storage_path=storage_path,
+        log_path=workdir / "mongodb.log",
+        detached=False,
+        command=command,
         timeout_s=timeout_s,
     )
-    return server
 
 
 @dataclass
