@@ -13,6 +13,8 @@ import csv
 import io
 from collections.abc import Sequence
 
+from seminarops_shared.csv_cells import safe_cell
+
 from .domain import AnswerValue, FormVersion, Response
 
 FIXED_COLUMNS = (
@@ -30,7 +32,6 @@ FIXED_COLUMNS = (
     "comments",
 )
 ANSWER_PREFIX = "answer."
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def answer_columns(forms: Sequence[FormVersion]) -> list[str]:
@@ -78,10 +79,6 @@ def _answer(value: AnswerValue | None) -> str:
     if isinstance(value, list):
         return "; ".join(value)
     return str(value)
-
-
-def safe_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _line(cells: Sequence[str]) -> str:

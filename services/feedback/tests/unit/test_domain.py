@@ -33,7 +33,8 @@ from feedback.domain import (
     response_rate_pct,
     validate_answers,
 )
-from feedback.export import answer_columns, header, row, safe_cell
+from feedback.export import answer_columns, header, row
+from seminarops_shared.csv_cells import safe_cell
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
 
 T0 = datetime(2026, 5, 4, 15, 30, tzinfo=UTC)

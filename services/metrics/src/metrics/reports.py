@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from seminarops_shared.csv_cells import safe_cell
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
 
 # (year, kind, programme) -> number of participants (attended registrants)
@@ -512,16 +513,13 @@ def schools_report(
 # ---- CSV -----------------------------------------------------------------------------
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _cell(value: object) -> object:
     """Empty for ``None``; free text (a seminar title) that a spreadsheet would run as
     a formula is quoted with a leading apostrophe (CSV injection)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        return safe_cell(value)
     return value
 
 
