@@ -39,16 +39,17 @@ from .domain import (
     response_rate_pct,
 )
 from .handlers import Conflict, FeedbackService, FormSummary, NotFound
+from .repository import kind_target, seminar_target
 
 router = APIRouter(prefix="/v1")
 
 FormId = Annotated[str, StringConstraints(pattern=FORM_ID_PATTERN)]
-SeminarIdPath = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")
-]
+SeminarIdPath = Annotated[Identifier, Path()]
 
 
-def get_service(request: Request) -> FeedbackService:
+async def get_service(request: Request) -> FeedbackService:
+    # async: FastAPI would run a plain ``def`` dependency in its thread pool (a thread
+    # hand-off on every request).
     return service_state(request, FeedbackService)
 
 
@@ -365,7 +366,9 @@ async def assign_seminar_form(
         ) from None
     except Conflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-    return AssignmentOut(target=f"seminar:{seminar_id}", form_id=ref.form_id, version=ref.version)
+    return AssignmentOut(
+        target=seminar_target(seminar_id), form_id=ref.form_id, version=ref.version
+    )
 
 
 @router.post(
@@ -381,7 +384,7 @@ async def assign_kind_form(kind: Kind, body: AssignmentIn, service: Service) -> 
         raise _unprocessable(
             [{"loc": ["body", "form_id"], "msg": p, "type": "unknown_form"} for p in error.problems]
         ) from None
-    return AssignmentOut(target=f"kind:{kind.value}", form_id=ref.form_id, version=ref.version)
+    return AssignmentOut(target=kind_target(kind), form_id=ref.form_id, version=ref.version)
 
 
 @router.get(
