@@ -15,6 +15,9 @@ from seminarops_shared.testing.stack import running
 if TYPE_CHECKING:
     import httpx
     from conftest import Harness
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from seminarops_shared.service import Runtime
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +64,18 @@ async def _open_with_form(
     await harness.complete(sid, [f"{sid}-{a}" for a in attendees])
     await harness.until_open(client, sid, len(attendees))
     return sid
+
+
+async def _submitted_in_outbox(db: AsyncDatabase[dict[str, Any]]) -> list[bytes]:
+    """The ``evaluation.submitted.v1`` records waiting in the outbox (not yet published).
+
+    One outbox document per transaction, its events under ``records`` as bytes."""
+    pending = [
+        record["value"]
+        async for doc in db["outbox"].find({})
+        for record in doc.get("records", [doc])
+    ]
+    return [v for v in pending if b"evaluation.submitted.v1" in v]
 
 
 async def test_concurrent_double_submission_stores_exactly_one(harness: Harness) -> None:
@@ -124,6 +139,13 @@ async def test_bad_input_of_every_kind_is_refused_and_nothing_is_stored(harness:
         def answers(**changes: Any) -> dict[str, Any]:
             merged = {**VALID_ANSWERS, **changes}
             return {**body, "answers": {k: v for k, v in merged.items() if v != "<drop>"}}
+
+        # Stop the relay while the refusals are posted: it publishes and deletes outbox
+        # entries right after commit, so the outbox check below would otherwise almost
+        # never find an event even if a refusal wrote one.
+        runtime: Runtime = app.state.runtime
+        relay = runtime.relay
+        await relay.stop()
 
         cases: list[tuple[str, Any, dict[str, str] | None, int, str]] = [
             ("no token", body, {}, 401, "missing bearer token"),
@@ -211,19 +233,17 @@ async def test_bad_input_of_every_kind_is_refused_and_nothing_is_stored(harness:
         db = harness.db(app)
         assert await db["responses"].count_documents({}) == 0
         assert await db["respondents"].count_documents({}) == 0
-        # Nothing waiting in the outbox either (records are stored as bytes, one outbox
-        # document per transaction): decode them rather than pattern-match the bytes.
-        pending = [
-            record["value"]
-            async for doc in db["outbox"].find({})
-            for record in doc.get("records", [doc])
-        ]
-        assert not [v for v in pending if b"evaluation.submitted.v1" in v]
+        # Nothing waiting in the outbox either: the relay is stopped (above), so an event
+        # written by a refusal would still be there, not already published and deleted.
+        assert not await _submitted_in_outbox(db)
 
         # The same attendee with a valid body is accepted: the refusals were about the input.
         ok = await post(body, harness.platform)
         assert ok.status_code == 201, ok.text
         assert await db["responses"].count_documents({}) == 1
+        # The scan does see an event waiting: it is the accepted one.
+        assert len(await _submitted_in_outbox(db)) == 1
+        relay.start()
         await harness.wait_events("evaluation.submitted.v1", 1)
     assert len(await harness.events("evaluation.submitted.v1")) == 1
 
