@@ -1,11 +1,13 @@
-"""Use cases of the metrics service: project an event (live, from the consumer, or in
-a rebuild), and answer the reports."""
+"""Use cases of the metrics service: project events (a consumed batch live, or a
+rebuild's catch-up batch), and answer the reports."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
+
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.feedback import EvaluationSubmitted
@@ -58,7 +60,7 @@ from .reports import (
     schools_report,
     series_report,
 )
-from .repository import MongoProjectionStore, ProjectionPointer, Projections, ReportQueries
+from .repository import ProjectionPointer, Projections, ReportQueries
 from .store import ProjectionStore
 
 V = TypeVar("V")
@@ -123,6 +125,21 @@ class Projector:
         """The stand-in for a participant who asked to be forgotten."""
         return pseudonym(participant_id, key=self._pseudonym_key)
 
+    async def stored_ids(
+        self, people: Iterable[str], store: ProjectionStore
+    ) -> Callable[[str], str]:
+        """How each of ``people`` is stored: under their anonymous id if they asked to
+        be forgotten, their own id otherwise (one ``erased_among`` read for them all).
+        The returned function answers for ``people`` only."""
+        aliases = {p: self.anonymous_id(p) for p in people}
+        erased = await store.erased_among(set(aliases.values())) if aliases else set()
+
+        def stored(participant_id: str) -> str:
+            alias = aliases[participant_id]
+            return alias if alias in erased else participant_id
+
+        return stored
+
     async def apply(self, data: Event, store: ProjectionStore) -> None:
         """Fold ``data`` into the projections it touches.
 
@@ -138,14 +155,7 @@ class Projector:
                 erased_at=data.erased_at,
             )
             return
-        people = _participant_ids(data)
-        aliases = {p: self.anonymous_id(p) for p in people}
-        erased_aliases = await store.erased_among(set(aliases.values())) if people else set()
-
-        def stored(participant_id: str) -> str:
-            alias = aliases[participant_id]
-            return alias if alias in erased_aliases else participant_id
-
+        stored = await self.stored_ids(_participant_ids(data), store)
         match data:
             case (
                 SeminarScheduled()
@@ -275,17 +285,13 @@ async def _tally_participations(
 
 
 async def _preload(
-    store: BatchedProjectionStore, events: Sequence[Event], anonymous_id: Callable[[str], str]
+    store: BatchedProjectionStore, events: Sequence[Event], projector: Projector
 ) -> None:
     """Read in bulk what folding ``events`` will read: who among their people is
     erased, then seminars, registrations, evaluations and participations by key."""
-    aliases = {p: anonymous_id(p) for data in events for p in _participant_ids(data)}
-    erased = await store.erased_among(set(aliases.values()))
-
-    def stored(participant_id: str) -> str:
-        alias = aliases[participant_id]
-        return alias if alias in erased else participant_id
-
+    stored = await projector.stored_ids(
+        {p for data in events for p in _participant_ids(data)}, store
+    )
     seminars: set[str] = set()
     registrations: set[str] = set()
     evaluations: set[str] = set()
@@ -325,6 +331,32 @@ async def _preload(
     )
 
 
+async def fold_batch(
+    events: Sequence[ReceivedEvent],
+    *,
+    projector: Projector,
+    projections: Projections,
+    session: AsyncClientSession,
+) -> list[str]:
+    """Fold ``events`` into ``projections`` in order, event by event, inside
+    ``session``'s transaction: every document is read once (in bulk where the keys are
+    known up front) and written once at the end (one bulk write per collection). The
+    live consumer and the rebuild's catch-up both fold through here.
+
+    Idempotent by natural key (every fold is); returns the ids of the events whose
+    fold changed nothing (repeats)."""
+    store = BatchedProjectionStore(projections, session)
+    await _preload(store, [e.data for e in events], projector)
+    unchanged: list[str] = []
+    for event in events:
+        before = store.changes
+        await projector.apply(event.data, store)
+        if store.changes == before:
+            unchanged.append(event.id)
+    await store.flush()
+    return unchanged
+
+
 class ProjectionService:
     """The metrics service: projects events live, and answers reports from the active
     projection set."""
@@ -355,32 +387,20 @@ class ProjectionService:
             self._per_uow[uow] = found
         return found
 
-    async def project(self, event: ReceivedEvent, uow: UnitOfWork) -> None:
-        """Consumer handler for every projected event type: fold it into the active
-        projection set inside the batch's transaction (the pipeline's processed-event
-        marker commits with it). Idempotent by event id and by natural key."""
-        projections = await self._projections_in(uow)
-        await self.projector.apply(event.data, MongoProjectionStore(projections, uow.session))
-        self._on_change()
-
     async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
-        """Batch handler of the consumer: the same folds as ``project``, event by event
-        in order, but every document is read once (in bulk) and written once at the
-        end (one bulk write per collection), in the batch's transaction.
+        """Batch handler of the consumer for every projected event type: fold the
+        batch into the active projection set inside the batch's transaction (the
+        pipeline's processed-event markers commit with it), see ``fold_batch``.
 
         Idempotent by natural key (every fold is); returns the ids of the events whose
         fold changed nothing (repeats: the consumer writes no processed-event marker
         for ``IDEMPOTENT_TYPES``)."""
-        projections = await self._projections_in(uow)
-        store = BatchedProjectionStore(projections, uow.session)
-        await _preload(store, [e.data for e in events], self.projector.anonymous_id)
-        unchanged: list[str] = []
-        for event in events:
-            before = store.changes
-            await self.projector.apply(event.data, store)
-            if store.changes == before:
-                unchanged.append(event.id)
-        await store.flush()
+        unchanged = await fold_batch(
+            events,
+            projector=self.projector,
+            projections=await self._projections_in(uow),
+            session=uow.session,
+        )
         self._on_change()
         return unchanged
 

@@ -11,7 +11,8 @@
    and build its indexes.
 4. Switch: one write of the pointer document makes the new set the active one.
 5. Catch up: events that arrived after step 2's end offsets are applied to the new
-   set, in transactions, up to the end offsets captured after the switch. Together
+   set, in transactions, up to the end offsets captured after the switch (folded a
+   batch at a time as the live consumer folds its batches: ``fold_batch``). Together
    with the live consumer (which resolves the pointer in every transaction) nothing
    is missed: whatever the live consumer put into the old set was fetched before the
    switch and so lies before those end offsets. Applying an event twice is harmless
@@ -42,10 +43,9 @@ from seminarops_shared.mongo import Document, Mongo, retry_transient
 from seminarops_shared.service import default_allowed_sources
 from seminarops_shared.settings import KafkaSettings
 
-from .handlers import PROJECTED_TYPES, Projector
+from .handlers import PROJECTED_TYPES, Projector, fold_batch
 from .repository import (
     REBUILD_SUFFIX_PREFIX,
-    MongoProjectionStore,
     ProjectionPointer,
     Projections,
     ProjectionSet,
@@ -292,10 +292,13 @@ async def rebuild(
 async def _apply_live(
     mongo: Mongo, projections: Projections, projector: Projector, events: list[ReceivedEvent]
 ) -> None:
+    """Fold one catch-up batch into the new set in one transaction, retried when a
+    concurrent one (the live consumer's) touched the same documents."""
+
     async def attempt() -> None:
+        # ``fold_batch`` holds what it read in memory: every attempt starts afresh
+        # from what the database holds, never from a rolled-back attempt's documents.
         async with mongo.transaction() as session:
-            store = MongoProjectionStore(projections, session)
-            for event in events:
-                await projector.apply(event.data, store)
+            await fold_batch(events, projector=projector, projections=projections, session=session)
 
     await retry_transient(attempt)

@@ -34,7 +34,6 @@ from .domain import (
     SeminarStatus,
     SeminarView,
 )
-from .reports import FUNNEL_STAGES
 
 STATE: Final = "projection_state"
 ACTIVE: Final = "active"
@@ -194,7 +193,8 @@ class _Projection:
 
 class _KeyedProjection(_Projection, Generic[V]):
     """A projection whose documents are keyed by ``_id`` (the view's natural key): read
-    and written whole, one by one or in bulk; subclasses give the two codecs."""
+    whole, one by one or in bulk, and written whole in bulk; subclasses give the two
+    codecs."""
 
     def _doc(self, view: V) -> Document:
         raise NotImplementedError
@@ -205,10 +205,6 @@ class _KeyedProjection(_Projection, Generic[V]):
     async def get(self, key: str, *, session: AsyncClientSession | None) -> V | None:
         doc = await self.collection.find_one({"_id": key}, session=session)
         return self._view(doc) if doc else None
-
-    async def save(self, view: V, *, session: AsyncClientSession | None) -> None:
-        doc = self._doc(view)
-        await self.collection.replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
 
     async def get_many(
         self, keys: Collection[str], *, session: AsyncClientSession | None
@@ -487,56 +483,6 @@ class Projections:
             await projection.collection.bulk_write([rewrite], session=session)
 
 
-class MongoProjectionStore:
-    """``ProjectionStore`` over one projection set, inside one session (transaction)."""
-
-    def __init__(self, projections: Projections, session: AsyncClientSession | None) -> None:
-        self._p = projections
-        self._session = session
-
-    async def erased_among(self, anonymous_ids: Collection[str]) -> set[str]:
-        return await self._p.erasures.among(anonymous_ids, session=self._session)
-
-    async def erase(self, *, participant_id: str, anonymous: str, erased_at: datetime) -> None:
-        await self._p.erase(
-            participant_id=participant_id,
-            anonymous=anonymous,
-            erased_at=erased_at,
-            session=self._session,
-        )
-
-    async def seminar(self, seminar_id: str) -> SeminarView | None:
-        return await self._p.seminars.get(seminar_id, session=self._session)
-
-    async def save_seminar(self, view: SeminarView) -> None:
-        await self._p.seminars.save(view, session=self._session)
-
-    async def registration(self, registration_id: str) -> RegistrationView | None:
-        return await self._p.registrations.get(registration_id, session=self._session)
-
-    async def save_registration(self, view: RegistrationView) -> None:
-        await self._p.registrations.save(view, session=self._session)
-
-    async def participations(
-        self, seminar_id: str, participant_ids: Collection[str] | None = None
-    ) -> dict[str, ParticipationView]:
-        return await self._p.participations.of_seminar(
-            seminar_id, participant_ids, session=self._session
-        )
-
-    async def save_participations(self, views: Sequence[ParticipationView]) -> None:
-        await self._p.participations.save_many(views, session=self._session)
-
-    async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
-        return await self._p.evaluations.get(evaluation_id, session=self._session)
-
-    async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
-        await self._p.tallies.add({seminar_id: change}, session=self._session)
-
-    async def save_evaluation(self, view: EvaluationView) -> None:
-        await self._p.evaluations.save(view, session=self._session)
-
-
 # ---- the pointer ---------------------------------------------------------------------
 
 
@@ -656,12 +602,10 @@ class ReportQueries:
         return [seminar_view(d) async for d in self._p.seminars.collection.find(query)]
 
     async def funnel_counts(self, seminar_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """seminar id -> counts of each funnel stage (from the seminars' tallies)."""
+        """seminar id -> its tally counters (the funnel report picks its stages from
+        them and counts a stage that is missing, or a seminar without a tally, as 0)."""
         tallies = await self._p.tallies.of(seminar_ids) if seminar_ids else {}
-        return {
-            s: {stage: tallies.get(s, {}).get(stage, 0) for stage in FUNNEL_STAGES}
-            for s in seminar_ids
-        }
+        return {s: tallies.get(s, {}) for s in seminar_ids}
 
     async def _people_by(self, year: int, field: str) -> dict[str | None, tuple[int, int]]:
         """``field`` value -> (participations, distinct people) among ``year``'s
@@ -754,7 +698,6 @@ __all__ = [
     "STATE",
     "Erasures",
     "Evaluations",
-    "MongoProjectionStore",
     "Participations",
     "ProjectionPointer",
     "ProjectionSet",

@@ -1,7 +1,9 @@
 """The live consumer's batch fold (``ProjectionService.project_batch``: bulk reads, one
 bulk write per collection) builds exactly the documents the event-by-event fold does,
 whatever the batch boundaries, with replays and an erasure in the middle of a batch;
-and the per-seminar tallies it keeps are what counting the views again gives."""
+and the per-seminar tallies it keeps are what counting the views again gives. The
+rebuild's catch-up (the same batch fold onto the set the rebuild wrote) ends with the
+same documents too."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from metrics.domain import (
     registration_tally,
 )
 from metrics.handlers import ProjectionService, Projector
+from metrics.rebuild import _apply_live, _write
 from metrics.repository import (
     ProjectionPointer,
     Projections,
+    ProjectionSet,
     evaluation_view,
     participation_view,
     registration_view,
@@ -139,6 +143,32 @@ async def test_batches_fold_to_the_same_documents_as_single_events(
             async with mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source="/services/metrics", clock=utc_now)
                 await service.project_batch(batch, uow)  # type: ignore[arg-type]
+        assert await _database_state(projections) == await _memory_state(events)
+    finally:
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()
+
+
+@pytest.mark.parametrize("written", [0, 30, 60])
+async def test_the_rebuilds_catch_up_folds_onto_the_written_set_as_in_memory(
+    namespace: Namespace, two_year_history: Any, replays_of: Any, written: int
+) -> None:
+    """The first ``written`` events folded in memory and written as the rebuild writes
+    its set, the rest caught up in transactions of five (30: the erasure falls into
+    the catch-up, mid-batch)."""
+    events = list(two_year_history.events) + replays_of(two_year_history)
+    mongo = Mongo(namespace.mongo(), f"{namespace.prefix}_metrics_catch_up_{written}")
+    try:
+        projections = Projections.of(mongo.db, ProjectionSet(suffix="__rebuild_test"))
+        projector = Projector(pseudonym_key=PSEUDONYM_KEY)
+        folded = MemoryProjectionStore()
+        for sent in events[:written]:
+            await projector.apply(sent.data, folded)
+        await _write(projections, folded, 7)
+        await projections.ensure_indexes()
+        for start in range(written, len(events), 5):
+            batch = [_Received(sent.data) for sent in events[start : start + 5]]
+            await _apply_live(mongo, projections, projector, batch)  # type: ignore[arg-type]
         assert await _database_state(projections) == await _memory_state(events)
     finally:
         await mongo.client.drop_database(mongo.db.name)
