@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from seminarops_shared.events.vocabulary import Kind
+from seminarops_shared.events.vocabulary import Year as VocabularyYear
 from seminarops_shared.service import service_state
 
 from .handlers import ProjectionService
@@ -43,7 +44,9 @@ async def metrics_service(request: Request) -> ProjectionService:
 
 
 Service = Annotated[ProjectionService, Depends(metrics_service)]
-Year = Annotated[int, Query(ge=1990, le=2200, description="The calendar year a seminar starts in.")]
+# The bounds are the vocabulary's (the events' own), so a year an event may carry is one
+# a report may be asked for.
+Year = Annotated[VocabularyYear, Query(description="The calendar year a seminar starts in.")]
 Format = Annotated[
     Literal["json", "csv"],
     Query(alias="format", description="`csv` for a spreadsheet; the same as the `.csv` path."),
@@ -169,8 +172,8 @@ def _series_range(from_year: int, to_year: int) -> None:
         raise HTTPException(422, f"a series spans at most {MAX_SERIES_YEARS} years")
 
 
-FromYear = Annotated[int, Query(alias="from", ge=1990, le=2200, description="First year.")]
-ToYear = Annotated[int, Query(ge=1990, le=2200, description="Last year (inclusive).")]
+FromYear = Annotated[VocabularyYear, Query(alias="from", description="First year.")]
+ToYear = Annotated[VocabularyYear, Query(description="Last year (inclusive).")]
 
 
 @router.get(
