@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,15 +39,11 @@ from seminarops_shared.events import envelope_for
 from seminarops_shared.events.seminar import SeminarCompleted
 from seminarops_shared.events.topics import SEMINAR_EVENTS
 from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.processes import free_port
+from seminarops_shared.testing.polling import eventually
 
 TOKEN = "bench-platform-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _environment(args: argparse.Namespace, prefix: str, port: int) -> dict[str, str]:
@@ -70,7 +65,7 @@ def _environment(args: argparse.Namespace, prefix: str, port: int) -> dict[str, 
 async def _uvicorn_service(
     args: argparse.Namespace, prefix: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **_environment(args, prefix, port)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -87,14 +82,16 @@ async def _uvicorn_service(
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
         ) as client:
-            deadline = time.monotonic() + 60
-            while True:
+
+            async def ready() -> bool:
                 with contextlib.suppress(httpx.TransportError):
                     if (await client.get("/health/ready")).status_code == 200:
-                        break
-                if process.returncode is not None or time.monotonic() > deadline:
+                        return True
+                if process.returncode is not None:
                     raise SystemExit("the feedback service did not become ready")
-                await asyncio.sleep(0.2)
+                return False
+
+            await eventually(ready, timeout_s=60, interval_s=0.2, what="the feedback service ready")
             yield client
     finally:
         process.terminate()
@@ -132,13 +129,13 @@ async def _open_window(
         )
     finally:
         await producer.stop()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    async def window_open() -> bool:
         response = await client.get(f"/v1/seminars/{seminar_id}/response-rate")
-        if response.status_code == 200 and response.json()["attendees"] == len(attendees):
-            return seminar_id
-        await asyncio.sleep(0.2)
-    raise SystemExit("the evaluation window did not open")
+        return response.status_code == 200 and response.json()["attendees"] == len(attendees)
+
+    await eventually(window_open, timeout_s=120, interval_s=0.2, what="the evaluation window open")
+    return seminar_id
 
 
 async def _submit_all(

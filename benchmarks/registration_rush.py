@@ -47,6 +47,7 @@ from seminarops_shared.events.topics import (
 )
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.processes import free_port, log_tail, stop_popen
+from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.servers import resolve_test_infrastructure
 
 TARGET_S = 30.0
@@ -204,11 +205,12 @@ async def _post_http(
 
 
 async def _seminar_known(db: Any, seminar_id: str, *, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while await db["seminars"].find_one({"_id": seminar_id}) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"seminar.scheduled.v1 not applied within {timeout_s}s")
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: db["seminars"].find_one({"_id": seminar_id}),
+        until=lambda book: book is not None,
+        timeout_s=timeout_s,
+        what="seminar.scheduled.v1 applied",
+    )
 
 
 async def _wait_until_decided(

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -76,6 +77,7 @@ from seminarops_shared.events.topics import (
 from seminarops_shared.processes import ensure_topics, free_port
 from seminarops_shared.settings import KafkaSettings
 from seminarops_shared.testing.chaos import ServiceProcess
+from seminarops_shared.testing.polling import eventually
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLATFORM_SOURCE = "/platform/bench-portal"
@@ -88,6 +90,8 @@ COUNTRIES = ("FR", "IT", "PL", "ES", "GR", "UA", "DE", "PT")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 250.0
 TARGET_RUSH_S = 30.0
+# How often set-up steps (readiness, a seminar known, the warm-up counted) are polled.
+SETUP_POLL_S = 0.1
 
 
 # --- events ----------------------------------------------------------------------------
@@ -281,17 +285,6 @@ def infrastructure(workdir: Path) -> Iterator[Bench]:
         )
 
 
-async def wait_for(probe: Any, *, what: str, timeout_s: float, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = await probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout_s} s")
-        await asyncio.sleep(interval_s)
-
-
 async def ready(processes: Sequence[ServiceProcess], *, timeout_s: float = 90) -> None:
     async with httpx.AsyncClient(timeout=2) as client:
         for process in processes:
@@ -303,7 +296,12 @@ async def ready(processes: Sequence[ServiceProcess], *, timeout_s: float = 90) -
                     return (await client.get(f"{p.url}/health/ready")).status_code == 200
                 return False
 
-            await wait_for(answers, what=f"{process.name} ready", timeout_s=timeout_s)
+            await eventually(
+                answers,
+                what=f"{process.name} ready",
+                timeout_s=timeout_s,
+                interval_s=SETUP_POLL_S,
+            )
 
 
 async def funnel_row(
@@ -344,15 +342,17 @@ async def open_seminar(
         scheduled(seminar_id, capacity=capacity, year=year),
         key=seminar_id.encode(),
     )
-    await wait_for(
+    await eventually(
         lambda: seat_book(client, registration_url, seminar_id),
         what="registration knows the seminar",
         timeout_s=60,
+        interval_s=SETUP_POLL_S,
     )
-    await wait_for(
+    await eventually(
         lambda: funnel_row(client, metrics_url, year, seminar_id),
         what="metrics knows the seminar",
         timeout_s=60,
+        interval_s=SETUP_POLL_S,
     )
 
 
@@ -655,15 +655,17 @@ async def run_latency(
             key=seminar_id.encode(),
         )
     for seminar_id, year in zip(seminars, years, strict=True):
-        await wait_for(
-            lambda s=seminar_id: seat_book(stack.client, stack.registration.url, s),
+        await eventually(
+            functools.partial(seat_book, stack.client, stack.registration.url, seminar_id),
             what="registration knows the seminar",
             timeout_s=60,
+            interval_s=SETUP_POLL_S,
         )
-        await wait_for(
-            lambda s=seminar_id, y=year: funnel_row(stack.client, stack.metrics.url, y, s),
+        await eventually(
+            functools.partial(funnel_row, stack.client, stack.metrics.url, year, seminar_id),
             what="metrics knows the seminar",
             timeout_s=60,
+            interval_s=SETUP_POLL_S,
         )
     values = [
         value
@@ -798,8 +800,11 @@ async def bench_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         await publish_all(
             stack.producer, stack.requests_topic, warm.encode(), requests_for(warm, 300, tag="w")
         )
-        await wait_for(
-            lambda: _counted(stack, warm, 2100, 300), what="warm-up counted", timeout_s=120
+        await eventually(
+            lambda: _counted(stack, warm, 2100, 300),
+            what="warm-up counted",
+            timeout_s=120,
+            interval_s=SETUP_POLL_S,
         )
         # Latency before the bulk phases: the embedded database trims its oplog
         # (100,000 entries) every 1,000 writes once it is full, a stall of 0.3-0.5 s

@@ -39,6 +39,7 @@ from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, SEMINAR_EVENTS
 from seminarops_shared.logging import configure_logging
 from seminarops_shared.settings import AuthSettings, Role
+from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.servers import resolve_test_infrastructure
 from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
@@ -135,10 +136,13 @@ async def run_season(
             await asyncio.gather(*sends)
             roster = app.state.runtime.mongo.db["roster"]
             expected_roster = seminars * registrants
-            while await roster.count_documents({}) < expected_roster:
-                if time.perf_counter() - mark > timeout_s:
-                    raise TimeoutError("rosters not filled in time")
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: roster.count_documents({}),
+                until=lambda filled: filled >= expected_roster,
+                # The budget runs from the first send, as the step's timing does.
+                timeout_s=timeout_s - (time.perf_counter() - mark),
+                what="rosters filled",
+            )
             timings["rosters"] = time.perf_counter() - mark
 
             mark = time.perf_counter()
@@ -164,10 +168,12 @@ async def run_season(
 
             mark = time.perf_counter()
             wanted = seminars * (3 if attendees else 2)
-            while await app.state.runtime.outbox.backlog():
-                if time.perf_counter() - mark > timeout_s:
-                    raise TimeoutError("outbox not drained in time")
-                await asyncio.sleep(0.05)
+            await eventually(
+                app.state.runtime.outbox.backlog,
+                until=lambda backlog: not backlog,
+                timeout_s=timeout_s,
+                what="outbox drained",
+            )
             timings["published"] = time.perf_counter() - mark
             timings["total"] = time.perf_counter() - started
 
