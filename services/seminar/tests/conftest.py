@@ -1,6 +1,7 @@
 """Fixtures for the seminar service's tests: a clock tests move by hand, apps over the
 test's namespace, request bodies, registration events as the registration service
-would publish them, and the seminar events published so far."""
+would publish them, and the seminar events published so far. Test modules import the
+plain helpers (role headers, ``create_seminar``, the fixture types) from here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -28,6 +30,20 @@ from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
 REGISTRATION_SOURCE = "/services/registration"
 
+# One token per role: the apps accept them (``auth``), requests carry them (headers).
+TOKENS = {
+    Role.OPERATOR: "operator-token",
+    Role.PLATFORM: "platform-token",
+    Role.PARTICIPANT: "participant-token",
+}
+OPERATOR = {"Authorization": f"Bearer {TOKENS[Role.OPERATOR]}"}
+PLATFORM = {"Authorization": f"Bearer {TOKENS[Role.PLATFORM]}"}
+PARTICIPANT = {"Authorization": f"Bearer {TOKENS[Role.PARTICIPANT]}"}
+
+AppFactory = Callable[..., FastAPI]
+Body = Callable[..., dict[str, Any]]
+Published = Callable[..., Awaitable[list[Envelope]]]
+
 
 class FakeClock:
     """A clock that stands still until a test moves it."""
@@ -43,14 +59,8 @@ class FakeClock:
 
 
 def auth() -> AuthSettings:
-    """Tokens ``operator-token``, ``platform-token``, ``participant-token``."""
-    return AuthSettings(
-        tokens={
-            Role.OPERATOR: [SecretStr("operator-token")],
-            Role.PLATFORM: [SecretStr("platform-token")],
-            Role.PARTICIPANT: [SecretStr("participant-token")],
-        }
-    )
+    """The ``TOKENS``: one for each role."""
+    return AuthSettings(tokens={role: [SecretStr(token)] for role, token in TOKENS.items()})
 
 
 def seminar_app(namespace: Namespace, *, clock: Any = None, **overrides: Any) -> FastAPI:
@@ -109,6 +119,19 @@ def cancelled(seminar_id: str, participant_id: str, *, version: int) -> Registra
     )
 
 
+async def create_seminar(client: httpx.AsyncClient, payload: dict[str, Any]) -> dict[str, Any]:
+    """Schedule a seminar as the operator (it must answer 201); the created seminar."""
+    response = await client.post("/v1/seminars", json=payload, headers=OPERATOR)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_seminar_id(client: httpx.AsyncClient, payload: dict[str, Any]) -> str:
+    """``create_seminar``, for the id only."""
+    return str((await create_seminar(client, payload))["id"])
+
+
 async def publish(kafka: KafkaProbe, events: Iterable[Any]) -> None:
     for event in events:
         await kafka.send_event(event, source=REGISTRATION_SOURCE)
@@ -124,9 +147,6 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))
 
 
-AppFactory = Callable[..., FastAPI]
-
-
 @pytest.fixture
 def make_app(namespace: Namespace) -> AppFactory:
     """``make_app(clock=..., **settings overrides)``: the seminar service on this test's
@@ -139,7 +159,7 @@ def make_app(namespace: Namespace) -> AppFactory:
 
 
 @pytest.fixture
-def seminar_body() -> Callable[..., dict[str, Any]]:
+def seminar_body() -> Body:
     return body
 
 
@@ -162,7 +182,7 @@ def registrations(kafka: KafkaProbe) -> Registrations:
 
 
 @pytest.fixture
-def published(kafka: KafkaProbe) -> Callable[..., Awaitable[list[Envelope]]]:
+def published(kafka: KafkaProbe) -> Published:
     """``await published(*types)``: the seminar events on the topic now, of these types."""
 
     async def read(*types: str) -> list[Envelope]:

@@ -6,37 +6,23 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from seminarops_shared.events import Envelope
 from seminarops_shared.events.registration import ParticipantErased
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, running
 
+from ..conftest import OPERATOR, PLATFORM, AppFactory, Body, Published, create_seminar_id
+
 pytestmark = pytest.mark.integration
-
-OPERATOR = {"Authorization": "Bearer operator-token"}
-PLATFORM = {"Authorization": "Bearer platform-token"}
-
-Body = Callable[..., dict[str, Any]]
-Published = Callable[..., Awaitable[list[Envelope]]]
-AppFactory = Callable[..., FastAPI]
 
 
 def pid() -> str:
     return f"p-{uuid.uuid4().hex[:10]}"
-
-
-async def _create(client: httpx.AsyncClient, payload: dict[str, Any]) -> str:
-    response = await client.post("/v1/seminars", json=payload, headers=OPERATOR)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def _roster(client: httpx.AsyncClient, seminar_id: str) -> dict[str, str]:
@@ -49,7 +35,7 @@ async def test_roster_follows_registration_events_whatever_their_order(
     make_app: AppFactory, seminar_body: Body, registrations: Any
 ) -> None:
     async with running(make_app()) as client:
-        seminar_id = await _create(client, seminar_body())
+        seminar_id = await create_seminar_id(client, seminar_body())
         kept, left, waiting, promoted, ignored = (pid() for _ in range(5))
         await registrations.publish(
             registrations.confirmed(seminar_id, kept),
@@ -82,7 +68,7 @@ async def test_attendance_counts_confirmed_registrants_once_and_completion_carri
     make_app: AppFactory, seminar_body: Body, registrations: Any, published: Published
 ) -> None:
     async with running(make_app()) as client:
-        seminar_id = await _create(client, seminar_body(kind="pd_workshop"))
+        seminar_id = await create_seminar_id(client, seminar_body(kind="pd_workshop"))
         first, second, waiting, gone, stranger = (pid() for _ in range(5))
         await registrations.publish(
             registrations.confirmed(seminar_id, first),
@@ -159,7 +145,7 @@ async def test_thousands_of_ids_in_one_call(
 ) -> None:
     app = make_app()
     async with running(app) as client:
-        seminar_id = await _create(client, seminar_body(capacity=5000))
+        seminar_id = await create_seminar_id(client, seminar_body(capacity=5000))
         # The roster is a projection; fill it directly, as thousands of registration
         # events would (the projection itself is tested above).
         roster = app.state.runtime.mongo.db["roster"]
@@ -213,7 +199,7 @@ async def test_attendance_before_the_start_is_refused_and_nothing_stored(
     make_app: AppFactory, seminar_body: Body, registrations: Any, clock: Any
 ) -> None:
     async with running(make_app(clock=clock)) as client:
-        seminar_id = await _create(
+        seminar_id = await create_seminar_id(
             client,
             seminar_body(starts_at="2026-02-01T10:00:00Z", ends_at="2026-02-01T11:00:00Z"),
         )
@@ -242,8 +228,8 @@ async def test_erasure_pseudonymises_rosters_and_attendance_and_keeps_counts(
     kafka: KafkaProbe,
 ) -> None:
     async with running(make_app()) as client:
-        seminar_id = await _create(client, seminar_body())
-        other_seminar = await _create(client, seminar_body(title="Another one"))
+        seminar_id = await create_seminar_id(client, seminar_body())
+        other_seminar = await create_seminar_id(client, seminar_body(title="Another one"))
         erased, kept = pid(), pid()
         await registrations.publish(
             registrations.confirmed(seminar_id, erased),
@@ -297,7 +283,7 @@ async def test_concurrent_attendance_calls_record_everyone_once(
 ) -> None:
     app = make_app()
     async with running(app) as client:
-        seminar_id = await _create(client, seminar_body())
+        seminar_id = await create_seminar_id(client, seminar_body())
         people = [f"c{i:03d}" for i in range(60)]
         await app.state.runtime.mongo.db["roster"].insert_many(
             [

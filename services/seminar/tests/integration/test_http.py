@@ -4,38 +4,21 @@ refusals (nothing stored), roles, lifecycle, listing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from seminarops_shared.events import Envelope
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, running
 
+from ..conftest import OPERATOR, PARTICIPANT, PLATFORM, AppFactory, Body, Published, create_seminar
+
 pytestmark = pytest.mark.integration
-
-OPERATOR = {"Authorization": "Bearer operator-token"}
-PLATFORM = {"Authorization": "Bearer platform-token"}
-PARTICIPANT = {"Authorization": "Bearer participant-token"}
-
-Body = Callable[..., dict[str, Any]]
-Published = Callable[..., Awaitable[list[Envelope]]]
-AppFactory = Callable[..., FastAPI]
 
 
 def unique() -> str:
     return f"sem-{uuid.uuid4().hex[:12]}"
-
-
-async def _create(client: httpx.AsyncClient, payload: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/v1/seminars", json=payload, headers=OPERATOR)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 async def test_schedule_read_and_the_scheduled_event(
@@ -153,7 +136,7 @@ async def test_changes_need_the_operator_role_and_reads_need_none(
         for headers in (PLATFORM, PARTICIPANT):
             response = await client.post("/v1/seminars", json=seminar_body(), headers=headers)
             assert response.status_code == 403
-        created = await _create(client, seminar_body())
+        created = await create_seminar(client, seminar_body())
         path = f"/v1/seminars/{created['id']}"
         assert (await client.get(path)).status_code == 200
         assert (await client.get(f"{path}/roster")).status_code == 401
@@ -197,7 +180,7 @@ async def test_lifecycle_transitions_and_illegal_ones_change_nothing(
     make_app: AppFactory, seminar_body: Body, published: Published, kafka: KafkaProbe
 ) -> None:
     async with running(make_app()) as client:
-        seminar = await _create(client, seminar_body())
+        seminar = await create_seminar(client, seminar_body())
         path = f"/v1/seminars/{seminar['id']}"
         live = await client.post(f"{path}/start", headers=PLATFORM)
         assert live.status_code == 200
@@ -220,7 +203,7 @@ async def test_lifecycle_transitions_and_illegal_ones_change_nothing(
         assert (await client.get(path)).json() == before
         assert (await client.post(f"{path}/complete", headers=OPERATOR)).status_code == 202
 
-        other = await _create(client, seminar_body())
+        other = await create_seminar(client, seminar_body())
         other_path = f"/v1/seminars/{other['id']}"
         cancelled = await client.post(
             f"{other_path}/cancel", json={"reason": "moderator ill"}, headers=OPERATOR
@@ -259,7 +242,7 @@ async def test_reschedule_emits_old_and_new_values_once(
     make_app: AppFactory, seminar_body: Body, published: Published, kafka: KafkaProbe
 ) -> None:
     async with running(make_app()) as client:
-        seminar = await _create(client, seminar_body())
+        seminar = await create_seminar(client, seminar_body())
         path = f"/v1/seminars/{seminar['id']}/reschedule"
         change = {
             "starts_at": "2025-03-12T10:00:00",  # wall-clock time in Brussels
@@ -293,7 +276,7 @@ async def test_listing_filters_and_pages(make_app: AppFactory, seminar_body: Bod
     async with running(make_app()) as client:
         ids = []
         for day in range(1, 8):
-            seminar = await _create(
+            seminar = await create_seminar(
                 client,
                 seminar_body(
                     starts_at=f"2025-05-{day:02d}T10:00:00",
@@ -340,7 +323,7 @@ async def test_multi_session_learning_event_across_dst(
     make_app: AppFactory, seminar_body: Body, clock: Any
 ) -> None:
     async with running(make_app(clock=clock)) as client:
-        created = await _create(
+        created = await create_seminar(
             client,
             seminar_body(
                 kind="learning_event",

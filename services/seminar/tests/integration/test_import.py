@@ -3,22 +3,17 @@ file-level refusals with nothing stored."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
-from fastapi import FastAPI
 
-from seminarops_shared.events import Envelope
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, running
 
+from ..conftest import OPERATOR, AppFactory, Published
+
 pytestmark = pytest.mark.integration
 
-OPERATOR = {"Authorization": "Bearer operator-token"}
 CSV = {**OPERATOR, "Content-Type": "text/csv"}
 
-Published = Callable[..., Awaitable[list[Envelope]]]
-AppFactory = Callable[..., FastAPI]
 
 SEASON = """\
 id,title,kind,programme,starts_at,ends_at,sessions,timezone,capacity,language,theme,moderator,host_school_id,open_to_other_schools,notes

@@ -4,11 +4,9 @@ clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -16,13 +14,9 @@ from seminarops_shared.events import Envelope
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import running
 
+from ..conftest import OPERATOR, AppFactory, Body, Published, create_seminar_id
+
 pytestmark = pytest.mark.integration
-
-OPERATOR = {"Authorization": "Bearer operator-token"}
-
-Body = Callable[..., dict[str, Any]]
-Published = Callable[..., Awaitable[list[Envelope]]]
-AppFactory = Callable[..., FastAPI]
 
 
 def _at(moment: datetime, hours: float = 1) -> dict[str, str]:
@@ -30,12 +24,6 @@ def _at(moment: datetime, hours: float = 1) -> dict[str, str]:
         "starts_at": moment.isoformat(),
         "ends_at": (moment + timedelta(hours=hours)).isoformat(),
     }
-
-
-async def _create(client: httpx.AsyncClient, payload: dict[str, Any]) -> str:
-    response = await client.post("/v1/seminars", json=payload, headers=OPERATOR)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def _pending(app: FastAPI, seminar_id: str) -> list[tuple[str, datetime]]:
@@ -59,7 +47,7 @@ async def test_reminders_fire_once_survive_a_restart_move_and_stop(
     second_session = start + timedelta(days=8, hours=3)
     app = make_app(clock=clock)
     async with running(app) as client:
-        steady = await _create(
+        steady = await create_seminar_id(
             client,
             seminar_body(
                 kind="learning_event",
@@ -68,10 +56,12 @@ async def test_reminders_fire_once_survive_a_restart_move_and_stop(
                 sessions=[_at(first_session), _at(second_session)],
             ),
         )
-        moved = await _create(client, seminar_body(**_at(start + timedelta(hours=30))))
-        called_off = await _create(client, seminar_body(**_at(start + timedelta(hours=26))))
-        past = await _create(client, seminar_body(**_at(start - timedelta(days=300))))
-        soon = await _create(client, seminar_body(**_at(start + timedelta(minutes=30))))
+        moved = await create_seminar_id(client, seminar_body(**_at(start + timedelta(hours=30))))
+        called_off = await create_seminar_id(
+            client, seminar_body(**_at(start + timedelta(hours=26)))
+        )
+        past = await create_seminar_id(client, seminar_body(**_at(start - timedelta(days=300))))
+        soon = await create_seminar_id(client, seminar_body(**_at(start + timedelta(minutes=30))))
 
         assert [job for job, _ in await _pending(app, steady)] == [
             f"reminder:{steady}:0:1440",
@@ -141,7 +131,9 @@ async def test_reminder_offsets_come_from_settings(
 ) -> None:
     app = make_app(clock=clock, reminder_offsets_minutes="120, 15")
     async with running(app) as client:
-        seminar_id = await _create(client, seminar_body(**_at(clock.now + timedelta(hours=5))))
+        seminar_id = await create_seminar_id(
+            client, seminar_body(**_at(clock.now + timedelta(hours=5)))
+        )
         jobs = await _pending(app, seminar_id)
     assert [job for job, _ in jobs] == [
         f"reminder:{seminar_id}:0:120",

@@ -6,23 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi import FastAPI
 
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, SEMINAR_EVENTS
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, running
 
+from ..conftest import OPERATOR, AppFactory
+
 pytestmark = pytest.mark.integration
 
-OPERATOR = {"Authorization": "Bearer operator-token"}
-AppFactory = Callable[..., FastAPI]
 
 SEMINARS = 300
 REGISTRANTS = 3  # per seminar; the first two attend
