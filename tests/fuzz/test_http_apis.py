@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -28,17 +27,12 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.schemas import BaseSchema
 
-from feedback.app import create_app as feedback_app
-from feedback.settings import FeedbackSettings
-from metrics.app import create_app as metrics_app
-from metrics.settings import MetricsSettings
-from registration.app import create_app as registration_app
-from registration.settings import RegistrationSettings
-from seminar.app import create_app as seminar_app
-from seminar.settings import SeminarSettings
-from seminarops_shared.settings import AuthSettings, Role, ServiceSettings
+from seminarops_shared.apidocs import openapi_document
+from seminarops_shared.settings import AuthSettings, Role
 from seminarops_shared.testing.server_fixtures import Infrastructure
 from seminarops_shared.testing.stack import new_namespace, running
+
+from ..conftest import SERVICES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -46,13 +40,6 @@ MAX_EXAMPLES = 40
 TOKENS = {role: f"fuzz-{role.value}-token" for role in Role}
 OPERATOR = f"Bearer {TOKENS[Role.OPERATOR]}"
 
-Factory = Callable[[Any], FastAPI]
-SERVICES: dict[str, tuple[Factory, type[ServiceSettings]]] = {
-    "seminar": (seminar_app, SeminarSettings),
-    "registration": (registration_app, RegistrationSettings),
-    "feedback": (feedback_app, FeedbackSettings),
-    "metrics": (metrics_app, MetricsSettings),
-}
 
 # What no response body may contain: a Python traceback, source locations, object
 # addresses, or the names of the libraries underneath.
@@ -62,16 +49,10 @@ INTERNALS = re.compile(
 )
 
 
-def _document(name: str) -> dict[str, Any]:
-    """The OpenAPI document, from an app that is built but never started."""
-    factory, settings_class = SERVICES[name]
-    return factory(settings_class(port=1)).openapi()
-
-
 def _operations() -> list[tuple[str, str, str]]:
     found = []
     for name in SERVICES:
-        for path, item in _document(name)["paths"].items():
+        for path, item in openapi_document(name)["paths"].items():
             found += [(name, method.upper(), path) for method in item if method != "parameters"]
     return found
 

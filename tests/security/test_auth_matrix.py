@@ -17,9 +17,8 @@ when it needs a role.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
 
 import httpx
 import pytest
@@ -27,27 +26,14 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 
-from feedback.app import create_app as feedback_app
-from feedback.settings import FeedbackSettings
-from metrics.app import create_app as metrics_app
-from metrics.settings import MetricsSettings
-from registration.app import create_app as registration_app
-from registration.settings import RegistrationSettings
-from seminar.app import create_app as seminar_app
-from seminar.settings import SeminarSettings
-from seminarops_shared.settings import AuthSettings, Role, ServiceSettings
+from seminarops_shared.settings import AuthSettings, Role
 from seminarops_shared.testing.server_fixtures import Infrastructure
 from seminarops_shared.testing.stack import new_namespace, running
 
+from ..conftest import SERVICES
+
 pytestmark = pytest.mark.integration
 
-Factory = Callable[[Any], FastAPI]
-SERVICES: dict[str, tuple[Factory, type[ServiceSettings]]] = {
-    "seminar": (seminar_app, SeminarSettings),
-    "registration": (registration_app, RegistrationSettings),
-    "feedback": (feedback_app, FeedbackSettings),
-    "metrics": (metrics_app, MetricsSettings),
-}
 TOKENS = {role: f"matrix-{role.value}-token" for role in Role}
 
 OPERATOR, PLATFORM, PARTICIPANT = Role.OPERATOR, Role.PLATFORM, Role.PARTICIPANT

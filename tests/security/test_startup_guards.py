@@ -4,30 +4,13 @@ start, whatever the broker and database; without it, it starts open and says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from fastapi import FastAPI
 
-from feedback.app import create_app as feedback_app
-from feedback.settings import FeedbackSettings
-from metrics.app import create_app as metrics_app
-from metrics.settings import MetricsSettings
-from registration.app import create_app as registration_app
-from registration.settings import RegistrationSettings
-from seminar.app import create_app as seminar_app
-from seminar.settings import SeminarSettings
 from seminarops_shared.service import AuthNotConfigured
-from seminarops_shared.settings import AuthSettings, ServiceSettings
+from seminarops_shared.settings import AuthSettings
 from seminarops_shared.testing.stack import running
 
-SERVICES: dict[str, tuple[Callable[[Any], FastAPI], type[ServiceSettings]]] = {
-    "seminar": (seminar_app, SeminarSettings),
-    "registration": (registration_app, RegistrationSettings),
-    "feedback": (feedback_app, FeedbackSettings),
-    "metrics": (metrics_app, MetricsSettings),
-}
+from ..conftest import SERVICES
 
 
 @pytest.mark.parametrize("tokens", ["{}", '{"operator": [], "platform": []}'])
