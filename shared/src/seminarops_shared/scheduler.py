@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .clock import Clock
@@ -98,20 +98,32 @@ class Scheduler:
         payload: Mapping[str, Any] | None = None,
     ) -> None:
         """Create the job, or move it if it exists (idempotent per ``job_id``)."""
-        await self._jobs.update_one(
-            {"_id": job_id},
-            {
-                "$set": {
-                    "kind": kind,
-                    "group": group,
-                    "due_at": due_at,
-                    "payload": dict(payload or {}),
-                },
-                "$unset": {"lease_owner": "", "lease_until": ""},
-            },
-            upsert=True,
-            session=uow.session,
+        await self.schedule_many(
+            uow, [Job(id=job_id, kind=kind, group=group, due_at=due_at, payload=payload or {})]
         )
+
+    async def schedule_many(self, uow: UnitOfWork, jobs: Iterable[Job]) -> None:
+        """Create or move each job (idempotent per job id), in one round trip however
+        many there are. Scheduling a job again clears its lease: it is a new plan."""
+        writes = [
+            UpdateOne(
+                {"_id": job.id},
+                {
+                    "$set": {
+                        "kind": job.kind,
+                        "group": job.group,
+                        "due_at": job.due_at,
+                        "payload": dict(job.payload),
+                    },
+                    "$unset": {"lease_owner": "", "lease_until": ""},
+                },
+                upsert=True,
+            )
+            for job in jobs
+        ]
+        if not writes:
+            return
+        await self._jobs.bulk_write(writes, session=uow.session)
         self._wakeup.set()
 
     async def cancel(self, uow: UnitOfWork, job_ids: Iterable[str]) -> None:

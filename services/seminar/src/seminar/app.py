@@ -12,7 +12,7 @@ from . import api
 from .handlers import REMINDER_JOB, SeminarService
 from .repository import AttendanceRepository, RosterRepository, SeminarRepository
 from .settings import SeminarSettings
-from .subscribers import registration_handlers
+from .subscribers import HANDLED, IDEMPOTENT, registration_batch_handler
 
 DESCRIPTION = """Schedules the programme's seminars (online seminars, learning events,
 eTwinning Plus learning events, PD workshops): sessions in their own time zone, lifecycle
@@ -47,7 +47,12 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
             reminder_offsets_minutes=settings.reminder_offsets_minutes,
             pseudonym_key=settings.privacy.key,
         )
-        runtime.consume(topics=[REGISTRATION_EVENTS], handlers=registration_handlers(service))
+        runtime.consume(
+            topics=[REGISTRATION_EVENTS],
+            batch_handler=registration_batch_handler(service),
+            handled=HANDLED,
+            idempotent=IDEMPOTENT,
+        )
         runtime.scheduler.on(REMINDER_JOB, service.send_reminder)
         return service
 

@@ -4,6 +4,7 @@ and the scheduled reminders)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,7 +33,6 @@ from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from . import domain
 from .domain import (
     AttendanceDecision,
-    RosterStatus,
     Seminar,
     SeminarDefinition,
     Session,
@@ -172,15 +172,12 @@ class SeminarService:
             raise SeminarNotFound(seminar_id)
         return seminar
 
-    async def _plan_reminders(self, uow: UnitOfWork, seminar: Seminar, *, replace: bool) -> None:
-        """Schedule the seminar's future reminders (stable job ids: scheduling one again
-        moves it); with ``replace``, the ones no longer wanted are withdrawn first."""
-        if replace:
-            await self._scheduler.cancel_group(uow, seminar.id, kind=REMINDER_JOB)
-        for reminder in domain.reminders_for(seminar, offsets_minutes=self._offsets, now=uow.now):
-            await self._scheduler.schedule(
-                uow,
-                job_id=reminder.job_id,
+    def _reminder_jobs(self, seminar: Seminar, *, now: datetime) -> list[Job]:
+        """The seminar's future reminders as jobs (stable ids: scheduling one again
+        moves it)."""
+        return [
+            Job(
+                id=reminder.job_id,
                 kind=REMINDER_JOB,
                 group=seminar.id,
                 due_at=reminder.due_at,
@@ -191,6 +188,15 @@ class SeminarService:
                     "offset_minutes": reminder.offset_minutes,
                 },
             )
+            for reminder in domain.reminders_for(seminar, offsets_minutes=self._offsets, now=now)
+        ]
+
+    async def _plan_reminders(self, uow: UnitOfWork, seminar: Seminar, *, replace: bool) -> None:
+        """Schedule the seminar's future reminders in one write; with ``replace``, the
+        ones no longer wanted are withdrawn first."""
+        if replace:
+            await self._scheduler.cancel_group(uow, seminar.id, kind=REMINDER_JOB)
+        await self._scheduler.schedule_many(uow, self._reminder_jobs(seminar, now=uow.now))
 
     # ---- scheduling ----------------------------------------------------------------------
 
@@ -282,7 +288,10 @@ class SeminarService:
         await self._seminars.add_many(seminars, session=uow.session)
         for seminar in seminars:
             uow.emit(_scheduled(seminar))
-            await self._plan_reminders(uow, seminar, replace=False)
+        # New seminars have no reminders to withdraw: the whole chunk's in one write.
+        await self._scheduler.schedule_many(
+            uow, [job for s in seminars for job in self._reminder_jobs(s, now=uow.now)]
+        )
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -460,45 +469,59 @@ class SeminarService:
 
     # ---- consumed events -----------------------------------------------------------------
 
-    async def apply_registration(
-        self,
-        uow: UnitOfWork,
-        *,
-        seminar_id: str,
-        participant_id: str,
-        registration_id: str,
-        status: RosterStatus,
-        version: int,
-    ) -> None:
-        """Project a registration change onto the roster, if it is newer than what the
-        roster holds (records arrive out of order and more than once: same outcome). For
-        an erased participant it lands on their pseudonym. The seminar need not be known
-        here (yet): the roster does not depend on it."""
-        erased = pseudonym(participant_id, key=self._pseudonym_key)
-        if erased != participant_id and await self._roster.is_erased(erased, session=uow.session):
-            participant_id = erased
-        current = await self._roster.get(seminar_id, participant_id, session=uow.session)
-        if not domain.supersedes(version, current.version if current else None):
-            return
-        await self._roster.put(
-            RosterEntry(
-                seminar_id=seminar_id,
-                participant_id=participant_id,
-                status=status,
-                version=version,
-                registration_id=registration_id,
-            ),
-            now=uow.now,
+    async def apply_registrations(
+        self, uow: UnitOfWork, changes: Sequence[RosterEntry]
+    ) -> list[bool]:
+        """Project registration changes onto the rosters, in order: each only if it is
+        newer than what the roster holds (records arrive out of order and more than
+        once: same outcome); for an erased participant it lands on their pseudonym; the
+        seminar need not be known (yet). Three round trips for up to
+        ``repository.IN_QUERY_LIMIT`` people (a few more beyond): which of them were
+        erased, the roster entries the changes land on, and one write of the entries that
+        end up newer.
+
+        Idempotent by natural key (seminar, participant, version): a change no newer than
+        what the roster holds, here or earlier in ``changes``, changes nothing, so a
+        repeat is harmless. Returns, per change, whether it changed the roster."""
+        pseudonyms = {
+            c.participant_id: pseudonym(c.participant_id, key=self._pseudonym_key) for c in changes
+        }
+        erased = await self._roster.erased_among(
+            {p for participant, p in pseudonyms.items() if p != participant},
             session=uow.session,
         )
+        landing = [
+            dataclasses.replace(c, participant_id=pseudonyms[c.participant_id])
+            if pseudonyms[c.participant_id] in erased
+            else c
+            for c in changes
+        ]
+        stored = await self._roster.get_many(
+            {(c.seminar_id, c.participant_id) for c in landing}, session=uow.session
+        )
+        newest: dict[tuple[str, str], RosterEntry] = {}
+        applied: list[bool] = []
+        for change in landing:
+            key = (change.seminar_id, change.participant_id)
+            held = newest.get(key) or stored.get(key)
+            supersedes = domain.supersedes(change.version, held.version if held else None)
+            if supersedes:
+                newest[key] = change
+            applied.append(supersedes)
+        await self._roster.put_many(list(newest.values()), now=uow.now, session=uow.session)
+        return applied
 
-    async def erase_participant(self, uow: UnitOfWork, participant_id: str) -> None:
+    async def erase_participant(self, uow: UnitOfWork, participant_id: str) -> bool:
         """Replace the participant's id by its pseudonym on every roster and attendance
-        record; counts stay the same. Idempotent."""
+        record; counts stay the same. Idempotent: once erased, the id never comes back
+        (later registration events land on the pseudonym, attendance needs the roster),
+        so erasing again finds nothing to move. Returns whether anything changed."""
         erased = pseudonym(participant_id, key=self._pseudonym_key)
+        known = await self._roster.is_erased(erased, session=uow.session)
         rosters = await self._roster.erase(participant_id, erased, now=uow.now, session=uow.session)
         attended = await self._attendance.erase(participant_id, erased, session=uow.session)
         _log.info("participant erased", roster_entries=rosters, attendance_records=attended)
+        return not known or rosters > 0 or attended > 0
 
     # ---- timers --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -58,6 +58,19 @@ def _among(seminar_id: str, participant_ids: Sequence[str]) -> dict[str, Any]:
     if len(participant_ids) <= IN_QUERY_LIMIT:
         return {"_id": {"$in": [pair_id(seminar_id, p) for p in participant_ids]}}
     return {"seminar_id": seminar_id}
+
+
+async def _find_by_ids(
+    collection: AsyncCollection[Document], ids: Iterable[str], *, session: AsyncClientSession
+) -> list[Document]:
+    """The documents with these ``_id``s: one ``$in`` query per ``IN_QUERY_LIMIT`` ids
+    (one query for a usual batch; a few small lists beat one long one, see above)."""
+    wanted = sorted(set(ids))
+    found: list[Document] = []
+    for start in range(0, len(wanted), IN_QUERY_LIMIT):
+        chunk = wanted[start : start + IN_QUERY_LIMIT]
+        found.extend(await collection.find({"_id": {"$in": chunk}}, session=session).to_list())
+    return found
 
 
 # ---- seminars ----------------------------------------------------------------------------
@@ -281,27 +294,38 @@ class RosterRepository(Repository):
         ERASURES: [],  # looked up by _id only
     }
 
-    async def get(
-        self, seminar_id: str, participant_id: str, *, session: AsyncClientSession
-    ) -> RosterEntry | None:
-        doc = await self.collection(ROSTER).find_one(
-            {"_id": pair_id(seminar_id, participant_id)}, session=session
+    async def get_many(
+        self, keys: Iterable[tuple[str, str]], *, session: AsyncClientSession
+    ) -> dict[tuple[str, str], RosterEntry]:
+        """The stored entries of these (seminar, participant) pairs, by pair."""
+        docs = await _find_by_ids(
+            self.collection(ROSTER), (pair_id(*key) for key in keys), session=session
         )
-        return None if doc is None else _roster_entry(doc)
+        return {(doc["seminar_id"], doc["participant_id"]): _roster_entry(doc) for doc in docs}
 
-    async def put(self, entry: RosterEntry, *, now: datetime, session: AsyncClientSession) -> None:
-        """Store ``entry`` (the caller decided it supersedes what is stored)."""
-        await self.collection(ROSTER).replace_one(
-            {"_id": pair_id(entry.seminar_id, entry.participant_id)},
-            {
-                "seminar_id": entry.seminar_id,
-                "participant_id": entry.participant_id,
-                "status": entry.status.value,
-                "version": entry.version,
-                "registration_id": entry.registration_id,
-                "updated_at": now,
-            },
-            upsert=True,
+    async def put_many(
+        self, entries: Sequence[RosterEntry], *, now: datetime, session: AsyncClientSession
+    ) -> None:
+        """Store these entries, one write for all (the caller decided each supersedes
+        what is stored, and gives each pair at most once)."""
+        if not entries:
+            return
+        await self.collection(ROSTER).bulk_write(
+            [
+                ReplaceOne(
+                    {"_id": pair_id(entry.seminar_id, entry.participant_id)},
+                    {
+                        "seminar_id": entry.seminar_id,
+                        "participant_id": entry.participant_id,
+                        "status": entry.status.value,
+                        "version": entry.version,
+                        "registration_id": entry.registration_id,
+                        "updated_at": now,
+                    },
+                    upsert=True,
+                )
+                for entry in entries
+            ],
             session=session,
         )
 
@@ -331,29 +355,52 @@ class RosterRepository(Repository):
             is not None
         )
 
+    async def erased_among(
+        self, pseudonyms: Iterable[str], *, session: AsyncClientSession
+    ) -> set[str]:
+        """Which of these pseudonyms belong to people who were erased."""
+        docs = await _find_by_ids(self.collection(ERASURES), pseudonyms, session=session)
+        return {doc["_id"] for doc in docs}
+
     async def erase(
         self, participant_id: str, pseudonym: str, *, now: datetime, session: AsyncClientSession
     ) -> int:
         """Put ``pseudonym`` in place of ``participant_id`` on every roster, and remember
-        the erasure. Idempotent. Returns how many roster entries were rewritten."""
+        the erasure. Where the pseudonym is on a roster already (a registration event
+        that carried it), the newer version of the two stays. An entry already under the
+        pseudonym (``participant_id`` is one) stays as it is. Idempotent; a handful of
+        round trips however many rosters. Returns how many roster entries were moved."""
         await self.collection(ERASURES).update_one(
             {"_id": pseudonym}, {"$setOnInsert": {"erased_at": now}}, upsert=True, session=session
         )
         roster = self.collection(ROSTER)
         docs = await roster.find({"participant_id": participant_id}, session=session).to_list()
-        for doc in docs:
-            replacement_id = pair_id(doc["seminar_id"], pseudonym)
-            existing = await roster.find_one({"_id": replacement_id}, session=session)
-            await roster.delete_one({"_id": doc["_id"]}, session=session)
-            if existing is not None and existing["version"] >= doc["version"]:
-                continue
-            await roster.replace_one(
-                {"_id": replacement_id},
+        moves = {
+            doc["_id"]: (pair_id(doc["seminar_id"], pseudonym), doc)
+            for doc in docs
+            if doc["_id"] != pair_id(doc["seminar_id"], pseudonym)
+        }
+        if not moves:
+            return 0
+        held = {
+            doc["_id"]: doc["version"]
+            for doc in await _find_by_ids(
+                roster, (target for target, _ in moves.values()), session=session
+            )
+        }
+        await roster.delete_many({"_id": {"$in": list(moves)}}, session=session)
+        writes = [
+            ReplaceOne(
+                {"_id": target},
                 {**{k: v for k, v in doc.items() if k != "_id"}, "participant_id": pseudonym},
                 upsert=True,
-                session=session,
             )
-        return len(docs)
+            for target, doc in moves.values()
+            if target not in held or held[target] < doc["version"]
+        ]
+        if writes:
+            await roster.bulk_write(writes, session=session)
+        return len(moves)
 
 
 # ---- attendance --------------------------------------------------------------------------
@@ -415,19 +462,30 @@ class AttendanceRepository(Repository):
         self, participant_id: str, pseudonym: str, *, session: AsyncClientSession
     ) -> int:
         """Put ``pseudonym`` in place of ``participant_id`` in every attendance record
-        (counts unchanged). Idempotent."""
+        (counts unchanged). Idempotent; three round trips however many records. Returns
+        how many records were moved."""
         attendance = self.collection(ATTENDANCE)
         docs = await attendance.find({"participant_id": participant_id}, session=session).to_list()
-        for doc in docs:
-            await attendance.delete_one({"_id": doc["_id"]}, session=session)
-            await attendance.replace_one(
-                {"_id": pair_id(doc["seminar_id"], pseudonym)},
-                {
-                    "seminar_id": doc["seminar_id"],
-                    "participant_id": pseudonym,
-                    "recorded_at": doc["recorded_at"],
-                },
-                upsert=True,
-                session=session,
-            )
-        return len(docs)
+        # A record already under the pseudonym (``participant_id`` is one) is in place.
+        moved = [doc for doc in docs if doc["_id"] != pair_id(doc["seminar_id"], pseudonym)]
+        if not moved:
+            return 0
+        await attendance.delete_many(
+            {"_id": {"$in": [doc["_id"] for doc in moved]}}, session=session
+        )
+        await attendance.bulk_write(
+            [
+                ReplaceOne(
+                    {"_id": pair_id(doc["seminar_id"], pseudonym)},
+                    {
+                        "seminar_id": doc["seminar_id"],
+                        "participant_id": pseudonym,
+                        "recorded_at": doc["recorded_at"],
+                    },
+                    upsert=True,
+                )
+                for doc in moved
+            ],
+            session=session,
+        )
+        return len(moved)

@@ -94,13 +94,19 @@ class FakeRoster:
         self.entries: dict[tuple[str, str], RosterEntry] = {}
         self.erased: set[str] = set()
 
-    async def get(
-        self, seminar_id: str, participant_id: str, *, session: Any
-    ) -> RosterEntry | None:
-        return self.entries.get((seminar_id, participant_id))
+    async def get_many(
+        self, keys: Iterable[tuple[str, str]], *, session: Any
+    ) -> dict[tuple[str, str], RosterEntry]:
+        return {key: self.entries[key] for key in keys if key in self.entries}
 
-    async def put(self, entry: RosterEntry, *, now: datetime, session: Any) -> None:
-        self.entries[(entry.seminar_id, entry.participant_id)] = entry
+    async def put_many(
+        self, entries: Sequence[RosterEntry], *, now: datetime, session: Any
+    ) -> None:
+        for entry in entries:
+            self.entries[(entry.seminar_id, entry.participant_id)] = entry
+
+    async def erased_among(self, pseudonyms: Iterable[str], *, session: Any) -> set[str]:
+        return set(pseudonyms) & self.erased
 
     async def statuses(
         self, seminar_id: str, participant_ids: Sequence[str], *, session: Any
@@ -169,6 +175,10 @@ class FakeScheduler:
         payload: dict[str, Any] | None = None,
     ) -> None:
         self.jobs[job_id] = Job(job_id, kind, group, due_at, dict(payload or {}))
+
+    async def schedule_many(self, uow: Any, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.jobs[job.id] = Job(job.id, job.kind, job.group, job.due_at, dict(job.payload))
 
     async def cancel_group(self, uow: Any, group: str, *, kind: str | None = None) -> None:
         for job_id, job in list(self.jobs.items()):
@@ -350,10 +360,11 @@ async def test_cancel_and_complete_withdraw_reminders(world: World) -> None:
 async def test_attendance_in_one_insert_chunked_events_and_completion_list(world: World) -> None:
     seminar, _ = await world.service.create(definition(PAST))
     people = [f"p{i:04d}" for i in range(2500)]
-    for person in people:
-        await world.roster.put(
-            RosterEntry(seminar.id, person, RosterStatus.CONFIRMED, 1, None), now=NOW, session=None
-        )
+    await world.roster.put_many(
+        [RosterEntry(seminar.id, person, RosterStatus.CONFIRMED, 1, None) for person in people],
+        now=NOW,
+        session=None,
+    )
     result = await world.service.record_attendance(seminar.id, [*people, "stranger", people[0]])
     assert result.decision.recorded == people
     assert result.decision.rejected == {"stranger": "not_registered"}
@@ -377,14 +388,14 @@ async def test_roster_keeps_the_newest_version_and_erased_people_stay_erased(wor
     uow = FakeUow(NOW)
 
     async def apply(participant: str, status: RosterStatus, version: int) -> None:
-        await world.service.apply_registration(
-            uow,  # type: ignore[arg-type]
+        entry = RosterEntry(
             seminar_id="sem-1",
             participant_id=participant,
             registration_id=f"reg-{participant}",
             status=status,
             version=version,
         )
+        await world.service.apply_registrations(uow, [entry])  # type: ignore[arg-type]
 
     await apply("a", RosterStatus.CANCELLED, 3)
     await apply("a", RosterStatus.CONFIRMED, 2)  # older: ignored
