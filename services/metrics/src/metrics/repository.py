@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
-from seminarops_shared.mongo import Document, drop_indexes_named
+from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, drop_indexes_named, find_by_ids
 
 from .domain import (
     STATUS_TALLY_PREFIX,
@@ -209,7 +209,7 @@ class _KeyedProjection(_Projection, Generic[V]):
     async def get_many(
         self, keys: Collection[str], *, session: AsyncClientSession | None
     ) -> dict[str, V]:
-        docs = await _find_by_ids(self.collection, keys, session=session)
+        docs = await find_by_ids(self.collection, keys, session=session)
         return {doc["_id"]: self._view(doc) for doc in docs}
 
     async def save_many(
@@ -270,10 +270,10 @@ class Participations(_Projection):
             return {doc["participant_id"]: participation_view(doc) async for doc in found}
         wanted = sorted(participant_ids)
         views: dict[str, ParticipationView] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
+        for start in range(0, len(wanted), IN_QUERY_LIMIT):
             query = {
                 "seminar_id": seminar_id,
-                "participant_id": {"$in": wanted[start : start + _IN_CHUNK]},
+                "participant_id": {"$in": wanted[start : start + IN_QUERY_LIMIT]},
             }
             async for doc in self.collection.find(query, {"_id": 0}, session=session):
                 views[doc["participant_id"]] = participation_view(doc)
@@ -323,25 +323,6 @@ class Evaluations(_KeyedProjection[EvaluationView]):
 
     def _view(self, doc: Document) -> EvaluationView:
         return evaluation_view(doc)
-
-
-# Ids per ``$in`` query: the embedded database matches every document found against the
-# whole list (cost ~ found x listed), so a few lists of 100 beat one of 500 by far.
-_IN_CHUNK = 100
-
-
-async def _find_by_ids(
-    collection: AsyncCollection[Document],
-    ids: Collection[str],
-    *,
-    session: AsyncClientSession | None,
-) -> list[Document]:
-    wanted = sorted(ids)
-    found: list[Document] = []
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
-        found.extend(await collection.find({"_id": {"$in": chunk}}, session=session).to_list())
-    return found
 
 
 async def _write_by_id(
@@ -419,7 +400,7 @@ class Tallies(_Projection):
         if seminar_ids is None:
             docs = await self.collection.find({}).to_list()
         else:
-            docs = await _find_by_ids(self.collection, seminar_ids, session=None)
+            docs = await find_by_ids(self.collection, seminar_ids, session=None)
         return {doc["_id"]: {k: int(v) for k, v in doc.items() if k != "_id"} for doc in docs}
 
 

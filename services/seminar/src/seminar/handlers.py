@@ -476,7 +476,7 @@ class SeminarService:
         newer than what the roster holds (records arrive out of order and more than
         once: same outcome); for an erased participant it lands on their pseudonym; the
         seminar need not be known (yet). Three round trips for up to
-        ``repository.IN_QUERY_LIMIT`` people (a few more beyond): which of them were
+        ``mongo.IN_QUERY_LIMIT`` people (a few more beyond): which of them were
         erased, the roster entries the changes land on, and one write of the entries that
         end up newer.
 

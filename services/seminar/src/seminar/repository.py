@@ -28,7 +28,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from seminarops_shared.events.vocabulary import Kind, Programme
-from seminarops_shared.mongo import Document, Repository
+from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, Repository, find_by_ids
 
 from .domain import RosterStatus, Seminar, SeminarStatus, Session
 
@@ -46,10 +46,9 @@ def pair_id(seminar_id: str, participant_id: str) -> str:
     return f"{seminar_id}|{participant_id}"
 
 
-# Above this many ids, a lookup reads the seminar's whole roster (or attendance) through
-# the seminar_id index instead of an `$in` of that many keys: still one query, and the
-# embedded database's `$in` grows with the square of its matches (3000: ~8 s).
-IN_QUERY_LIMIT = 100
+# Above ``IN_QUERY_LIMIT`` ids (shared), a lookup reads the seminar's whole roster (or
+# attendance) through the seminar_id index instead of an `$in` of that many keys: still
+# one query, and the embedded database's `$in` grows with the square of its matches.
 
 
 def _among(seminar_id: str, participant_ids: Sequence[str]) -> dict[str, Any]:
@@ -58,19 +57,6 @@ def _among(seminar_id: str, participant_ids: Sequence[str]) -> dict[str, Any]:
     if len(participant_ids) <= IN_QUERY_LIMIT:
         return {"_id": {"$in": [pair_id(seminar_id, p) for p in participant_ids]}}
     return {"seminar_id": seminar_id}
-
-
-async def _find_by_ids(
-    collection: AsyncCollection[Document], ids: Iterable[str], *, session: AsyncClientSession
-) -> list[Document]:
-    """The documents with these ``_id``s: one ``$in`` query per ``IN_QUERY_LIMIT`` ids
-    (one query for a usual batch; a few small lists beat one long one, see above)."""
-    wanted = sorted(set(ids))
-    found: list[Document] = []
-    for start in range(0, len(wanted), IN_QUERY_LIMIT):
-        chunk = wanted[start : start + IN_QUERY_LIMIT]
-        found.extend(await collection.find({"_id": {"$in": chunk}}, session=session).to_list())
-    return found
 
 
 # ---- seminars ----------------------------------------------------------------------------
@@ -298,7 +284,7 @@ class RosterRepository(Repository):
         self, keys: Iterable[tuple[str, str]], *, session: AsyncClientSession
     ) -> dict[tuple[str, str], RosterEntry]:
         """The stored entries of these (seminar, participant) pairs, by pair."""
-        docs = await _find_by_ids(
+        docs = await find_by_ids(
             self.collection(ROSTER), (pair_id(*key) for key in keys), session=session
         )
         return {(doc["seminar_id"], doc["participant_id"]): _roster_entry(doc) for doc in docs}
@@ -359,7 +345,7 @@ class RosterRepository(Repository):
         self, pseudonyms: Iterable[str], *, session: AsyncClientSession
     ) -> set[str]:
         """Which of these pseudonyms belong to people who were erased."""
-        docs = await _find_by_ids(self.collection(ERASURES), pseudonyms, session=session)
+        docs = await find_by_ids(self.collection(ERASURES), pseudonyms, session=session)
         return {doc["_id"] for doc in docs}
 
     async def erase(
@@ -384,7 +370,7 @@ class RosterRepository(Repository):
             return 0
         held = {
             doc["_id"]: doc["version"]
-            for doc in await _find_by_ids(
+            for doc in await find_by_ids(
                 roster, (target for target, _ in moves.values()), session=session
             )
         }
