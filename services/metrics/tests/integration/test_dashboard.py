@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -20,6 +19,7 @@ from fastapi import FastAPI
 
 from metrics.app import create_app
 from metrics.settings import MetricsSettings
+from seminarops_shared.processes import free_port
 from seminarops_shared.testing.polling import eventually
 from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
@@ -40,16 +40,10 @@ def _chromium() -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     """The app behind a real uvicorn server on a free port, in this event loop."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     )
