@@ -5,12 +5,19 @@
     python -m seminarops_shared.dlq redrive registration.requests.dlq [--reason-kind handler_error] [--dry-run]
 
 ``redrive`` publishes each dead letter's original key, value and headers back to the
-topic it came from and records its progress in the consumer group ``dlq-redrive`` (one
-position per DLQ partition), so a second run re-drives only what arrived since. A run
-with ``--reason-kind`` keeps its own position (group ``dlq-redrive.<kind>``): the dead
-letters it passes over stay for a run without the filter. Re-driven
-events that were in fact applied meanwhile are absorbed by the consumers' event-id
-markers. Uses ``KAFKA_*`` settings (bootstrap servers, security, topic prefix).
+topic and partition it came from (``x-dlq-original-topic``, ``x-dlq-original-partition``;
+the services have always written both), not to the partition its key hashes to: a
+producer with another partitioner (librdkafka's default, CRC32) may have put it
+elsewhere, next to the seminar's other records. A dead letter without a usable
+partition header (made by hand or by another tool, or naming a partition the topic no
+longer has) goes by its key through the murmur2 partitioner instead, where the Java
+client would put it; the result counts those as ``rehashed``. Progress is kept in the
+consumer group ``dlq-redrive`` (one position per DLQ partition), so a second run
+re-drives only what arrived since. A run with ``--reason-kind`` keeps its own position
+(group ``dlq-redrive.<kind>``): the dead letters it passes over stay for a run without
+the filter. Re-driven events that were in fact applied meanwhile are absorbed by the
+consumers' event-id markers. Uses ``KAFKA_*`` settings (bootstrap servers, security,
+topic prefix).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from .kafka_clients import (
     DLQ_CONSUMER_GROUP,
     DLQ_FAILED_AT,
     DLQ_HEADER_PREFIX,
+    DLQ_ORIGINAL_PARTITION,
     DLQ_ORIGINAL_TOPIC,
     DLQ_REASON,
     DLQ_REASON_KIND,
@@ -106,13 +114,24 @@ async def show_dead_letter(
     raise LookupError(f"no record at {topic}[{partition}]@{offset}")
 
 
+def _original_partition(headers: dict[str, str], partitions: set[int]) -> int | None:
+    """The partition the dead letter was consumed from, if recorded and still there."""
+    try:
+        partition = int(headers[DLQ_ORIGINAL_PARTITION])
+    except (KeyError, ValueError):
+        return None
+    return partition if partition in partitions else None
+
+
 async def redrive(
     kafka: KafkaSettings, topic: str, *, reason_kind: str | None = None, dry_run: bool = False
 ) -> dict[str, int]:
-    """Re-publish dead letters to their original topic; returns counts."""
+    """Re-publish dead letters to their original topic and partition; returns counts
+    (``rehashed``: re-driven by key hash, their original partition unknown)."""
     producer = AIOKafkaProducer(**client_options(kafka), acks="all")
     await producer.start()
-    counts = {"redriven": 0, "skipped": 0}
+    counts = {"redriven": 0, "skipped": 0, "rehashed": 0}
+    known: dict[str, set[int]] = {}
     try:
         group = f"{REDRIVE_GROUP}.{reason_kind}" if reason_kind else REDRIVE_GROUP
         async for consumer, record in _records(kafka, kafka.topic(topic), group=kafka.group(group)):
@@ -121,6 +140,11 @@ async def redrive(
             if original is None or (reason_kind and headers.get(DLQ_REASON_KIND) != reason_kind):
                 counts["skipped"] += 1
                 continue
+            if original not in known:
+                known[original] = set(await producer.partitions_for(original))
+            partition = _original_partition(headers, known[original])
+            if partition is None:
+                counts["rehashed"] += 1
             if not dry_run:
                 kept = [
                     (k, v.encode())
@@ -134,7 +158,11 @@ async def redrive(
                     )
                 )
                 await producer.send_and_wait(
-                    original, value=record.value, key=record.key, headers=kept
+                    original,
+                    value=record.value,
+                    key=record.key,
+                    headers=kept,
+                    partition=partition,
                 )
                 tp = TopicPartition(record.topic, record.partition)
                 await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
@@ -159,7 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     show.add_argument("topic")
     show.add_argument("partition", type=int)
     show.add_argument("offset", type=int)
-    again = sub.add_parser("redrive", help="publish dead letters back to their topic")
+    again = sub.add_parser(
+        "redrive",
+        help="publish dead letters back to the topic and partition they came from",
+        description="Each dead letter goes back to its original topic and partition "
+        "(x-dlq-original-partition). One without that header, or naming a partition "
+        "the topic no longer has, goes by its key (murmur2, the Java client's "
+        "partitioner) and is counted as 'rehashed'.",
+    )
     again.add_argument("topic", help="the .dlq topic")
     again.add_argument("--reason-kind", help="only these (e.g. handler_error)")
     again.add_argument("--dry-run", action="store_true")

@@ -36,6 +36,8 @@ __all__ = [
     "DLQ_CONSUMER_GROUP",
     "DLQ_FAILED_AT",
     "DLQ_HEADER_PREFIX",
+    "DLQ_ORIGINAL_OFFSET",
+    "DLQ_ORIGINAL_PARTITION",
     "DLQ_ORIGINAL_TOPIC",
     "DLQ_REASON",
     "DLQ_REASON_KIND",
@@ -52,6 +54,11 @@ DLQ_HEADER_PREFIX = "x-dlq-"
 DLQ_REASON = "x-dlq-reason"
 DLQ_REASON_KIND = "x-dlq-reason-kind"
 DLQ_ORIGINAL_TOPIC = "x-dlq-original-topic"
+# Where the record was: ``redrive`` puts it back on that partition (a producer with
+# another partitioner than murmur2, e.g. librdkafka's default, chose it, not the key's
+# hash).
+DLQ_ORIGINAL_PARTITION = "x-dlq-original-partition"
+DLQ_ORIGINAL_OFFSET = "x-dlq-original-offset"
 DLQ_CONSUMER_GROUP = "x-dlq-consumer-group"
 DLQ_FAILED_AT = "x-dlq-failed-at"
 

@@ -318,10 +318,10 @@ async def test_dead_letters_are_listed_and_redriven_once_after_a_fix(
 
         behaviour.before_effect = lambda participant_id: None  # type: ignore[method-assign]  # the fix
         dlq = REGISTRATION_REQUESTS + ".dlq"
-        assert await redrive(namespace.kafka(), dlq) == {"redriven": 1, "skipped": 0}
+        assert await redrive(namespace.kafka(), dlq) == {"redriven": 1, "skipped": 0, "rehashed": 0}
         await eventually(lambda: _applied(app, seminar), what="re-driven event applied")
         # A second run finds nothing new to re-drive.
-        assert await redrive(namespace.kafka(), dlq) == {"redriven": 0, "skipped": 0}
+        assert await redrive(namespace.kafka(), dlq) == {"redriven": 0, "skipped": 0, "rehashed": 0}
 
 
 async def test_a_filtered_redrive_leaves_the_other_dead_letters_to_a_later_run(
@@ -340,9 +340,55 @@ async def test_a_filtered_redrive_leaves_the_other_dead_letters_to_a_later_run(
         )
 
     only_bugs = await redrive(namespace.kafka(), dlq, reason_kind="handler_error")
-    assert only_bugs == {"redriven": 1, "skipped": 2}
+    # Made by hand, without x-dlq-original-partition: re-driven by their key's hash.
+    assert only_bugs == {"redriven": 1, "skipped": 2, "rehashed": 1}
     # The unfiltered run keeps its own position: it still sees every dead letter (the
     # one re-driven already is absorbed by the consumers' markers).
-    assert await redrive(namespace.kafka(), dlq) == {"redriven": 3, "skipped": 0}
-    values = sorted(r.value for r in await kafka.read_all(REGISTRATION_REQUESTS))
-    assert values == [b"letter-0", b"letter-1", b"letter-1", b"letter-2"]
+    assert await redrive(namespace.kafka(), dlq) == {"redriven": 3, "skipped": 0, "rehashed": 3}
+    records = await kafka.read_all(REGISTRATION_REQUESTS)
+    assert sorted(r.value for r in records) == [b"letter-0", b"letter-1", b"letter-1", b"letter-2"]
+    assert {r.partition for r in records} == {_murmur2_partition(b"sem", 3)}
+
+
+def _murmur2_partition(key: bytes, partitions: int) -> int:
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+async def test_redrive_puts_a_dead_letter_back_on_the_partition_it_came_from(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    """A record a producer put on another partition than its key's murmur2 hash (as
+    librdkafka's default CRC32 partitioner does) goes back there, not to the hash."""
+    from seminarops_shared.dlq import redrive
+
+    behaviour = Behaviour()
+    app = probe_app(namespace.settings(ProbeSettings), behaviour)
+    seminar = _seminar()
+    partition = (_murmur2_partition(seminar.encode(), 3) + 1) % 3
+    dlq = REGISTRATION_REQUESTS + ".dlq"
+    async with running(app):
+        sent = envelope_for(
+            _request(seminar, "always-bug-1"), source="/platform/partner-portal", time=utc_now()
+        )
+        await kafka.send_envelope(
+            sent, topic=REGISTRATION_REQUESTS, key=seminar, partition=partition
+        )
+        [letter] = await eventually(lambda: kafka.read_all(dlq), what="dead letter")
+        behaviour.before_effect = lambda participant_id: None  # type: ignore[method-assign]  # the fix
+        counts = await redrive(namespace.kafka(), dlq)
+        await eventually(lambda: _applied(app, seminar), what="re-driven event applied")
+        records = await kafka.read_all(REGISTRATION_REQUESTS)
+    headers = dict(letter.headers)
+    assert headers["x-dlq-original-partition"] == str(partition).encode()
+    assert headers["x-dlq-original-offset"] == b"0"
+    original, again = records
+    assert (original.partition, original.offset) == (partition, 0)
+    assert again.partition == partition  # not the key's hash
+    assert (again.key, again.value) == (seminar.encode(), original.value)
+    assert dict(again.headers)["x-redriven-from"] == (
+        f"{namespace.topic(dlq)}:{letter.partition}:{letter.offset}".encode()
+    )
+    assert not any(name.startswith("x-dlq-") for name, _ in again.headers)
+    assert counts == {"redriven": 1, "skipped": 0, "rehashed": 0}

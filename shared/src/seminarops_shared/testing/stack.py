@@ -94,9 +94,16 @@ class KafkaProbe:
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
+        """``partition``: this one instead of the key's murmur2 hash (as a producer with
+        another partitioner would)."""
         await self._producer.send_and_wait(
-            self._namespace.topic(logical_topic), value=value, key=key, headers=list(headers)
+            self._namespace.topic(logical_topic),
+            value=value,
+            key=key,
+            headers=list(headers),
+            partition=partition,
         )
 
     async def send_event(
@@ -111,8 +118,10 @@ class KafkaProbe:
         await self.send_envelope(envelope, topic=topic or data.topic, key=data.key)
         return envelope
 
-    async def send_envelope(self, envelope: Envelope, *, topic: str, key: str) -> None:
-        await self.send_raw(topic, envelope.to_json_bytes(), key=key.encode())
+    async def send_envelope(
+        self, envelope: Envelope, *, topic: str, key: str, partition: int | None = None
+    ) -> None:
+        await self.send_raw(topic, envelope.to_json_bytes(), key=key.encode(), partition=partition)
 
     async def read_all(self, logical_topic: str) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record on the topic now (all partitions, from the start, no group)."""
