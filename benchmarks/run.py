@@ -21,10 +21,16 @@ One run measures, on one broker and one database:
 - **rush**: ``registration_rush.run_rush`` (10,000 requests, capacity 500, Kafka and
   HTTP mixed, 10% Kafka duplicates, two registration replicas).
 - **scaling**: the same rush with one replica.
+- **durable**: latency and pipeline again, on the stack ``make up`` runs (the broker's
+  log in SeaweedFS on disk, the database syncing every commit), started beside the
+  first for these two phases. ``durable_log_ratio`` is its pipeline throughput over the
+  memory log's (the phases above run on a memory log and a database that does not
+  sync, as every earlier run did, so their figures stay comparable).
 
-Against ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when both are set; otherwise it
-starts the embedded broker and database (``seminarops_shared.testing.servers``) and
-stops them at the end. Every phase has its own topic and database prefix.
+Against ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when both are set (no durable
+phases then: that cluster is what it is); otherwise it starts the embedded broker and
+database (``seminarops_shared.testing.servers``) and stops them at the end. Every phase
+has its own topic and database prefix.
 
     .venv/bin/python benchmarks/run.py [--events N] [--latency-s S] [--skip-rush]
         [--profile DIR]   # py-spy (if installed) records the services in the pipeline phase
@@ -260,6 +266,47 @@ class Bench:
         for process in self.services:
             process.stop(timeout_s=30)
         self.services.clear()
+
+
+@contextlib.contextmanager
+def durable_infrastructure(workdir: Path) -> Iterator[Bench]:
+    """The broker and database as ``make up`` runs them: Tansu with its log in a local
+    SeaweedFS (fsync on every object), SecantusDB with ``--sync-on-commit``."""
+    from seminarops_shared.processes import (
+        S3_STORAGE,
+        ObjectStorePorts,
+        start_kafka,
+        start_object_store,
+    )
+    from seminarops_shared.testing.chaos import start_mongo_on
+
+    store, s3 = start_object_store(
+        data_dir=workdir / "s3",
+        ports=ObjectStorePorts.free(),
+        log_path=workdir / "s3.log",
+        detached=False,
+    )
+    with (
+        store,
+        start_kafka(
+            port=free_port(),
+            log_path=workdir / "kafka-durable.log",
+            detached=False,
+            storage_engine=S3_STORAGE,
+            env={**os.environ, **s3.broker_env()},
+        ) as broker,
+        start_mongo_on(workdir / "mongo-durable", sync_on_commit=True) as database,
+    ):
+        yield Bench(
+            kafka=broker.address,
+            mongo=database.address,
+            workdir=workdir,
+            stack="embedded, durable (Tansu on SeaweedFS, SecantusDB --sync-on-commit)",
+            database_pid=database.pid,
+            broker_pid=broker.pid,
+            # As `make up` sets it: see devstack._DURABLE_LOG_FETCH_MAX_WAIT_MS.
+            extra_env={"KAFKA_FETCH_MAX_WAIT_MS": "500"},
+        )
 
 
 @contextlib.contextmanager
@@ -793,6 +840,24 @@ async def bench_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     print(f"baseline: {args.events} events ...", file=sys.stderr)
     results["baseline"] = await run_baseline(bench, events=args.events)
     _report(results, "baseline")
+    await latency_and_pipeline(bench, args, results, prefix="")
+    if not args.skip_rush:
+        print(f"rush: {args.rush_requests} requests, 2 replicas ...", file=sys.stderr)
+        results["rush"] = await run_rush_phase(bench, requests=args.rush_requests, replicas=2)
+        _report(results, "rush")
+        print("scaling: the rush with 1 replica ...", file=sys.stderr)
+        results["rush_one_replica"] = await run_rush_phase(
+            bench, requests=args.rush_requests, replicas=1
+        )
+        _report(results, "rush_one_replica")
+    return results
+
+
+async def latency_and_pipeline(
+    bench: Bench, args: argparse.Namespace, results: dict[str, Any], *, prefix: str
+) -> None:
+    """The latency and pipeline phases on ``bench``, as ``{prefix}latency`` and
+    ``{prefix}pipeline`` in ``results``."""
     async with service_stack(bench) as stack:
         # Warm-up: connection pools, code paths, the first group join.
         warm = f"sem-warm-{uuid.uuid4().hex[:8]}"
@@ -809,34 +874,24 @@ async def bench_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         # Latency before the bulk phases: the embedded database trims its oplog
         # (100,000 entries) every 1,000 writes once it is full, a stall of 0.3-0.5 s
         # that the services cannot avoid (see README, Benchmarks).
-        print(f"latency: {args.rate}/s for {args.latency_s} s ...", file=sys.stderr)
-        results["latency"] = await run_latency(
+        print(f"{prefix}latency: {args.rate}/s for {args.latency_s} s ...", file=sys.stderr)
+        results[f"{prefix}latency"] = await run_latency(
             stack,
             rate=args.rate,
             seconds=args.latency_s,
             poll_s=args.poll_ms / 1000,
             mongodb_uri=bench.mongo,
         )
-        _report(results, "latency")
-        print(f"pipeline: {args.events} events ...", file=sys.stderr)
-        results["pipeline"] = await run_pipeline(
+        _report(results, f"{prefix}latency")
+        print(f"{prefix}pipeline: {args.events} events ...", file=sys.stderr)
+        results[f"{prefix}pipeline"] = await run_pipeline(
             stack,
             events=args.events,
             poll_s=0.05,
-            profile=Path(args.profile) if args.profile else None,
+            profile=Path(args.profile) / (prefix or ".") if args.profile else None,
             bench=bench,
         )
-        _report(results, "pipeline")
-    if not args.skip_rush:
-        print(f"rush: {args.rush_requests} requests, 2 replicas ...", file=sys.stderr)
-        results["rush"] = await run_rush_phase(bench, requests=args.rush_requests, replicas=2)
-        _report(results, "rush")
-        print("scaling: the rush with 1 replica ...", file=sys.stderr)
-        results["rush_one_replica"] = await run_rush_phase(
-            bench, requests=args.rush_requests, replicas=1
-        )
-        _report(results, "rush_one_replica")
-    return results
+        _report(results, f"{prefix}pipeline")
 
 
 def _report(results: dict[str, Any], phase: str) -> None:
@@ -868,6 +923,12 @@ def summary(results: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
         ),
         "events": results["pipeline"]["events"],
     }
+    if "durable_pipeline" in results:
+        durable = results["durable_pipeline"]["events_per_s"]
+        out["durable_pipeline_events_per_s"] = durable
+        out["durable_log_ratio"] = round(durable / pipeline, 3)
+        out["durable_p50_ms"] = results["durable_latency"]["p50_ms"]
+        out["durable_p99_ms"] = results["durable_latency"]["p99_ms"]
     out["targets"] = {
         "ratio_ge_0.5": out["ratio"] >= TARGET_RATIO,
         "p99_le_250ms": out["p99_ms"] <= TARGET_P99_MS,
@@ -909,6 +970,22 @@ def table(results: dict[str, Any], out: dict[str, Any]) -> str:
             f"every {lat['report_poll_interval_ms']} ms, median answer {lat['report_median_ms']} ms",
         )
     )
+    if "durable_pipeline" in results:
+        d, dl = results["durable_pipeline"], results["durable_latency"]
+        rows.append(
+            (
+                "durable log",
+                "pipeline events/s",
+                f"{d['events_per_s']:,.0f}  ({out['durable_log_ratio']:.2f} of the memory log's)",
+            )
+        )
+        rows.append(
+            (
+                "durable log",
+                f"p50 / p99 ms at {dl['rate_achieved_per_s']}/s",
+                f"{dl['p50_ms']} / {dl['p99_ms']}",
+            )
+        )
     for key, label in (("rush", "rush, 2 replicas"), ("rush_one_replica", "rush, 1 replica")):
         if key in results:
             r = results[key]
@@ -932,6 +1009,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=float, default=20.0, help="latency: report poll period")
     parser.add_argument("--rush-requests", type=int, default=10_000)
     parser.add_argument("--skip-rush", action="store_true")
+    parser.add_argument(
+        "--skip-durable", action="store_true", help="no phases on the durable (make up) stack"
+    )
     parser.add_argument("--profile", help="record the services with py-spy into this folder")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results")
     parser.add_argument(
@@ -946,11 +1026,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="seminarops-bench-"))
     print(f"logs in {workdir}", file=sys.stderr)
     started = datetime.now(UTC)
+    extra_env = dict(item.split("=", 1) for item in args.service_env)
     with infrastructure(workdir) as bench:
-        bench.extra_env = dict(item.split("=", 1) for item in args.service_env)
+        bench.extra_env = extra_env
         info = machine(bench.stack)
         info["service_env"] = bench.extra_env
         results = asyncio.run(bench_all(bench, args))
+    if bench.stack != "external" and not args.skip_durable:
+        # After the first stack is gone, so that the two never compete for the CPU.
+        with durable_infrastructure(workdir / "durable") as durable:
+            durable.extra_env |= extra_env
+            info["durable_stack"] = durable.stack
+            asyncio.run(latency_and_pipeline(durable, args, results, prefix="durable_"))
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = summary(results, info)
     record = {
@@ -967,9 +1054,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (RESULTS / f"{stamp}.json").write_text(text)
         (RESULTS / "latest.json").write_text(text)
     print(table(results, out))
-    ok = results["pipeline"]["correct"] and all(
-        results[k]["ok"] for k in ("rush", "rush_one_replica") if k in results
-    )
+    ok = all(
+        results[k]["correct"] for k in ("pipeline", "durable_pipeline") if k in results
+    ) and all(results[k]["ok"] for k in ("rush", "rush_one_replica") if k in results)
     print(json.dumps(out, sort_keys=True))
     return 0 if ok else 1
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,33 +15,11 @@ from tests.chaos.harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
 
 from seminarops_shared import devstack
 from seminarops_shared.devstack import StackConfig
-from seminarops_shared.processes import LOCALHOST, free_port, log_tail
+from seminarops_shared.processes import LOCALHOST, free_port, free_port_block, log_tail
 
 # Variables the stack must not inherit from the test run: either would make it use an
 # existing server instead of starting its own.
 _FOREIGN = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "KAFKA_FETCH_MAX_WAIT_MS")
-
-
-def free_port_block(size: int, *, attempts: int = 50) -> int:
-    """The first of ``size`` consecutive ports nobody listens on now (the object store
-    takes ``S3_PORT`` and the seven after it)."""
-    for _ in range(attempts):
-        base = free_port()
-        if base + size > 65535:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind((LOCALHOST, port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return base
-    raise RuntimeError(f"no {size} consecutive free ports found")
 
 
 @dataclass

@@ -486,7 +486,10 @@ def _ensure_mongo(config: StackConfig) -> bool:
 def _answers(config: StackConfig, name: str, address: str, *, wait_s: float) -> bool:
     """Whether the embedded server ``name`` at ``address`` answers as it should."""
     if name == S3:
-        return port_open(config.infra_host, config.s3_port)
+        # An HTTP answer, whatever it says (403 without a signature): a stopped process's
+        # socket still accepts connections, it only never answers.
+        status, _ = http_get(f"{address}/", timeout_s=max(0.5, min(wait_s, 2.0)))
+        return status is not None
     if name == KAFKA:
         return port_open(config.infra_host, config.kafka_port) and kafka_ready(
             address, wait_s=wait_s

@@ -59,6 +59,28 @@ def free_port(host: str = LOCALHOST) -> int:
         return port
 
 
+def free_port_block(size: int, host: str = LOCALHOST, *, attempts: int = 50) -> int:
+    """The first of ``size`` consecutive ports nobody listens on now (the object store
+    listens on ``S3_PORT`` and the seven after it). The same race as ``free_port``."""
+    for _ in range(attempts):
+        base = free_port(host)
+        if base + size > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise StartupError(f"no {size} consecutive free ports found in {attempts} attempts")
+
+
 def port_open(host: str, port: int, *, timeout_s: float = 0.25) -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     try:

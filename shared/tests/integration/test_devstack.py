@@ -1,10 +1,12 @@
 """The embedded broker and database really work, and ``make up``/``make down`` manage
 them by pid: started once, adopted on the next ``up``, stopped by ``down`` with the
-database files left in place."""
+database files and the broker's log left in place, and cleared up after a crash."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,11 +20,13 @@ from seminarops_shared.processes import (
     LOCALHOST,
     ensure_topics,
     free_port,
+    free_port_block,
     is_same_process,
     kafka_ready,
     mongo_ready,
     pid_alive,
     port_open,
+    wait_for_exit,
 )
 from seminarops_shared.testing.servers import (
     resolve_test_infrastructure,
@@ -156,20 +160,15 @@ def test_devstack_up_is_idempotent_and_down_stops_what_it_started(
 ) -> None:
     (tmp_path / "uv.lock").touch()
     (tmp_path / "services").mkdir()
-    env = {
-        "KAFKA_PORT": str(free_port()),
-        "MONGODB_PORT": str(free_port()),
-        "KAFKA_PARTITIONS": "2",
-    }
-    config = devstack.StackConfig.from_env(env, root=tmp_path)
+    config = devstack.StackConfig.from_env(_stack_env(), root=tmp_path)
     try:
         devstack.up(config, infra_only=True)
-        first = {name: devstack.read_record(config, name) for name in ("kafka", "mongodb")}
+        first = {name: devstack.read_record(config, name) for name in _INFRA}
         assert all(r is not None and is_same_process(r.pid, r.command) for r in first.values())
         assert "topics: created 8 (2 partitions each)" in capsys.readouterr().out
 
         devstack.up(config, infra_only=True)
-        again = {name: devstack.read_record(config, name) for name in ("kafka", "mongodb")}
+        again = {name: devstack.read_record(config, name) for name in _INFRA}
         assert again == first, "a second `up` adopts the running servers"
         out = capsys.readouterr().out
         assert "kafka: already running" in out
@@ -183,6 +182,56 @@ def test_devstack_up_is_idempotent_and_down_stops_what_it_started(
     assert not port_open(LOCALHOST, config.kafka_port)
     assert not port_open(LOCALHOST, config.mongo_port)
     assert any(config.mongo_data.iterdir()), "the database files survive `down`"
+    assert any(config.kafka_log_dir.iterdir()), "the broker's log survives `down`"
 
     devstack.down(config)
     assert "nothing was running" in capsys.readouterr().out
+
+
+_INFRA = ("s3", "kafka", "mongodb")
+
+
+def _stack_env() -> dict[str, str]:
+    return {
+        "KAFKA_PORT": str(free_port()),
+        "MONGODB_PORT": str(free_port()),
+        "S3_PORT": str(free_port_block(8)),
+        "KAFKA_PARTITIONS": "2",
+    }
+
+
+def test_devstack_up_after_a_crash_clears_what_the_crash_left_and_keeps_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a crash leaves behind, one of each: a pid file whose process is gone (the
+    broker, SIGKILLed), a process whose pid file is gone (the database), a recorded
+    process that is alive but answers nothing (the object store, SIGSTOPped). ``up``
+    clears all three and starts on the same data: the topics it created are there."""
+    (tmp_path / "uv.lock").touch()
+    (tmp_path / "services").mkdir()
+    config = devstack.StackConfig.from_env(_stack_env(), root=tmp_path)
+    try:
+        devstack.up(config, infra_only=True)
+        before = {name: devstack.read_record(config, name) for name in _INFRA}
+        kafka, mongodb, s3 = (before[name] for name in ("kafka", "mongodb", "s3"))
+        assert kafka is not None
+        assert mongodb is not None
+        assert s3 is not None
+        os.killpg(kafka.pid, signal.SIGKILL)
+        assert wait_for_exit(kafka.pid, timeout_s=10)
+        config.pid_path("mongodb").unlink()
+        os.killpg(s3.pid, signal.SIGSTOP)
+        capsys.readouterr()
+
+        devstack.up(config, infra_only=True)
+
+        out = capsys.readouterr().out
+        assert f"kafka: pid {kafka.pid} from an earlier run is gone" in out
+        assert f"mongodb: stopped 1 process(es) left by an earlier run (pid {mongodb.pid})" in out
+        assert f"s3: pid {s3.pid} runs but does not answer; stopping it" in out
+        assert "topics: all 8 exist" in out, "the broker's log outlived the crash"
+        assert not any(pid_alive(r.pid) for r in (kafka, mongodb, s3))
+        after = {name: devstack.running_record(config, name) for name in _INFRA}
+        assert all(after.values()), after
+    finally:
+        devstack.down(config)
