@@ -23,10 +23,10 @@ help:
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
-	@echo "make chaos    the chaos tests (tests/chaos)"
+	@echo "make chaos    the fault suite (tests/chaos) and the whole-stack restarts (tests/stack)"
 	@echo "make docs     regenerate docs/asyncapi.json and docs/openapi/ from the code"
 	@echo "make sync     install uv $(UV_VERSION) in $(TOOLS)/ and the locked environment in $(VENV)/"
-	@echo "make clean    'make down', then remove .run/ (logs, pid files, LOCAL DATABASE) and caches"
+	@echo "make clean    'make down', then DELETE .run/ (the broker's log, the database, logs) and caches"
 
 sync: $(SYNCED)
 
@@ -66,7 +66,7 @@ bench: $(SYNCED)
 	$(RUN) python benchmarks/run.py
 
 chaos: $(SYNCED)
-	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	$(RUN) pytest -m chaos tests/chaos tests/stack $(PYTEST_ARGS)
 
 docs: $(SYNCED)
 	$(RUN) python -m seminarops_shared.apidocs write
@@ -74,6 +74,7 @@ docs: $(SYNCED)
 clean:
 	if [ -x $(VENV)/bin/python ]; then $(STACK) down; fi
 	rm -rf .run .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	@echo "removed .run/: the broker's log, the database files and the logs are gone"
 	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o \
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
