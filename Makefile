@@ -23,7 +23,7 @@ help:
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
-	@echo "make chaos    the fault suite (tests/chaos) and the whole-stack restarts (tests/stack)"
+	@echo "make chaos    the fault suite (tests/chaos), the whole default stack's restarts included"
 	@echo "make docs     regenerate docs/asyncapi.json and docs/openapi/ from the code"
 	@echo "make sync     install uv $(UV_VERSION) in $(TOOLS)/ and the locked environment in $(VENV)/"
 	@echo "make clean    'make down', then DELETE .run/ (the broker's log, the database, logs) and caches"
@@ -66,7 +66,7 @@ bench: $(SYNCED)
 	$(RUN) python benchmarks/run.py
 
 chaos: $(SYNCED)
-	$(RUN) pytest -m chaos tests/chaos tests/stack $(PYTEST_ARGS)
+	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 docs: $(SYNCED)
 	$(RUN) python -m seminarops_shared.apidocs write

@@ -48,6 +48,7 @@ COMMON: Routes = {
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/health/drain"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
 EXPECTED: dict[str, Routes] = {

@@ -11,11 +11,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.chaos.harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
-
 from seminarops_shared import devstack
 from seminarops_shared.devstack import StackConfig
 from seminarops_shared.processes import LOCALHOST, free_port, free_port_block, log_tail
+
+from .harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
 
 # Variables the stack must not inherit from the test run: either would make it use an
 # existing server instead of starting its own.

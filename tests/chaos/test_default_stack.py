@@ -10,11 +10,11 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from tests.chaos.harness import Chaos
 
 from seminarops_shared.events.topics import (
     FEEDBACK_EVENTS,
@@ -23,9 +23,25 @@ from seminarops_shared.events.topics import (
     SEMINAR_EVENTS,
 )
 
-from .system import StackSystem
+from .harness import Chaos
+from .stack_system import StackSystem
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chaos]:
+    """The whole stack as ``make up`` starts it (SeaweedFS holding the broker's log,
+    Tansu, SecantusDB with ``--sync-on-commit``, the four services, all detached with pid
+    files), on ports of its own. Module-scoped, and this module sorts first in the
+    package: it runs and stops before the fault suite's own system starts."""
+    suite = Chaos(StackSystem(tmp_path_factory.mktemp("stack")))
+    try:
+        await suite.start()
+        yield suite
+    finally:
+        await suite.close()
+
 
 _TOPICS = (REGISTRATION_REQUESTS, REGISTRATION_EVENTS, SEMINAR_EVENTS, FEEDBACK_EVENTS)
 
