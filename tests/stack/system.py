@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tests.chaos.harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
 
-from seminarops_shared import devstack
-from seminarops_shared.devstack import StackConfig
-from seminarops_shared.processes import LOCALHOST, free_port, free_port_block, log_tail
+from seminarops_devtools import devstack
+from seminarops_devtools.devstack import StackConfig
+from seminarops_devtools.processes import LOCALHOST, free_port, free_port_block, log_tail
 
 # Variables the stack must not inherit from the test run: either would make it use an
 # existing server instead of starting its own.
@@ -132,7 +132,7 @@ class StackSystem(ChaosSystem):
 
 
 def _wait_gone(pid: int) -> None:
-    from seminarops_shared.processes import wait_for_exit
+    from seminarops_devtools.processes import wait_for_exit
 
     if not wait_for_exit(pid, timeout_s=30):
         raise AssertionError(f"pid {pid} still runs 30 s after SIGKILL")
