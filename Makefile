@@ -13,7 +13,7 @@ UV = UV_PYTHON_DOWNLOADS=never $(TOOLS)/bin/uv
 SYNCED = $(VENV)/.synced
 # `--no-sync`: the stamp already decided whether a sync is due (keeps warm runs fast).
 RUN = $(UV) run --frozen --no-sync
-STACK = $(VENV)/bin/python -m seminarops_shared.devstack
+STACK = $(VENV)/bin/python -m seminarops_devtools.devstack
 PYTEST_ARGS =
 
 help:
@@ -54,7 +54,7 @@ status: $(SYNCED)
 lint: $(SYNCED)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy shared/src services/*/src
+	$(RUN) mypy shared/src devtools/src services/*/src
 
 # pytest exits 5 when it collected nothing; a suite that ran nothing has not passed.
 test: lint
@@ -69,7 +69,7 @@ chaos: $(SYNCED)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 docs: $(SYNCED)
-	$(RUN) python -m seminarops_shared.apidocs write
+	$(RUN) python -m seminarops_devtools.apidocs write
 
 clean:
 	if [ -x $(VENV)/bin/python ]; then $(STACK) down; fi

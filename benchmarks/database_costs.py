@@ -23,7 +23,7 @@ from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 
-from seminarops_shared.processes import free_port, start_mongo
+from seminarops_devtools.processes import free_port, start_mongo
 
 BATCH = 500
 BY_PARTICIPANT = [("participant_id", ASCENDING), ("seminar_id", ASCENDING)]

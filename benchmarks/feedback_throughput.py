@@ -34,13 +34,13 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from seminarops_devtools.processes import free_port
+from seminarops_devtools.testing.polling import eventually
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.seminar import SeminarCompleted
 from seminarops_shared.events.topics import SEMINAR_EVENTS
 from seminarops_shared.events.vocabulary import Kind, Programme
-from seminarops_shared.processes import free_port
-from seminarops_shared.testing.polling import eventually
 
 TOKEN = "bench-platform-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -103,7 +103,7 @@ async def _asgi_service(args: argparse.Namespace, prefix: str) -> AsyncIterator[
     os.environ.update(_environment(args, prefix, 1))
     from feedback.app import create_app
     from feedback.settings import FeedbackSettings
-    from seminarops_shared.testing.stack import running
+    from seminarops_devtools.testing.stack import running
 
     async with running(create_app(FeedbackSettings())) as client:
         yield client

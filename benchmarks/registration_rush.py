@@ -37,6 +37,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from seminarops_devtools.processes import free_port, log_tail, stop_popen
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.servers import resolve_test_infrastructure
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
 from seminarops_shared.events.seminar import SeminarScheduled, SessionTimes
@@ -46,9 +49,6 @@ from seminarops_shared.events.topics import (
     SEMINAR_EVENTS,
 )
 from seminarops_shared.events.vocabulary import Kind, Programme
-from seminarops_shared.processes import free_port, log_tail, stop_popen
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.servers import resolve_test_infrastructure
 
 TARGET_S = 30.0
 TOKEN = "rush-platform-token"

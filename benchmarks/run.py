@@ -29,7 +29,7 @@ One run measures, on one broker and one database:
 
 Against ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when both are set (no durable
 phases then: that cluster is what it is); otherwise it starts the embedded broker and
-database (``seminarops_shared.testing.servers``) and stops them at the end. Every phase
+database (``seminarops_devtools.testing.servers``) and stops them at the end. Every phase
 has its own topic and database prefix.
 
     .venv/bin/python benchmarks/run.py [--events N] [--latency-s S] [--skip-rush]
@@ -72,6 +72,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from registration_rush import run_rush, scheduled_event
 
+from seminarops_devtools.processes import ensure_topics, free_port
+from seminarops_devtools.testing.chaos import ServiceProcess
+from seminarops_devtools.testing.polling import eventually
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
 from seminarops_shared.events.topics import (
@@ -80,10 +83,7 @@ from seminarops_shared.events.topics import (
     REGISTRATION_REQUESTS,
     SEMINAR_EVENTS,
 )
-from seminarops_shared.processes import ensure_topics, free_port
 from seminarops_shared.settings import KafkaSettings
-from seminarops_shared.testing.chaos import ServiceProcess
-from seminarops_shared.testing.polling import eventually
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLATFORM_SOURCE = "/platform/bench-portal"
@@ -272,13 +272,13 @@ class Bench:
 def durable_infrastructure(workdir: Path) -> Iterator[Bench]:
     """The broker and database as ``make up`` runs them: Tansu with its log in a local
     SeaweedFS (fsync on every object), SecantusDB with ``--sync-on-commit``."""
-    from seminarops_shared.processes import (
+    from seminarops_devtools.processes import (
         S3_STORAGE,
         ObjectStorePorts,
         start_kafka,
         start_object_store,
     )
-    from seminarops_shared.testing.chaos import start_mongo_on
+    from seminarops_devtools.testing.chaos import start_mongo_on
 
     store, s3 = start_object_store(
         data_dir=workdir / "s3",
@@ -316,7 +316,7 @@ def infrastructure(workdir: Path) -> Iterator[Bench]:
     if kafka and mongo:
         yield Bench(kafka=kafka, mongo=mongo, workdir=workdir, stack="external")
         return
-    from seminarops_shared.testing.servers import start_embedded_kafka, start_embedded_mongo
+    from seminarops_devtools.testing.servers import start_embedded_kafka, start_embedded_mongo
 
     with (
         start_embedded_kafka(workdir / "kafka") as broker,

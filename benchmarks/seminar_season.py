@@ -34,14 +34,14 @@ from pymongo import AsyncMongoClient
 
 from seminar.app import create_app
 from seminar.settings import SeminarSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.servers import resolve_test_infrastructure
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, SEMINAR_EVENTS
 from seminarops_shared.logging import configure_logging
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.servers import resolve_test_infrastructure
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 TOKEN = "season-operator-token"  # a throwaway token for this run
 OPERATOR = {"Authorization": f"Bearer {TOKEN}"}

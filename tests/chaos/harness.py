@@ -44,6 +44,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from registration.domain import registration_id
+from seminarops_devtools.processes import EmbeddedServer, ensure_topics, free_port
+from seminarops_devtools.testing.chaos import (
+    S3Server,
+    ServiceProcess,
+    send_signal,
+    start_mongo_on,
+    start_s3_server,
+    start_tansu_s3,
+)
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, envelope_for
 from seminarops_shared.events.inbound import (
@@ -57,15 +66,6 @@ from seminarops_shared.events.topics import (
     REGISTRATION_EVENTS,
     REGISTRATION_REQUESTS,
     SUBSCRIPTIONS,
-)
-from seminarops_shared.processes import EmbeddedServer, ensure_topics, free_port
-from seminarops_shared.testing.chaos import (
-    S3Server,
-    ServiceProcess,
-    send_signal,
-    start_mongo_on,
-    start_s3_server,
-    start_tansu_s3,
 )
 
 SERVICES: tuple[str, ...] = ("registration", "seminar", "feedback", "metrics")

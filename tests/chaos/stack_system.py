@@ -11,9 +11,9 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from seminarops_shared import devstack
-from seminarops_shared.devstack import StackConfig
-from seminarops_shared.processes import LOCALHOST, free_port, free_port_block, log_tail
+from seminarops_devtools import devstack
+from seminarops_devtools.devstack import StackConfig
+from seminarops_devtools.processes import LOCALHOST, free_port, free_port_block, log_tail
 
 from .harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
 
@@ -132,7 +132,7 @@ class StackSystem(ChaosSystem):
 
 
 def _wait_gone(pid: int) -> None:
-    from seminarops_shared.processes import wait_for_exit
+    from seminarops_devtools.processes import wait_for_exit
 
     if not wait_for_exit(pid, timeout_s=30):
         raise AssertionError(f"pid {pid} still runs 30 s after SIGKILL")

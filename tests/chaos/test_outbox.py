@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from seminarops_shared.testing.polling import eventually
+from seminarops_devtools.testing.polling import eventually
 
 from .harness import Chaos
 

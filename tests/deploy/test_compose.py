@@ -610,14 +610,36 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_the_lock() -> None:
     assert all(name in cmd[-1] for name in SERVICE_PORTS)
 
 
-def test_dockerfile_installs_every_workspace_member() -> None:
+# Workspace members that are development tooling: a dev dependency of the root project
+# only, never sent to the image builder, never installed in the image.
+DEV_ONLY_MEMBERS = frozenset({"devtools"})
+
+
+def test_dockerfile_installs_every_runtime_member_and_no_dev_tooling() -> None:
     members = _workspace_members()
-    assert sorted(members) == sorted(["shared", *(f"services/{name}" for name in SERVICE_PORTS)])
+    runtime = ["shared", *(f"services/{name}" for name in SERVICE_PORTS)]
+    assert sorted(members) == sorted([*runtime, *DEV_ONLY_MEMBERS])
     sources = {source.rstrip("/") for source in _copy_sources()}
-    for member in members:
+    for member in runtime:
         assert f"{member}/pyproject.toml" in sources, member
         assert f"{member}/src" in sources, member
     assert {"pyproject.toml", "uv.lock"} <= sources
+    for member in DEV_ONLY_MEMBERS:
+        copied = [s for s in sources if s == member or s.startswith(f"{member}/")]
+        assert not copied, f"the image must not contain {member}: {copied}"
+        assert not _in_build_context(f"{member}/pyproject.toml"), member
+        assert not _in_build_context(f"{member}/src/seminarops_devtools/devstack.py"), member
+    # Every sync in the image leaves the dev group out and installs no extra member.
+    syncs = [
+        rest
+        for keyword, rest in _dockerfile_instructions()
+        if keyword == "RUN" and "uv sync" in rest
+    ]
+    assert syncs
+    for command in syncs:
+        assert "--no-dev" in command, command
+        for flag in ("--all-packages", "--all-groups", "--group", "--only-dev", "--package"):
+            assert flag not in command, command
 
 
 def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:

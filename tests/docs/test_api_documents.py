@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seminarops_shared.apidocs import documents, render
+from seminarops_devtools.apidocs import documents, render
 from seminarops_shared.events import REGISTRY
 
 

@@ -23,6 +23,8 @@ from registration.app import create_app as registration_app
 from registration.settings import RegistrationSettings
 from seminar.app import create_app as seminar_app
 from seminar.settings import SeminarSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import (
@@ -33,8 +35,6 @@ from seminarops_shared.events.inbound import (
 )
 from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_EVENTS, REGISTRATION_REQUESTS
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -27,10 +27,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.schemas import BaseSchema
 
-from seminarops_shared.apidocs import openapi_document
+from seminarops_devtools.apidocs import openapi_document
+from seminarops_devtools.testing.server_fixtures import Infrastructure
+from seminarops_devtools.testing.stack import new_namespace, running
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.server_fixtures import Infrastructure
-from seminarops_shared.testing.stack import new_namespace, running
 
 from ..conftest import SERVICES
 

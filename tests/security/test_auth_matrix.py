@@ -26,9 +26,9 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 
+from seminarops_devtools.testing.server_fixtures import Infrastructure
+from seminarops_devtools.testing.stack import new_namespace, running
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.server_fixtures import Infrastructure
-from seminarops_shared.testing.stack import new_namespace, running
 
 from ..conftest import SERVICES
 

@@ -26,6 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
+from seminarops_devtools.processes import free_port, spawn
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.server_fixtures import Infrastructure
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, new_namespace
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import (
@@ -35,10 +39,6 @@ from seminarops_shared.events.inbound import (
 )
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 from seminarops_shared.privacy import pseudonym
-from seminarops_shared.processes import free_port, spawn
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.server_fixtures import Infrastructure
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, new_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

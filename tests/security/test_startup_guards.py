@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from seminarops_devtools.testing.stack import running
 from seminarops_shared.service import AuthNotConfigured
 from seminarops_shared.settings import AuthSettings
-from seminarops_shared.testing.stack import running
 
 from ..conftest import SERVICES
 

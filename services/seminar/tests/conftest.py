@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from seminar.app import create_app
 from seminar.settings import SeminarSettings
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.events import Envelope
 from seminarops_shared.events.registration import (
     RegistrationCancelled,
@@ -26,7 +27,6 @@ from seminarops_shared.events.registration import (
 )
 from seminarops_shared.events.topics import SEMINAR_EVENTS
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
 REGISTRATION_SOURCE = "/services/registration"
 

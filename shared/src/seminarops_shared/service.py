@@ -45,10 +45,10 @@ from .kafka_clients import client_options
 from .mongo import Mongo, is_transient_database_error
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
-from .processes import create_topics
 from .publishing import RecordPublisher
 from .scheduler import Scheduler
 from .settings import ServiceSettings
+from .topics_admin import create_topics
 from .unit_of_work import UnitOfWorkFactory, current_traceparent
 
 T = TypeVar("T")

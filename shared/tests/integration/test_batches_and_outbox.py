@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
@@ -18,8 +20,6 @@ from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_RE
 from seminarops_shared.kafka import PermanentError
 from seminarops_shared.outbox import OUTBOX
 from seminarops_shared.service import Runtime, create_service_app
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from .probe_service import ProbeSettings

@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import MongoClient
 
-from seminarops_shared import devstack
-from seminarops_shared.processes import (
+from seminarops_devtools import devstack
+from seminarops_devtools.processes import (
     LOCALHOST,
     ensure_topics,
     free_port,
@@ -28,7 +28,7 @@ from seminarops_shared.processes import (
     port_open,
     wait_for_exit,
 )
-from seminarops_shared.testing.servers import (
+from seminarops_devtools.testing.servers import (
     resolve_test_infrastructure,
     start_embedded_kafka,
     start_embedded_mongo,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from seminarops_shared.processes import (
+from seminarops_devtools.processes import (
     S3_STORAGE,
     EmbeddedServer,
     ObjectStore,

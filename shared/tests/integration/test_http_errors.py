@@ -8,8 +8,8 @@ import pytest
 from fastapi import APIRouter
 from pymongo.errors import OperationFailure
 
+from seminarops_devtools.testing.stack import Namespace, running
 from seminarops_shared.service import Runtime, create_service_app
-from seminarops_shared.testing.stack import Namespace, running
 
 from .probe_service import ProbeSettings
 

@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.kafka_clients import end_offsets
-from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
 pytestmark = pytest.mark.integration
 

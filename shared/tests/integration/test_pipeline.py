@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import Participant, RegistrationRequested
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_REQUESTS
 from seminarops_shared.service import Runtime
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from .probe_service import Behaviour, ProbeSettings, effect, probe_app
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from seminarops_devtools.testing.stack import Namespace
 from seminarops_shared.clock import utc_now
 from seminarops_shared.idempotency import ProcessedEvents
 from seminarops_shared.mongo import Mongo
 from seminarops_shared.outbox import Outbox
 from seminarops_shared.scheduler import Job, Scheduler
-from seminarops_shared.testing.stack import Namespace
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import aiokafka.admin
 import pytest
 from aiokafka.errors import TopicAlreadyExistsError
 
-from seminarops_shared.processes import StartupError, create_topics
+from seminarops_shared.topics_admin import StartupError, create_topics
 
 
 class _Admin:

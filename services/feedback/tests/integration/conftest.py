@@ -14,6 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from feedback.app import create_app
 from feedback.settings import FeedbackSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope
 from seminarops_shared.events.registration import ParticipantErased
@@ -21,8 +23,6 @@ from seminarops_shared.events.seminar import AttendanceRecorded, SeminarComplete
 from seminarops_shared.events.topics import FEEDBACK_EVENTS
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.service import Runtime
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
 TOKENS = {"operator": "op-secret", "platform": "platform-secret", "participant": "pt-secret"}
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from seminarops_shared.testing.stack import running
+from seminarops_devtools.testing.stack import running
 
 if TYPE_CHECKING:
     from conftest import Harness

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.seminar import SeminarCompleted
 from seminarops_shared.events.topics import SEMINAR_EVENTS
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.privacy import PrivacySettings
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import running
 
 if TYPE_CHECKING:
     from conftest import Harness

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from seminarops_shared.testing.stack import running
+from seminarops_devtools.testing.stack import running
 
 if TYPE_CHECKING:
     import httpx

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe
 
 
 def processed_records(app: FastAPI) -> int:

@@ -34,10 +34,10 @@ from metrics.repository import (
     seminar_view,
 )
 from metrics.store import MemoryProjectionStore
+from seminarops_devtools.testing.stack import Namespace
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Event
 from seminarops_shared.mongo import Mongo
-from seminarops_shared.testing.stack import Namespace
 from seminarops_shared.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.integration

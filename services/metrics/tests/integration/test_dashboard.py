@@ -19,9 +19,9 @@ from fastapi import FastAPI
 
 from metrics.app import create_app
 from metrics.settings import MetricsSettings
-from seminarops_shared.processes import free_port
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace
+from seminarops_devtools.processes import free_port
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 
 pytestmark = pytest.mark.integration
 

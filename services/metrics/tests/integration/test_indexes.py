@@ -7,8 +7,8 @@ import pytest
 from pymongo import ASCENDING
 
 from metrics.repository import Projections, ProjectionSet
+from seminarops_devtools.testing.stack import Namespace
 from seminarops_shared.mongo import Mongo
-from seminarops_shared.testing.stack import Namespace
 
 pytestmark = pytest.mark.integration
 

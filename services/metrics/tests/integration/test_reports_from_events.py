@@ -17,11 +17,11 @@ import pytest
 from metrics.app import create_app
 from metrics.rebuild import rebuild
 from metrics.settings import MetricsSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events.seminar import AttendanceRecorded
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.privacy import PrivacySettings
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 pytestmark = pytest.mark.integration
 

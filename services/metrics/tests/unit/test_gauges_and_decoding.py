@@ -116,7 +116,7 @@ def test_rebuild_decodes_like_the_pipeline() -> None:
 
 async def test_refresher_recomputes_after_a_change_and_once_more_after_it() -> None:
     from metrics.gauges import BusinessSummary, GaugeRefresher
-    from seminarops_shared.testing.polling import eventually
+    from seminarops_devtools.testing.polling import eventually
 
     calls: list[int] = []
 

@@ -9,12 +9,12 @@ from fastapi import FastAPI
 
 from registration.app import create_app
 from registration.settings import RegistrationSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.events import Envelope
 from seminarops_shared.events.topics import REGISTRATION_EVENTS
 from seminarops_shared.service import Runtime
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace
 
 from ..conftest import SEMINAR_SOURCE, scheduled
 

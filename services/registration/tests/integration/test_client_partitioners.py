@@ -28,12 +28,12 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, Message, Producer
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, Event, envelope_for
 from seminarops_shared.events.inbound import RegistrationCancellationRequested
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import http_body, new_id, requested
 from .conftest import decisions, registration_app, registrations, schedule, seat_book, statuses

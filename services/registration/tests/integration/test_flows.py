@@ -7,6 +7,8 @@ from collections import Counter
 
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events.inbound import (
     ParticipantErasureRequested,
     RegistrationCancellationRequested,
@@ -18,8 +20,6 @@ from seminarops_shared.events.seminar import (
 )
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_REQUESTS
 from seminarops_shared.privacy import is_pseudonym
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
 from .conftest import database, decisions, registration_app, schedule, seat_book, statuses

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 from seminarops_shared.settings import AuthSettings, Role
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
 from .conftest import database, registration_app, schedule, statuses

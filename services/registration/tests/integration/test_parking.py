@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
 from .conftest import database, decisions, registration_app, seat_book, statuses

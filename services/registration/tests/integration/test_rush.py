@@ -8,11 +8,11 @@ from collections import Counter
 import httpx
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import http_body, new_id, requested
 from .conftest import decisions, registration_app, registrations, schedule, seat_book, statuses

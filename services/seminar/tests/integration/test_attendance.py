@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, running
 from seminarops_shared.events.registration import ParticipantErased
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, running
 
 from ..conftest import OPERATOR, PLATFORM, AppFactory, Body, Published, create_seminar_id
 

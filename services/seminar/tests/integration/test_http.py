@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, running
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, running
 
 from ..conftest import OPERATOR, PARTICIPANT, PLATFORM, AppFactory, Body, Published, create_seminar
 

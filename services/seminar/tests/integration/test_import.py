@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, running
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, running
 
 from ..conftest import OPERATOR, AppFactory, Published
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from seminarops_devtools.testing.stack import running
 from seminarops_shared.scheduler import SCHEDULED_JOBS, Job, Scheduler
-from seminarops_shared.testing.stack import running
 from seminarops_shared.unit_of_work import UnitOfWorkFactory
 
 from ..conftest import OPERATOR, AppFactory

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import running
 from seminarops_shared.events import Envelope
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import running
 
 from ..conftest import OPERATOR, AppFactory, Body, Published, create_seminar_id
 

@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from seminar.settings import SeminarSettings
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events import Event
 from seminarops_shared.events.registration import (
     ParticipantErased,
@@ -27,8 +29,6 @@ from seminarops_shared.events.topics import REGISTRATION_EVENTS
 from seminarops_shared.idempotency import PROCESSED_EVENTS
 from seminarops_shared.privacy import pseudonym
 from seminarops_shared.service import ensure_topics
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from ..conftest import REGISTRATION_SOURCE, AppFactory
 

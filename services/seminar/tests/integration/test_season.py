@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, running
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_EVENTS, SEMINAR_EVENTS
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, running
 
 from ..conftest import OPERATOR, AppFactory
 

@@ -1,4 +1,4 @@
-"""The whole system on one machine: ``python -m seminarops_shared.devstack up|down|status``
+"""The whole system on one machine: ``python -m seminarops_devtools.devstack up|down|status``
 (``make up`` / ``make down`` / ``make status``).
 
 ``up`` is idempotent: it starts what is not running (the embedded Kafka-compatible
@@ -65,8 +65,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from .events.topics import ALL_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
-from .kafka_clients import client_options, end_offsets
+from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
+from seminarops_shared.kafka_clients import client_options, end_offsets
+from seminarops_shared.settings import KafkaSettings
+from seminarops_shared.topics_admin import StartupError
+
 from .processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
@@ -76,7 +79,6 @@ from .processes import (
     EmbeddedServer,
     ObjectStore,
     ObjectStorePorts,
-    StartupError,
     connect_host,
     ensure_topics,
     is_same_process,
@@ -102,7 +104,6 @@ from .processes import (
     utc_timestamp,
     wait_until,
 )
-from .settings import KafkaSettings
 
 SERVICE_PORTS: Mapping[str, int] = {
     "registration": 8001,

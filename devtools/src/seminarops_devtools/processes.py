@@ -2,9 +2,11 @@
 (Tansu), the embedded MongoDB-compatible database (SecantusDB), and readiness checks.
 
 Shared by ``devstack`` (``make up``: detached, fixed ports, pid files) and
-``testing.servers`` (the test session: child processes on free ports). Besides the
-standard library it needs only aiokafka and pymongo, imported where they are used, so
-importing it (the pytest plugin does) costs nothing.
+``testing.servers`` (the test session: child processes on free ports). Development
+tooling (package ``seminarops_devtools``): the services never import it; the topic
+creation they do at start-up is ``seminarops_shared.topics_admin``. Besides the standard
+library and that module it needs only aiokafka and pymongo, imported where they are used,
+so importing it (the pytest plugin does) costs nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from seminarops_shared.topics_admin import StartupError, admin_options, create_topics
+
 T = TypeVar("T")
 
 LOCALHOST = "127.0.0.1"
@@ -39,10 +43,6 @@ DEFAULT_START_TIMEOUT_S = 60.0
 _POLL_INTERVAL_S = 0.05
 _LOG_TAIL_LINES = 40
 _START_HEADER = "=== "  # begins the line ``spawn`` writes into a log before each start
-
-
-class StartupError(RuntimeError):
-    """A process did not become ready in time, or exited while starting."""
 
 
 # --- ports and time -------------------------------------------------------------------
@@ -344,12 +344,6 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
 # --- Kafka -----------------------------------------------------------------------------
 
 
-def _admin_options(bootstrap_servers: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` (security, as ``kafka_clients.client_options`` builds them from
-    ``KafkaSettings``) with ``bootstrap_servers`` taking the place of any address in them."""
-    return {**options, "bootstrap_servers": bootstrap_servers}
-
-
 async def _kafka_handshake(
     bootstrap_servers: str, options: Mapping[str, Any], wait_s: float
 ) -> bool:
@@ -357,7 +351,7 @@ async def _kafka_handshake(
     from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(
-        **_admin_options(bootstrap_servers, options),
+        **admin_options(bootstrap_servers, options),
         request_timeout_ms=max(1000, int(wait_s * 1000)),
     )
     try:
@@ -378,52 +372,6 @@ def kafka_ready(
     """Whether the broker answers a metadata request within ``wait_s``. ``options``:
     security options as ``kafka_clients.client_options`` returns them."""
     return run_coroutine(_kafka_handshake(bootstrap_servers, options or {}, min(wait_s, 5.0)))
-
-
-async def create_topics(
-    bootstrap_servers: str,
-    topics: Sequence[str],
-    *,
-    partitions: int,
-    replication_factor: int,
-    options: Mapping[str, Any],
-) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(**_admin_options(bootstrap_servers, options))
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        await admin.close()
-        raise StartupError(
-            f"cannot reach Kafka at {bootstrap_servers} to create topics: {exc}"
-        ) from exc
-    try:
-        # Only what is missing: where the topics are declared by the platform (with
-        # ACLs that allow no Create), nothing is asked for.
-        existing = set(await admin.list_topics())
-        missing = [name for name in topics if name not in existing]
-        if not missing:
-            return []
-        try:
-            response = await admin.create_topics(
-                [NewTopic(name, partitions, replication_factor) for name in missing]
-            )
-        except TopicAlreadyExistsError:
-            return []  # some aiokafka versions raise on the first error instead of reporting
-        created: list[str] = []
-        problems: list[str] = []
-        for name, code, message, *_ in response.topic_errors:
-            if code == 0:
-                created.append(name)
-            elif code != TopicAlreadyExistsError.errno:
-                problems.append(f"{name}: error {code} {message or ''}".strip())
-        if problems:
-            raise StartupError("could not create topics: " + "; ".join(problems))
-        return created
-    finally:
-        await admin.close()
 
 
 def ensure_topics(

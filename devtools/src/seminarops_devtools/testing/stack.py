@@ -17,10 +17,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from ..clock import utc_now
-from ..events import Envelope, Event, envelope_for
-from ..kafka_clients import read_to_end
-from ..settings import KafkaSettings, MongoSettings, ServiceSettings
+from seminarops_shared.clock import utc_now
+from seminarops_shared.events import Envelope, Event, envelope_for
+from seminarops_shared.kafka_clients import read_to_end
+from seminarops_shared.settings import KafkaSettings, MongoSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 

@@ -29,11 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seminarops_shared.topics_admin import StartupError
+
 from ..processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
     EmbeddedServer,
-    StartupError,
     free_port,
     log_tail,
     mongo_command,

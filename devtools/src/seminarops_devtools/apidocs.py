@@ -1,7 +1,7 @@
 """The API documents, generated from the code and committed under ``docs/``:
 ``docs/asyncapi.json`` (every topic and event, from the event registry, through
 FastStream's AsyncAPI generator) and ``docs/openapi/<service>.json`` (each service's
-FastAPI app). ``python -m seminarops_shared.apidocs write`` regenerates them; a test
+FastAPI app). ``python -m seminarops_devtools.apidocs write`` regenerates them; a test
 fails when the committed ones differ from the code.
 """
 
@@ -18,8 +18,8 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import create_model
 
-from .events import REGISTRY, Envelope
-from .events.topics import EVENT_TOPICS, OWNERS, SUBSCRIPTIONS, dead_letter_topic
+from seminarops_shared.events import REGISTRY, Envelope
+from seminarops_shared.events.topics import EVENT_TOPICS, OWNERS, SUBSCRIPTIONS, dead_letter_topic
 
 SERVICES = ("registration", "seminar", "feedback", "metrics")
 DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"

@@ -26,11 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from seminarops_shared.topics_admin import StartupError
+
 from ..processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
     EmbeddedServer,
-    StartupError,
     free_port,
     mongo_ready,
     port_open,
