@@ -12,16 +12,16 @@ Per batch of records (one poll):
 3. commit the offsets only after that transaction committed (at least once).
 
 Failures: infrastructure outages (database or broker unreachable) are retried with
-capped exponential backoff for as long as they last; write conflicts a bounded number
-of times. Anything else makes the batch fall back to one event per transaction, so one
-bad event cannot hold back its neighbours; an event that still fails after
+capped exponential backoff for as long as they last (``retry.OUTAGE``); write conflicts
+for longer than the database's transaction lifetime (``retry.WRITE_CONFLICT``).
+Anything else makes the batch fall back to one event per transaction, so one bad event
+cannot hold back its neighbours; an event that still fails after
 ``max_attempts`` (or raises ``PermanentError``) is dead-lettered and the partition
 moves on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections import Counter
@@ -32,13 +32,11 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
-from pymongo.errors import DuplicateKeyError
 
 from .events import REGISTRY, Envelope, Event, ReceivedEvent, UnknownEventType
 from .events.topics import dead_letter_topic
@@ -54,9 +52,9 @@ from .kafka_clients import (
     header_text,
     header_texts,
 )
-from .mongo import is_infrastructure_outage, is_transient_database_error
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
+from .retry import OUTAGE, WRITE_CONFLICT, run
 from .settings import KafkaSettings
 from .unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
 
@@ -77,8 +75,6 @@ MAX_RECORD_BYTES = 1024 * 1024
 # A dead letter keeps at most this much of the original value (with headers it must
 # stay under the producer's 1 MiB request limit, or the dead letter itself would stick).
 DLQ_MAX_VALUE_BYTES = 512 * 1024
-_MAX_CONFLICT_RETRIES = 10
-_MAX_BACKOFF_S = 5.0
 
 
 class PermanentError(Exception):
@@ -121,10 +117,6 @@ def _security(settings: KafkaSettings) -> BaseSecurity | None:
     if context is not None:
         return BaseSecurity(ssl_context=context)
     return None
-
-
-def is_broker_outage(error: BaseException) -> bool:
-    return isinstance(error, KafkaError | TimeoutError)
 
 
 class DeadLetters:
@@ -171,16 +163,10 @@ class DeadLetters:
 
 
 async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
-    delay = 0.1
-    while True:
-        try:
-            await publish()
-        except (KafkaError, TimeoutError) as error:
-            _log.warning("publish failed, retrying", error=repr(error), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(_MAX_BACKOFF_S, delay * 2)
-        else:
-            return
+    def note(error: BaseException, delay: float) -> None:
+        _log.warning("publish failed, retrying", error=repr(error), retry_in_s=delay)
+
+    await run(OUTAGE, publish, on_retry=note)
 
 
 class Rejected(Exception):
@@ -380,41 +366,31 @@ class EventConsumer:
         )
 
     async def _apply_retrying_transient(self, items: list[_Item]) -> None:
-        delay = 0.05
-        conflicts = 0
-        while True:
-            try:
-                outcomes = await self._apply(items)
-            except Exception as error:
-                if is_infrastructure_outage(error) or is_broker_outage(error):
-                    pass  # wait it out, however long
-                elif is_transient_database_error(error) or isinstance(error, DuplicateKeyError):
-                    conflicts += 1
-                    if conflicts > _MAX_CONFLICT_RETRIES:
-                        raise
-                else:
-                    raise
-                self._metrics.transient_retries.labels(
-                    self._metrics.service, items[0].record.topic
-                ).inc()
-                _log.warning(
-                    "transient failure, retrying batch",
-                    error=repr(error),
-                    events=len(items),
-                    retry_in_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
-                delay = min(_MAX_BACKOFF_S, delay * 2)
-            else:
-                counted = Counter(
-                    (item.record.topic, item.event.envelope.type, outcome)
-                    for item, outcome in outcomes
-                )
-                for (topic, event_type, outcome), count in counted.items():
-                    self._metrics.processed(
-                        topic=topic, event_type=event_type, outcome=outcome, count=count
-                    )
-                return
+        """``_apply``, again through outages (``OUTAGE``, however long) and write
+        conflicts (``WRITE_CONFLICT``; its budget starts afresh after each outage)."""
+
+        def note(error: BaseException, delay: float) -> None:
+            self._metrics.transient_retries.labels(
+                self._metrics.service, items[0].record.topic
+            ).inc()
+            _log.warning(
+                "transient failure, retrying batch",
+                error=repr(error),
+                events=len(items),
+                retry_in_s=round(delay, 3),
+            )
+
+        async def through_conflicts() -> list[tuple[_Item, str]]:
+            return await run(WRITE_CONFLICT, lambda: self._apply(items), on_retry=note)
+
+        outcomes = await run(OUTAGE, through_conflicts, on_retry=note)
+        counted = Counter(
+            (item.record.topic, item.event.envelope.type, outcome) for item, outcome in outcomes
+        )
+        for (topic, event_type, outcome), count in counted.items():
+            self._metrics.processed(
+                topic=topic, event_type=event_type, outcome=outcome, count=count
+            )
 
     async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
         """One transaction: ``prepare``, the processed-event markers (one query, one

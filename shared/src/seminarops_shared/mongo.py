@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import structlog
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -18,12 +15,20 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from .settings import MongoSettings
 
 Document = dict[str, Any]
-T = TypeVar("T")
-
-_log = structlog.get_logger(__name__)
 
 # Server error codes that mean "another writer got there first; try again".
 _WRITE_CONFLICT = 112
+
+
+class ConcurrentChange(OperationFailure):
+    """Another writer changed what this transaction read: run it again.
+
+    Raised by repositories whose conditional write found the document moved. Carries
+    the server's WriteConflict code, so every retry policy and the HTTP layer treat it
+    exactly like the server's own write conflicts."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"concurrent change: {what}", code=_WRITE_CONFLICT)
 
 
 def is_transient_database_error(error: BaseException) -> bool:
@@ -37,11 +42,6 @@ def is_transient_database_error(error: BaseException) -> bool:
     ):
         return True
     return isinstance(error, OperationFailure) and error.code == _WRITE_CONFLICT
-
-
-def is_infrastructure_outage(error: BaseException) -> bool:
-    """The database cannot be reached at all: retry for as long as it takes."""
-    return isinstance(error, ConnectionFailure)
 
 
 class Mongo:
@@ -73,30 +73,6 @@ class Mongo:
         """A multi-document transaction: everything inside commits together or not at all."""
         async with self.client.start_session() as session, await session.start_transaction():
             yield session
-
-
-async def retry_transient(
-    operation: Callable[[], Awaitable[T]],
-    *,
-    attempts: int = 8,
-    base_delay_s: float = 0.02,
-    max_delay_s: float = 1.0,
-) -> T:
-    """Run ``operation`` again when it fails with a transient database error.
-
-    Bounded: after ``attempts`` the last error propagates. Used by HTTP paths, which
-    answer 503 rather than wait forever; consumers have their own unbounded policy.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return await operation()
-        except PyMongoError as error:
-            if attempt == attempts or not is_transient_database_error(error):
-                raise
-            delay = min(max_delay_s, base_delay_s * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-            _log.debug("transient database error, retrying", attempt=attempt, error=repr(error))
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # Ids per ``$in`` query: the embedded database matches every document found against the

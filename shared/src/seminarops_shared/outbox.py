@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 import uuid
@@ -39,6 +40,7 @@ from .events.envelope import CONTENT_TYPE
 from .mongo import Document
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
+from .retry import OUTAGE, Backoff
 from .settings import KafkaSettings
 
 OUTBOX = "outbox"
@@ -179,6 +181,10 @@ def _records(doc: Document) -> list[Document]:
     return [{"id": doc["_id"], "topic": doc["topic"], "key": doc["key"], "value": doc["value"]}]
 
 
+def _relay_failed(error: Exception, delay: float) -> None:
+    _log.warning("outbox relay failed, will retry", error=repr(error), retry_in_s=delay)
+
+
 class OutboxRelay:
     """Publishes the outbox: woken after each commit; sweeps for abandoned entries (and
     refreshes the backlog gauge) at most every ``poll_interval_s``."""
@@ -264,7 +270,9 @@ class OutboxRelay:
         return len(records)
 
     async def _run(self) -> None:
-        delay = 0.0
+        # Whatever failed (the broker, the database, anything), the relay keeps going:
+        # paced by ``OUTAGE``'s backoff, on top of its poll interval.
+        backoff = Backoff(OUTAGE)
         next_sweep = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
@@ -279,9 +287,7 @@ class OutboxRelay:
             except Exception as error:
                 # A failed drain has marked its entries for reading back (``drain``).
                 self.healthy = False
-                delay = min(5.0, delay * 2 or 0.1)
-                _log.warning("outbox relay failed, will retry", error=repr(error), retry_in_s=delay)
-                await asyncio.sleep(delay)
+                await backoff.pause(functools.partial(_relay_failed, error))
             else:
                 self.healthy = True
-                delay = 0.0
+                backoff.reset()

@@ -10,10 +10,11 @@ from typing import TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from . import retry
 from .clock import Clock
 from .events import Envelope, Event, envelope_for
 from .idempotency import ProcessedEvents
-from .mongo import Document, Mongo, retry_transient
+from .mongo import Document, Mongo
 from .outbox import Outbox, OutgoingEvent
 
 T = TypeVar("T")
@@ -77,10 +78,11 @@ class UnitOfWorkFactory:
         return await self._processed.claim(consumer, event_ids, now=uow.now, session=uow.session)
 
     async def run(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction, again on transient errors (bounded)."""
+        """Run ``work`` in a transaction, again on transient database errors for a few
+        seconds (``retry.HTTP``); then the last error propagates."""
 
         async def attempt() -> T:
             async with self.begin() as uow:
                 return await work(uow)
 
-        return await retry_transient(attempt)
+        return await retry.run(retry.HTTP, attempt)

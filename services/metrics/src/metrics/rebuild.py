@@ -35,11 +35,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo.asynchronous.collection import AsyncCollection
 
+from seminarops_shared import retry
 from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.events import ReceivedEvent
 from seminarops_shared.kafka import Rejected, decode_record
 from seminarops_shared.kafka_clients import client_options, end_offsets
-from seminarops_shared.mongo import Document, Mongo, retry_transient
+from seminarops_shared.mongo import Document, Mongo
 from seminarops_shared.service import default_allowed_sources
 from seminarops_shared.settings import KafkaSettings
 
@@ -301,4 +302,4 @@ async def _apply_live(
         async with mongo.transaction() as session:
             await fold_batch(events, projector=projector, projections=projections, session=session)
 
-    await retry_transient(attempt)
+    await retry.run(retry.HTTP, attempt)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -41,9 +40,10 @@ from typing import Any, Generic, TypeVar
 import structlog
 from pymongo.errors import PyMongoError
 
+from seminarops_shared import retry
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.kafka import BatchHandler, EventConsumer, _Item
-from seminarops_shared.mongo import is_infrastructure_outage, is_transient_database_error
+from seminarops_shared.mongo import is_transient_database_error
 from seminarops_shared.service import Runtime
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -87,25 +87,6 @@ class Turns:
                 self._locks[key] = (lock, users - 1)
 
 
-async def retry_for(
-    operation: Callable[[], Awaitable[R]], *, patience_s: float, max_delay_s: float = 0.05
-) -> R:
-    """Run ``operation`` again on transient database errors (write conflicts above
-    all) for up to ``patience_s``, pausing a few milliseconds (jittered) in between:
-    colliding writers of a seat book mostly need only to wait for one commit."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience_s
-    delay = 0.002
-    while True:
-        try:
-            return await operation()
-        except PyMongoError as error:
-            if not is_transient_database_error(error) or loop.time() > deadline:
-                raise
-        await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311
-        delay = min(max_delay_s, delay * 1.5)
-
-
 Claim = Callable[[UnitOfWork, Sequence[ReceivedEvent]], Awaitable[None]]
 
 
@@ -123,7 +104,8 @@ class BatchEventConsumer(EventConsumer):
     pipeline's ``prepare``, before the processed-event markers): it writes what the
     batch will change (the seat books), so the batch either owns them from the start or
     fails at once; a claim that meets another writer is retried here quickly
-    (``claim_patience_s``) rather than by the pipeline's slower backoff.
+    (``retry.CONTENDED`` within ``claim_patience_s``) rather than by the pipeline's
+    slower ``WRITE_CONFLICT`` backoff.
     ``turns_of(events)`` names the keys whose in-process turns the batch takes
     (``Turns``).
     """
@@ -144,21 +126,23 @@ class BatchEventConsumer(EventConsumer):
         super().__init__(**options)
         self._turns = turns
         self._turns_of = turns_of
-        self._claim_patience_s = claim_patience_s
+        # Only the claim's conflicts, quickly: the rest is the pipeline's to retry.
+        self._claim_retry = retry.CONTENDED.within(claim_patience_s).retrying(
+            lambda error: isinstance(error, _ClaimConflict)
+        )
 
     async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
-        deadline = asyncio.get_running_loop().time() + self._claim_patience_s
-        delay = 0.005
-        while True:
-            try:
-                # The turn is held per attempt, never while backing off.
-                async with self._turn(items):
-                    return await super()._apply(items)
-            except _ClaimConflict as conflict:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise conflict.error from None
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311
-            delay = min(0.05, delay * 1.5)
+        apply = super()._apply
+
+        async def attempt() -> list[tuple[_Item, str]]:
+            # The turn is held per attempt, never while backing off.
+            async with self._turn(items):
+                return await apply(items)
+
+        try:
+            return await retry.run(self._claim_retry, attempt)
+        except _ClaimConflict as conflict:
+            raise conflict.error from None
 
     def _turn(self, items: list[_Item]) -> AbstractAsyncContextManager[None]:
         if self._turns is None or self._turns_of is None:
@@ -171,7 +155,7 @@ def _claiming(claim: Claim) -> Claim:
         try:
             await claim(uow, events)
         except PyMongoError as error:
-            if is_transient_database_error(error) and not is_infrastructure_outage(error):
+            if retry.is_write_conflict(error):
                 raise _ClaimConflict(error) from error
             raise
 
@@ -203,7 +187,8 @@ class GroupCommitter(Generic[K, I, R]):
     """Items submitted concurrently under one key are processed together: one worker
     per key takes everything queued (up to ``max_batch``) and runs ``process`` on it in
     one transaction, retrying transient errors and write conflicts with short jittered
-    pauses for up to ``patience_s``. ``process`` returns one result per item, in order.
+    pauses for up to ``patience_s`` (``retry.CONTENDED``). ``process`` returns one
+    result per item, in order.
 
     A group that fails for another reason is retried item by item, so one bad item
     fails only its own caller.
@@ -222,7 +207,7 @@ class GroupCommitter(Generic[K, I, R]):
         self._turns = turns
         self._process = process
         self._max_batch = max_batch
-        self._patience_s = patience_s
+        self._retry = retry.CONTENDED.within(patience_s)
         self._queues: dict[K, list[tuple[I, asyncio.Future[R]]]] = {}
         self._workers: dict[K, asyncio.Task[None]] = {}
 
@@ -270,7 +255,7 @@ class GroupCommitter(Generic[K, I, R]):
             async with self._turn(key), self._uow.begin() as uow:
                 return await self._process(uow, items)
 
-        return await retry_for(attempt, patience_s=self._patience_s)
+        return await retry.run(self._retry, attempt)
 
     def _turn(self, key: K) -> AbstractAsyncContextManager[None]:
         return self._turns.hold([str(key)]) if self._turns else nullcontext()

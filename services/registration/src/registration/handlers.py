@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from seminarops_shared import retry
 from seminarops_shared.clock import Clock
 from seminarops_shared.events import Event
 from seminarops_shared.events.inbound import Participant
@@ -34,7 +35,7 @@ from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
 
 from . import domain
-from .batching import GroupCommitter, Turns, retry_for
+from .batching import GroupCommitter, Turns
 from .domain import Decision, DecisionKind, Seats, SeminarStatus
 from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
 
@@ -679,7 +680,7 @@ class Registrations:
         self.service = service
         self.now = clock
         self._uow = uow
-        self._patience_s = patience_s
+        self._retry = retry.CONTENDED.within(patience_s)
         self._requests: GroupCommitter[str, RegistrationRequest, Outcome] = GroupCommitter(
             uow=uow, process=service.decide, max_batch=group_max, patience_s=patience_s, turns=turns
         )
@@ -692,4 +693,4 @@ class Registrations:
             async with self._uow.begin() as uow:
                 return await work(uow)
 
-        return await retry_for(attempt, patience_s=self._patience_s)
+        return await retry.run(self._retry, attempt)

@@ -3,7 +3,8 @@
 Every write that can race is conditional: a seat book changes only if it still holds
 the values it was read with (one atomic update, so two writers cannot both take the
 last seat), a registration only if it still has the version it was read with. A lost
-race raises ``ConcurrentChange``, a write conflict (code 112) that the pipelines retry.
+race raises the shared ``ConcurrentChange``, a write conflict (code 112) that the
+retry policies retry.
 """
 
 from __future__ import annotations
@@ -16,30 +17,16 @@ from typing import Any, ClassVar
 from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
-from seminarops_shared.mongo import Document, Repository
+from seminarops_shared.mongo import ConcurrentChange, Document, Repository
 
 from .domain import Seats, SeminarStatus
 
 SEMINARS = "seminars"
 REGISTRATIONS = "registrations"
 PARKED = "parked_requests"
-
-_WRITE_CONFLICT = 112
-
-
-class ConcurrentChange(OperationFailure):
-    """Another writer changed the document since it was read: retry the transaction.
-
-    Carries MongoDB's WriteConflict code, so the consumer pipeline and the HTTP retry
-    loop treat it like the server's own write conflicts.
-    """
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"concurrent change: {what}", code=_WRITE_CONFLICT)
-
 
 _SEAT_FIELDS: Mapping[str, str] = {
     "confirmed": "confirmed_count",

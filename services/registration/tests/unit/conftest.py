@@ -13,8 +13,8 @@ import pytest
 
 from registration.domain import Seats
 from registration.handlers import RegistrationService
-from registration.repository import ConcurrentChange
 from seminarops_shared.events import Event
+from seminarops_shared.mongo import ConcurrentChange
 from seminarops_shared.privacy import pseudonym
 
 Doc = dict[str, Any]

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import structlog
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from seminarops_shared import retry
 from seminarops_shared.events.seminar import (
     AttendanceRecorded,
     SeminarCancelled,
@@ -25,7 +26,6 @@ from seminarops_shared.events.seminar import (
     SeminarWentLive,
     SessionTimes,
 )
-from seminarops_shared.mongo import is_transient_database_error
 from seminarops_shared.privacy import pseudonym
 from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -53,7 +53,6 @@ _log = structlog.get_logger(__name__)
 
 REMINDER_JOB = "seminar.reminder"
 IMPORT_CHUNK = 100
-_ATTEMPTS = 5
 
 
 class SeminarNotFound(LookupError):
@@ -150,21 +149,26 @@ class SeminarService:
         self._pseudonym_key = pseudonym_key
 
     async def _run(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """One transaction, again when a concurrent writer got there first (bounded)."""
-        for attempt in range(1, _ATTEMPTS + 1):
+        """One transaction, run again while a concurrent writer got there first (the
+        unit of work's ``retry.HTTP``); still contended after that: ``ConcurrentUpdate``
+        (the caller may try again, 409)."""
+
+        async def guarded(uow: UnitOfWork) -> T:
             try:
-                return await self._uow.run(work)
-            except (ConcurrentUpdate, OperationFailure) as error:
-                # Another writer got there first (a version moved, a key was taken, a
-                # write conflict outlasted the unit of work's own retries): run again.
-                contended = isinstance(error, ConcurrentUpdate | DuplicateKeyError)
-                if not contended and not is_transient_database_error(error):
-                    raise
-                if attempt == _ATTEMPTS:
-                    # Still contended after every retry: the caller may try again (409).
-                    raise ConcurrentUpdate(str(error)) from error
-                _log.info("concurrent change, running the use case again", attempt=attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+                return await work(uow)
+            except DuplicateKeyError as error:
+                # A key taken since it was read (a seminar created concurrently, an
+                # upsert race): a concurrent change like any other.
+                raise ConcurrentUpdate(str(error)) from error
+
+        try:
+            return await self._uow.run(guarded)
+        except ConcurrentUpdate:
+            raise
+        except OperationFailure as error:
+            if retry.is_write_conflict(error):
+                raise ConcurrentUpdate(str(error)) from error
+            raise
 
     async def _load(self, uow: UnitOfWork, seminar_id: str) -> Seminar:
         seminar = await self._seminars.get(seminar_id, session=uow.session)

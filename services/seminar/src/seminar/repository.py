@@ -28,7 +28,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from seminarops_shared.events.vocabulary import Kind, Programme
-from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, Repository, find_by_ids
+from seminarops_shared.mongo import (
+    IN_QUERY_LIMIT,
+    ConcurrentChange,
+    Document,
+    Repository,
+    find_by_ids,
+)
 
 from .domain import RosterStatus, Seminar, SeminarStatus, Session
 
@@ -38,8 +44,10 @@ ATTENDANCE = "attendance"
 ERASURES = "erasures"
 
 
-class ConcurrentUpdate(Exception):
-    """The seminar changed between reading and writing it; the use case runs again."""
+class ConcurrentUpdate(ConcurrentChange):
+    """The seminar changed between reading and writing it; the use case runs again
+    (the shared ``ConcurrentChange``, which every retry policy retries). Its own class
+    because the seminar API answers it 409 once the retries are spent."""
 
 
 def pair_id(seminar_id: str, participant_id: str) -> str:
