@@ -52,6 +52,7 @@ from .kafka_clients import (
     header_text,
     header_texts,
 )
+from .keyed import KeyedWrites
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
 from .retry import OUTAGE, WRITE_CONFLICT, run
@@ -66,10 +67,6 @@ EventHandler = Callable[[ReceivedEvent, UnitOfWork], Awaitable[None]]
 # return the ids of events that changed nothing (repeats of an idempotent type, see
 # ``EventConsumer``): they are counted as duplicates.
 BatchHandler = Callable[[Sequence[ReceivedEvent], UnitOfWork], Awaitable[Collection[str] | None]]
-# Runs first in each batch transaction, before the processed-event markers, with every
-# event of the batch (duplicates included): e.g. to write the documents the batch will
-# change first, so that a concurrent writer fails early.
-BatchPrepare = Callable[[UnitOfWork, Sequence[ReceivedEvent]], Awaitable[None]]
 
 MAX_RECORD_BYTES = 1024 * 1024
 # A dead letter keeps at most this much of the original value (with headers it must
@@ -234,7 +231,9 @@ class EventConsumer:
     """One consumer group's pipeline. ``handlers`` name the event types it acts on (one
     call per event); or ``batch_handler`` gets the fresh events of each batch in one call
     and ``handled`` names their types. Other known types on its topics are skipped
-    (counted as ``ignored``). ``prepare`` runs first in every batch transaction.
+    (counted as ``ignored``). ``keyed``: the writes of a batch contend per key (a
+    seminar's seat book): see ``KeyedWrites``, whose claim is then the first statement
+    of every batch transaction.
 
     Every event gets a processed-event marker (its id, written in the batch's
     transaction) except those of the ``idempotent`` types: a batch handler declares
@@ -252,7 +251,7 @@ class EventConsumer:
         handlers: Mapping[type[Event], EventHandler] | None = None,
         batch_handler: BatchHandler | None = None,
         handled: Collection[type[Event]] = (),
-        prepare: BatchPrepare | None = None,
+        keyed: KeyedWrites | None = None,
         idempotent: Collection[type[Event]] = (),
         uow: UnitOfWorkFactory,
         dead_letters: DeadLetters,
@@ -274,7 +273,7 @@ class EventConsumer:
         self._handled = (
             frozenset(handled) if batch_handler is not None else frozenset(self._handlers)
         )
-        self._prepare = prepare
+        self._keyed = keyed
         self._idempotent = frozenset(idempotent)
         self._uow = uow
         self._dead_letters = dead_letters
@@ -381,7 +380,7 @@ class EventConsumer:
             )
 
         async def through_conflicts() -> list[tuple[_Item, str]]:
-            return await run(WRITE_CONFLICT, lambda: self._apply(items), on_retry=note)
+            return await run(WRITE_CONFLICT, lambda: self._apply_keyed(items), on_retry=note)
 
         outcomes = await run(OUTAGE, through_conflicts, on_retry=note)
         counted = Counter(
@@ -392,14 +391,24 @@ class EventConsumer:
                 topic=topic, event_type=event_type, outcome=outcome, count=count
             )
 
-    async def _apply(self, items: list[_Item]) -> list[tuple[_Item, str]]:
-        """One transaction: ``prepare``, the processed-event markers (one query, one
+    async def _apply_keyed(self, items: list[_Item]) -> list[tuple[_Item, str]]:
+        """``_apply`` under the declared ``KeyedWrites``: in the batch's keys' turns, its
+        claim retried quickly while it meets another writer."""
+        if self._keyed is None:
+            return await self._apply(items)
+        keys = set(self._keyed.keys_of([i.event for i in items]))
+        return await self._keyed.run(keys, lambda: self._apply(items, keys))
+
+    async def _apply(
+        self, items: list[_Item], keys: Collection[str] = ()
+    ) -> list[tuple[_Item, str]]:
+        """One transaction: the keys' claim, the processed-event markers (one query, one
         insert; none for idempotent types), then the handler(s) for the events not seen
         before."""
         outcomes: list[tuple[_Item, str]] = []
         async with self._uow.begin() as uow:
-            if self._prepare is not None:
-                await self._prepare(uow, [i.event for i in items])
+            if self._keyed is not None:
+                await self._keyed.claim_first(uow, keys)
             marked = [i.event.id for i in items if type(i.event.data) not in self._idempotent]
             fresh = await self._uow.claim(uow, self.group, marked) if marked else set()
             in_batch: set[str] = set()
@@ -554,7 +563,6 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings
 
 __all__ = [
     "BatchHandler",
-    "BatchPrepare",
     "DeadLetters",
     "EventConsumer",
     "EventHandler",

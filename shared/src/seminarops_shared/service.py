@@ -34,7 +34,6 @@ from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBS
 from .idempotency import ProcessedEvents
 from .kafka import (
     BatchHandler,
-    BatchPrepare,
     DeadLetters,
     EventConsumer,
     EventHandler,
@@ -42,6 +41,7 @@ from .kafka import (
     subscribe,
 )
 from .kafka_clients import client_options
+from .keyed import KeyedWrites
 from .mongo import Mongo, is_transient_database_error
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
@@ -151,19 +151,17 @@ class Runtime:
         handlers: Mapping[type[Event], EventHandler] | None = None,
         batch_handler: BatchHandler | None = None,
         handled: Collection[type[Event]] = (),
-        prepare: BatchPrepare | None = None,
+        keyed: KeyedWrites | None = None,
         idempotent: Collection[type[Event]] = (),
         group: str | None = None,
-        factory: Callable[..., EventConsumer] = EventConsumer,
     ) -> EventConsumer:
         """Subscribe this service (consumer group = service name) to ``topics``.
 
         ``handlers``: one call per event. Or ``batch_handler``: one call per batch
         transaction with its fresh events in order, for the types in ``handled`` (read
-        what they need with one query, write with one). ``prepare`` runs first in every
-        batch transaction. ``idempotent``: handled types that need no processed-event
-        marker (see ``EventConsumer``). ``factory``: an ``EventConsumer`` subclass (or a
-        partial of one) taking the same keyword arguments.
+        what they need with one query, write with one). ``keyed``: the batches' writes
+        contend per key, claimed first and in turns (``KeyedWrites``). ``idempotent``:
+        handled types that need no processed-event marker (see ``EventConsumer``).
         """
         name = group or self.settings.service_name
         declared = SUBSCRIPTIONS.get(name)
@@ -171,13 +169,13 @@ class Runtime:
             # The AsyncAPI document and the deployment (lag scaling, ACLs) are generated
             # from SUBSCRIPTIONS: a subscription it does not list would be invisible there.
             raise ValueError(f"{name} may consume only {declared}, not {tuple(topics)}")
-        consumer = factory(
+        consumer = EventConsumer(
             group=name,
             topics=topics,
             handlers=handlers,
             batch_handler=batch_handler,
             handled=handled,
-            prepare=prepare,
+            keyed=keyed,
             idempotent=idempotent,
             uow=self.uow,
             dead_letters=DeadLetters(self.publisher, group=name, metrics=self.metrics),

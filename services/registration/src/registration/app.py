@@ -7,14 +7,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from seminarops_shared.clock import Clock, utc_now
+from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
-from .batching import Turns, consume_batches
 from .handlers import PARK_TIMEOUT_JOB, Registrations, RegistrationService
 from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
 from .settings import RegistrationSettings
-from .subscribers import HANDLED, IDEMPOTENT, TOPICS, batch_handler, claim_for, seminars_of
+from .subscribers import HANDLED, IDEMPOTENT, TOPICS, batch_handler, seminars_of
 
 DESCRIPTION = """\
 Registrations for seminars: requests from other platform systems (`registration.requests`)
@@ -40,16 +40,16 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             park_timeout=timedelta(seconds=settings.park_timeout_s),
             pseudonym=settings.privacy.pseudonym,
         )
-        turns = Turns()
-        consume_batches(
-            runtime,
+        # Every write of a seminar's registrations goes through its seat book: claimed
+        # first in each transaction, one writer per seminar at a time in this process
+        # (the consumer's batches and the HTTP groups alike).
+        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
+        runtime.consume(
             topics=TOPICS,
+            batch_handler=batch_handler(service),
             handled=HANDLED,
             idempotent=IDEMPOTENT,
-            handler=batch_handler(service),
-            claim=claim_for(service),
-            turns=turns,
-            turns_of=seminars_of,
+            keyed=seat_books,
         )
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
         return Registrations(
@@ -58,7 +58,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             clock=runtime.clock,
             group_max=settings.http_group_max,
             patience_s=settings.http_patience_s,
-            turns=turns,
+            turns=seat_books.turns,
         )
 
     return create_service_app(

@@ -30,12 +30,12 @@ from seminarops_shared.events.registration import (
     RegistrationStatus,
     RegistrationWaitlisted,
 )
+from seminarops_shared.keyed import GroupCommitter, Turns
 from seminarops_shared.mongo import Document
 from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
 
 from . import domain
-from .batching import GroupCommitter, Turns
 from .domain import Decision, DecisionKind, Seats, SeminarStatus
 from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
 

@@ -28,7 +28,6 @@ from seminarops_shared.events.topics import REGISTRATION_REQUESTS, SEMINAR_EVENT
 from seminarops_shared.kafka import BatchHandler, PermanentError
 from seminarops_shared.unit_of_work import UnitOfWork
 
-from .batching import Claim
 from .domain import registration_id
 from .handlers import RegistrationClosed, RegistrationRequest, RegistrationService, traced
 
@@ -66,15 +65,6 @@ def seminars_of(events: Sequence[ReceivedEvent]) -> set[str]:
         for event in events
         if isinstance(seminar_id := getattr(event.data, "seminar_id", None), str)
     }
-
-
-def claim_for(service: RegistrationService) -> Claim:
-    """The batch's first statement: take the seat books of its seminars."""
-
-    async def claim(uow: UnitOfWork, events: Sequence[ReceivedEvent]) -> None:
-        await service.claim_seminars(uow, seminars_of(events))
-
-    return claim
 
 
 def batch_handler(service: RegistrationService) -> BatchHandler:

@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from registration.batching import Turns
 from registration.repository import SeminarRepository
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
+from seminarops_shared.keyed import Turns
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
 from .conftest import decisions, registration_app, registrations, seat_book, statuses
