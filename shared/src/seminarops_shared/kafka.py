@@ -22,10 +22,11 @@ moves on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
-from .events import REGISTRY, Envelope, Event, ReceivedEvent, UnknownEventType
+from .events import REGISTRY, Envelope, ReceivedEvent, UnknownEventType
 from .events.topics import dead_letter_topic
 from .kafka_clients import (
     DLQ_CONSUMER_GROUP,
@@ -52,21 +53,14 @@ from .kafka_clients import (
     header_text,
     header_texts,
 )
-from .keyed import KeyedWrites
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
 from .retry import OUTAGE, WRITE_CONFLICT, run
 from .settings import KafkaSettings
+from .subscriptions import Batch, BatchHandler, EventHandler, Subscription
 from .unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
 
 _log = structlog.get_logger(__name__)
-
-EventHandler = Callable[[ReceivedEvent, UnitOfWork], Awaitable[None]]
-# The fresh (not yet processed) events of one batch, in partition order, in one
-# transaction. Called with one event at a time when the batch falls back to that. It may
-# return the ids of events that changed nothing (repeats of an idempotent type, see
-# ``EventConsumer``): they are counted as duplicates.
-BatchHandler = Callable[[Sequence[ReceivedEvent], UnitOfWork], Awaitable[Collection[str] | None]]
 
 MAX_RECORD_BYTES = 1024 * 1024
 # A dead letter keeps at most this much of the original value (with headers it must
@@ -228,31 +222,20 @@ class _Item:
 
 
 class EventConsumer:
-    """One consumer group's pipeline. ``handlers`` name the event types it acts on (one
-    call per event); or ``batch_handler`` gets the fresh events of each batch in one call
-    and ``handled`` names their types. Other known types on its topics are skipped
-    (counted as ``ignored``). ``keyed``: the writes of a batch contend per key (a
-    seminar's seat book): see ``KeyedWrites``, whose claim is then the first statement
-    of every batch transaction.
+    """One consumer group's pipeline, following its ``Subscription``: which event types
+    it applies and how (see ``subscriptions``), and whether its writes contend per key
+    (``KeyedWrites``: the claim is then the first statement of every batch
+    transaction). Other known types on its topics are skipped (counted as ``ignored``).
 
     Every event gets a processed-event marker (its id, written in the batch's
-    transaction) except those of the ``idempotent`` types: a batch handler declares
-    with them that applying such an event again changes nothing (a projection fold, a
-    request keyed by its natural key), so the marker (one document and one lookup per
-    event, the largest single cost per event on the embedded database) buys nothing.
-    Their repeats are told apart by the handler, which returns the ids of the events
-    that changed nothing."""
+    transaction) except those of idempotent types (``Batch(idempotent=True)``), whose
+    repeats the batch handler tells apart by returning the ids that changed nothing."""
 
     def __init__(
         self,
         *,
         group: str,
-        topics: Sequence[str],
-        handlers: Mapping[type[Event], EventHandler] | None = None,
-        batch_handler: BatchHandler | None = None,
-        handled: Collection[type[Event]] = (),
-        keyed: KeyedWrites | None = None,
-        idempotent: Collection[type[Event]] = (),
+        subscription: Subscription,
         uow: UnitOfWorkFactory,
         dead_letters: DeadLetters,
         metrics: ServiceMetrics,
@@ -260,21 +243,11 @@ class EventConsumer:
         allowed_sources: Mapping[str, Sequence[str]],
         max_attempts: int = 3,
     ) -> None:
-        if (handlers is None) == (batch_handler is None):
-            raise ValueError("give either handlers or a batch_handler")
-        if batch_handler is not None and not handled:
-            raise ValueError("a batch_handler needs the event types it handles (handled=...)")
-        if idempotent and batch_handler is None:
-            raise ValueError("idempotent types need a batch_handler (it reports their repeats)")
         self.group = group
-        self.topics = tuple(topics)
-        self._handlers = dict(handlers or {})
-        self._batch_handler = batch_handler
-        self._handled = (
-            frozenset(handled) if batch_handler is not None else frozenset(self._handlers)
-        )
-        self._keyed = keyed
-        self._idempotent = frozenset(idempotent)
+        self.topics = subscription.topics
+        self._handlers = dict(subscription.handlers)
+        self._keyed = subscription.keyed
+        self._idempotent = subscription.idempotent
         self._uow = uow
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -309,7 +282,7 @@ class EventConsumer:
                     topic=record.topic, event_type="unknown", outcome="dead_lettered"
                 )
                 continue
-            if type(item.event.data) in self._handled:
+            if type(item.event.data) in self._handlers:
                 items.append(item)
             else:
                 self._metrics.processed(
@@ -424,53 +397,63 @@ class EventConsumer:
                 in_batch.add(event_id)  # the same id twice in one batch
                 todo.append(item)
                 outcomes.append((item, "processed"))
-            if self._batch_handler is not None:
-                reported = await self._apply_batch(todo, uow) if todo else None
-                if reported:
-                    # Only events of idempotent types are repeats when they change
-                    # nothing; a marked event that changes nothing was still new.
-                    unchanged = set(reported)
-                    outcomes = [
-                        (
-                            item,
-                            "duplicate" if self._repeat_of_idempotent(item, unchanged) else outcome,
-                        )
-                        for item, outcome in outcomes
-                    ]
-                return outcomes
-            for item in todo:
-                envelope = item.event.envelope
-                token = current_traceparent.set(envelope.traceparent)
-                structlog.contextvars.bind_contextvars(
-                    topic=item.logical_topic,
-                    event_id=envelope.id,
-                    event_type=envelope.type,
-                    trace_id=_trace_id(envelope.traceparent),
-                )
-                try:
-                    await self._handlers[type(item.event.data)](item.event, uow)
-                except Exception as error:
-                    error.seminarops_event_id = item.event.id  # type: ignore[attr-defined]
-                    raise
-                finally:
-                    current_traceparent.reset(token)
-                    structlog.contextvars.unbind_contextvars(
-                        "topic", "event_id", "event_type", "trace_id"
-                    )
+            unchanged = await self._dispatch(todo, uow)
+        if unchanged:
+            # Only events of idempotent types are repeats when they change nothing; a
+            # marked event that changes nothing was still new.
+            outcomes = [
+                (item, "duplicate" if self._repeat_of_idempotent(item, unchanged) else outcome)
+                for item, outcome in outcomes
+            ]
         return outcomes
+
+    async def _dispatch(self, todo: list[_Item], uow: UnitOfWork) -> set[str]:
+        """Each fresh event to its handler, in order: a run of consecutive events that
+        share a batch handler in one call, any other event on its own. Returns the ids
+        the batch handlers reported as unchanged."""
+        unchanged: set[str] = set()
+        start = 0
+        while start < len(todo):
+            handler = self._handlers[type(todo[start].event.data)]
+            if not isinstance(handler, Batch):
+                await self._apply_event(handler, todo[start], uow)
+                start += 1
+                continue
+            end = start + 1
+            while end < len(todo) and self._same_batch(todo[end], handler.handle):
+                end += 1
+            unchanged.update(await self._apply_run(handler.handle, todo[start:end], uow) or ())
+            start = end
+        return unchanged
+
+    def _same_batch(self, item: _Item, handle: BatchHandler) -> bool:
+        handler = self._handlers[type(item.event.data)]
+        return isinstance(handler, Batch) and handler.handle is handle
+
+    async def _apply_event(self, handler: EventHandler, item: _Item, uow: UnitOfWork) -> None:
+        with _event_context(item):
+            try:
+                await handler(item.event, uow)
+            except Exception as error:
+                error.seminarops_event_id = item.event.id  # type: ignore[attr-defined]
+                raise
 
     def _repeat_of_idempotent(self, item: _Item, unchanged: set[str]) -> bool:
         return item.event.id in unchanged and type(item.event.data) in self._idempotent
 
-    async def _apply_batch(self, todo: list[_Item], uow: UnitOfWork) -> Collection[str] | None:
-        assert self._batch_handler is not None
+    async def _apply_run(
+        self, handle: BatchHandler, run: list[_Item], uow: UnitOfWork
+    ) -> Collection[str] | None:
         try:
-            return await self._batch_handler([i.event for i in todo], uow)
+            # A run of one event is logged and traced as that event; a longer run's
+            # handler passes each event's trace context on with what it emits.
+            with _event_context(run[0]) if len(run) == 1 else contextlib.nullcontext():
+                return await handle([i.event for i in run], uow)
         except Exception as error:
-            # Alone in its batch, the event is the culprit (its first attempt is spent);
-            # in a larger batch nobody knows which one it was: each is tried on its own.
-            if len(todo) == 1:
-                error.seminarops_event_id = todo[0].event.id  # type: ignore[attr-defined]
+            # A run of one: that event is the culprit (its first attempt is spent); in a
+            # longer run nobody knows which one it was: each is tried on its own.
+            if len(run) == 1:
+                error.seminarops_event_id = run[0].event.id  # type: ignore[attr-defined]
             raise
 
     def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
@@ -486,6 +469,25 @@ class EventConsumer:
                 self._metrics.consumer_lag.labels(
                     self._metrics.service, self.group, topic, str(partition)
                 ).set(max(0, highwater - offset - 1))
+
+
+@contextlib.contextmanager
+def _event_context(item: _Item) -> Iterator[None]:
+    """The event's trace context (for the events its handler emits) and its log fields,
+    bound for the length of its handling: the one place this happens."""
+    envelope = item.event.envelope
+    token = current_traceparent.set(envelope.traceparent)
+    structlog.contextvars.bind_contextvars(
+        topic=item.logical_topic,
+        event_id=envelope.id,
+        event_type=envelope.type,
+        trace_id=_trace_id(envelope.traceparent),
+    )
+    try:
+        yield
+    finally:
+        current_traceparent.reset(token)
+        structlog.contextvars.unbind_contextvars("topic", "event_id", "event_type", "trace_id")
 
 
 def _trace_id(traceparent: str | None) -> str | None:

@@ -14,7 +14,7 @@ import functools
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -29,25 +29,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
 from .clock import Clock, utc_now
-from .events import Event
 from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
 from .idempotency import ProcessedEvents
 from .kafka import (
-    BatchHandler,
     DeadLetters,
     EventConsumer,
-    EventHandler,
     build_broker,
     subscribe,
 )
 from .kafka_clients import client_options
-from .keyed import KeyedWrites
 from .mongo import Mongo, is_transient_database_error
 from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .publishing import RecordPublisher
 from .scheduler import Scheduler
 from .settings import ServiceSettings
+from .subscriptions import Subscription
 from .topics_admin import create_topics
 from .unit_of_work import UnitOfWorkFactory, current_traceparent
 
@@ -144,26 +141,11 @@ class Runtime:
     def source(self) -> str:
         return service_source(self.settings.service_name)
 
-    def consume(
-        self,
-        *,
-        topics: Sequence[str],
-        handlers: Mapping[type[Event], EventHandler] | None = None,
-        batch_handler: BatchHandler | None = None,
-        handled: Collection[type[Event]] = (),
-        keyed: KeyedWrites | None = None,
-        idempotent: Collection[type[Event]] = (),
-        group: str | None = None,
-    ) -> EventConsumer:
-        """Subscribe this service (consumer group = service name) to ``topics``.
-
-        ``handlers``: one call per event. Or ``batch_handler``: one call per batch
-        transaction with its fresh events in order, for the types in ``handled`` (read
-        what they need with one query, write with one). ``keyed``: the batches' writes
-        contend per key, claimed first and in turns (``KeyedWrites``). ``idempotent``:
-        handled types that need no processed-event marker (see ``EventConsumer``).
-        """
+    def consume(self, subscription: Subscription, *, group: str | None = None) -> EventConsumer:
+        """Subscribe this service (consumer group = service name) as ``subscription``
+        declares: its topics, a handler per event type (see ``subscriptions``)."""
         name = group or self.settings.service_name
+        topics = subscription.topics
         declared = SUBSCRIPTIONS.get(name)
         if declared is not None and not set(topics) <= set(declared):
             # The AsyncAPI document and the deployment (lag scaling, ACLs) are generated
@@ -171,12 +153,7 @@ class Runtime:
             raise ValueError(f"{name} may consume only {declared}, not {tuple(topics)}")
         consumer = EventConsumer(
             group=name,
-            topics=topics,
-            handlers=handlers,
-            batch_handler=batch_handler,
-            handled=handled,
-            keyed=keyed,
-            idempotent=idempotent,
+            subscription=subscription,
             uow=self.uow,
             dead_letters=DeadLetters(self.publisher, group=name, metrics=self.metrics),
             metrics=self.metrics,

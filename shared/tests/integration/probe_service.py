@@ -15,6 +15,7 @@ from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 from seminarops_shared.kafka import PermanentError
 from seminarops_shared.service import Runtime, create_service_app
 from seminarops_shared.settings import ServiceSettings
+from seminarops_shared.subscriptions import Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
 
@@ -69,7 +70,9 @@ def probe_app(settings: ProbeSettings, behaviour: Behaviour | None = None) -> Fa
             )
 
         runtime.consume(
-            topics=[REGISTRATION_REQUESTS], handlers={RegistrationRequested: on_requested}
+            Subscription(
+                topics=(REGISTRATION_REQUESTS,), handlers={RegistrationRequested: on_requested}
+            )
         )
         return runtime
 

@@ -20,6 +20,7 @@ from seminarops_shared.events.topics import REGISTRATION_EVENTS, REGISTRATION_RE
 from seminarops_shared.kafka import PermanentError
 from seminarops_shared.outbox import OUTBOX
 from seminarops_shared.service import Runtime, create_service_app
+from seminarops_shared.subscriptions import Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from .probe_service import ProbeSettings
@@ -88,10 +89,12 @@ def batch_probe_app(
     async def setup(runtime: Runtime) -> Runtime:
         probe.effects = runtime.mongo.db["effects"]
         runtime.consume(
-            topics=[REGISTRATION_REQUESTS],
-            batch_handler=probe.handle,
-            handled=[RegistrationRequested],
-            idempotent=idempotent,
+            Subscription.batched(
+                [REGISTRATION_REQUESTS],
+                probe.handle,
+                types=[RegistrationRequested],
+                idempotent=idempotent,
+            )
         )
         return runtime
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from seminarops_shared.events.topics import FEEDBACK_EVENTS, REGISTRATION_EVENTS, SEMINAR_EVENTS
 from seminarops_shared.kafka import EventConsumer
 from seminarops_shared.service import Runtime
+from seminarops_shared.subscriptions import Subscription
 
 from .handlers import IDEMPOTENT_TYPES, PROJECTED_TYPES, ProjectionService
 
@@ -22,9 +23,11 @@ def subscribe(runtime: Runtime, service: ProjectionService) -> EventConsumer:
     its id). Seminar events keep theirs: their grouping fields come from the newest
     event, so a late repeat of an old one (an outbox entry published again by another
     replica) must not be applied again."""
-    return runtime.consume(
-        topics=TOPICS,
-        batch_handler=service.project_batch,
-        handled=PROJECTED_TYPES,
-        idempotent=IDEMPOTENT_TYPES,
+    return runtime.consume(subscription(service))
+
+
+def subscription(service: ProjectionService) -> Subscription:
+    """Every projected type to the projector's batch handler."""
+    return Subscription.batched(
+        TOPICS, service.project_batch, types=PROJECTED_TYPES, idempotent=IDEMPOTENT_TYPES
     )

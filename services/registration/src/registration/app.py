@@ -14,7 +14,7 @@ from . import api
 from .handlers import PARK_TIMEOUT_JOB, Registrations, RegistrationService
 from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
 from .settings import RegistrationSettings
-from .subscribers import HANDLED, IDEMPOTENT, TOPICS, batch_handler, seminars_of
+from .subscribers import seminars_of, subscription
 
 DESCRIPTION = """\
 Registrations for seminars: requests from other platform systems (`registration.requests`)
@@ -44,13 +44,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         # first in each transaction, one writer per seminar at a time in this process
         # (the consumer's batches and the HTTP groups alike).
         seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
-        runtime.consume(
-            topics=TOPICS,
-            batch_handler=batch_handler(service),
-            handled=HANDLED,
-            idempotent=IDEMPOTENT,
-            keyed=seat_books,
-        )
+        runtime.consume(subscription(service, seat_books=seat_books))
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
         return Registrations(
             service=service,

@@ -1,16 +1,16 @@
 """Kafka entry points: map consumed events to the use cases in ``handlers``.
 
 One consumer (group ``registration``) reads ``registration.requests`` and
-``seminar.events``. A batch's events are applied in order in one transaction; runs of
-consecutive ``registration.requested.v1`` events are decided by one ``decide`` call
-(one set of queries for the whole run), everything else one event at a time.
+``seminar.events`` (``subscription``). A batch's events are applied in order in one
+transaction; runs of consecutive ``registration.requested.v1`` events are decided by one
+``decide`` call (one set of queries for the whole run), everything else one event at a
+time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import structlog
+from typing import TypeVar
 
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.inbound import (
@@ -25,24 +25,15 @@ from seminarops_shared.events.seminar import (
     SeminarScheduled,
 )
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS, SEMINAR_EVENTS
-from seminarops_shared.kafka import BatchHandler, PermanentError
+from seminarops_shared.kafka import PermanentError
+from seminarops_shared.keyed import KeyedWrites
+from seminarops_shared.subscriptions import Batch, Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from .domain import registration_id
-from .handlers import RegistrationClosed, RegistrationRequest, RegistrationService, traced
+from .handlers import RegistrationClosed, RegistrationRequest, RegistrationService
 
 TOPICS = (REGISTRATION_REQUESTS, SEMINAR_EVENTS)
-HANDLED: tuple[type[Event], ...] = (
-    RegistrationRequested,
-    RegistrationCancellationRequested,
-    ParticipantErasureRequested,
-    SeminarScheduled,
-    SeminarRescheduled,
-    SeminarCancelled,
-    SeminarCompleted,
-)
-# Handled types applied without a processed-event marker (see ``batch_handler``).
-IDEMPOTENT: tuple[type[Event], ...] = (RegistrationRequested,)
 
 
 def request_of(event: ReceivedEvent) -> RegistrationRequest:
@@ -67,65 +58,68 @@ def seminars_of(events: Sequence[ReceivedEvent]) -> set[str]:
     }
 
 
-def batch_handler(service: RegistrationService) -> BatchHandler:
-    """The consumer's batch handler over ``service``. Requests carry no processed-event
-    marker (``IDEMPOTENT``): a repeat resolves to its registration and changes nothing;
-    the handler returns the ids of such repeats."""
+def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Subscription:
+    """What the ``registration`` group consumes. Runs of consecutive requests are
+    decided by one ``decide`` call (one set of queries for the whole run); requests carry
+    no processed-event marker: a repeat resolves to its registration and changes
+    nothing, and is reported as such. Every other event is applied on its own. Every
+    transaction claims the seat books of its seminars first (``seat_books``)."""
 
-    async def handle(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
-        unchanged: list[str] = []
-        run: list[ReceivedEvent] = []
+    async def decide(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
+        outcomes = await service.decide(uow, [request_of(e) for e in events])
+        return [e.id for e, o in zip(events, outcomes, strict=True) if not o.created]
 
-        async def decide_run() -> None:
-            outcomes = await service.decide(uow, [request_of(e) for e in run])
-            unchanged.extend(e.id for e, o in zip(run, outcomes, strict=True) if not o.created)
-            run.clear()
+    async def cancel(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        data = _as(event, RegistrationCancellationRequested)
+        try:
+            await service.cancel(
+                uow,
+                registration_id=registration_id(data.seminar_id, data.participant_id),
+                traceparent=event.envelope.traceparent,
+            )
+        except RegistrationClosed as closed:
+            raise PermanentError(str(closed)) from None
 
-        for event in events:
-            if isinstance(event.data, RegistrationRequested):
-                run.append(event)
-                continue
-            if run:
-                await decide_run()
-            envelope = event.envelope
-            structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
-            try:
-                with traced(envelope.traceparent):
-                    await _one(service, event, uow)
-            finally:
-                structlog.contextvars.unbind_contextvars("event_id", "event_type")
-        if run:
-            await decide_run()
-        return unchanged
+    async def erase(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        await service.erase(
+            uow, participant_id=_as(event, ParticipantErasureRequested).participant_id
+        )
 
-    return handle
+    async def scheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        data = _as(event, SeminarScheduled)
+        await service.on_seminar_scheduled(uow, seminar_id=data.seminar_id, capacity=data.capacity)
+
+    async def rescheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        data = _as(event, SeminarRescheduled)
+        await service.on_capacity_changed(
+            uow, seminar_id=data.seminar_id, capacity=data.new_capacity
+        )
+
+    async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        await service.on_seminar_cancelled(uow, seminar_id=_as(event, SeminarCancelled).seminar_id)
+
+    async def completed(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        await service.on_seminar_completed(uow, seminar_id=_as(event, SeminarCompleted).seminar_id)
+
+    return Subscription(
+        topics=TOPICS,
+        handlers={
+            RegistrationRequested: Batch(decide, idempotent=True),
+            RegistrationCancellationRequested: cancel,
+            ParticipantErasureRequested: erase,
+            SeminarScheduled: scheduled,
+            SeminarRescheduled: rescheduled,
+            SeminarCancelled: cancelled,
+            SeminarCompleted: completed,
+        },
+        keyed=seat_books,
+    )
 
 
-async def _one(service: RegistrationService, event: ReceivedEvent, uow: UnitOfWork) -> None:
+E = TypeVar("E", bound=Event)
+
+
+def _as(event: ReceivedEvent, kind: type[E]) -> E:
     data = event.data
-    match data:
-        case RegistrationCancellationRequested():
-            try:
-                await service.cancel(
-                    uow,
-                    registration_id=registration_id(data.seminar_id, data.participant_id),
-                    traceparent=event.envelope.traceparent,
-                )
-            except RegistrationClosed as closed:
-                raise PermanentError(str(closed)) from None
-        case ParticipantErasureRequested():
-            await service.erase(uow, participant_id=data.participant_id)
-        case SeminarScheduled():
-            await service.on_seminar_scheduled(
-                uow, seminar_id=data.seminar_id, capacity=data.capacity
-            )
-        case SeminarRescheduled():
-            await service.on_capacity_changed(
-                uow, seminar_id=data.seminar_id, capacity=data.new_capacity
-            )
-        case SeminarCancelled():
-            await service.on_seminar_cancelled(uow, seminar_id=data.seminar_id)
-        case SeminarCompleted():
-            await service.on_seminar_completed(uow, seminar_id=data.seminar_id)
-        case _:  # pragma: no cover - the consumer only passes HANDLED types
-            raise PermanentError(f"no handler for {event.envelope.type}")
+    assert isinstance(data, kind)  # the subscription routes only this type here
+    return data

@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from seminarops_shared.clock import Clock, utc_now
-from seminarops_shared.events.topics import REGISTRATION_EVENTS
 from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
 from .handlers import REMINDER_JOB, SeminarService
 from .repository import AttendanceRepository, RosterRepository, SeminarRepository
 from .settings import SeminarSettings
-from .subscribers import HANDLED, IDEMPOTENT, registration_batch_handler
+from .subscribers import subscription
 
 DESCRIPTION = """Schedules the programme's seminars (online seminars, learning events,
 eTwinning Plus learning events, PD workshops): sessions in their own time zone, lifecycle
@@ -47,12 +46,7 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
             reminder_offsets_minutes=settings.reminder_offsets_minutes,
             pseudonym_key=settings.privacy.key,
         )
-        runtime.consume(
-            topics=[REGISTRATION_EVENTS],
-            batch_handler=registration_batch_handler(service),
-            handled=HANDLED,
-            idempotent=IDEMPOTENT,
-        )
+        runtime.consume(subscription(service))
         runtime.scheduler.on(REMINDER_JOB, service.send_reminder)
         return service
 

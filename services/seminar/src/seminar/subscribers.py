@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import structlog
-
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.registration import (
     ParticipantErased,
@@ -16,7 +14,8 @@ from seminarops_shared.events.registration import (
     RegistrationPromoted,
     RegistrationWaitlisted,
 )
-from seminarops_shared.kafka import BatchHandler, PermanentError
+from seminarops_shared.events.topics import REGISTRATION_EVENTS
+from seminarops_shared.subscriptions import Batch, BatchHandler, Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from .domain import RosterStatus
@@ -33,12 +32,6 @@ ROSTER_STATUS: dict[type[Event], RosterStatus] = {
     RegistrationWaitlisted: RosterStatus.WAITLISTED,
     RegistrationCancelled: RosterStatus.CANCELLED,
 }
-HANDLED: tuple[type[Event], ...] = (*ROSTER_STATUS, ParticipantErased)
-# Every handled type is applied without a processed-event marker: a roster entry
-# follows the highest version, and an erased id never comes back, so applying any of
-# them again, late or early, changes nothing (see ``SeminarService.apply_registrations``
-# and ``erase_participant``).
-IDEMPOTENT: tuple[type[Event], ...] = HANDLED
 
 
 def _roster_entry(data: RegistrationChange) -> RosterEntry:
@@ -51,42 +44,48 @@ def _roster_entry(data: RegistrationChange) -> RosterEntry:
     )
 
 
-def registration_batch_handler(service: SeminarService) -> BatchHandler:
-    """The batch handler for ``registration.events``: runs of consecutive registration
-    changes are applied by one ``apply_registrations`` call each (a few round trips for
-    the whole run), an erasure on its own between them, so that each event sees the
-    rosters as the events before it left them. Returns the ids of the events that
-    changed nothing (repeats and outdated versions: the pipeline counts them as
-    duplicates)."""
+def subscription(service: SeminarService) -> Subscription:
+    """What the ``seminar`` group consumes from ``registration.events``: runs of
+    consecutive registration changes are applied by one ``apply_registrations`` call
+    each (a few round trips for the whole run), runs of erasures by
+    ``erase_participant``, so that each event sees the rosters as the events before it
+    left them.
 
+    Nothing here needs a processed-event marker: a roster entry follows the highest
+    version, and an erased id never comes back, so applying any of these events again,
+    late or early, changes nothing; the handlers report such events as unchanged (the
+    pipeline counts them as duplicates)."""
+    changes = Batch(_roster_changes(service), idempotent=True)
+    erasures = Batch(_erasures(service), idempotent=True)
+    return Subscription(
+        topics=(REGISTRATION_EVENTS,),
+        handlers={**dict.fromkeys(ROSTER_STATUS, changes), ParticipantErased: erasures},
+    )
+
+
+def _roster_changes(service: SeminarService) -> BatchHandler:
+    async def handle(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
+        entries = [_roster_entry(_change(event)) for event in events]
+        applied = await service.apply_registrations(uow, entries)
+        return [e.id for e, a in zip(events, applied, strict=True) if not a]
+
+    return handle
+
+
+def _erasures(service: SeminarService) -> BatchHandler:
     async def handle(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
         unchanged: list[str] = []
-        run: list[tuple[ReceivedEvent, RosterEntry]] = []
-
-        async def apply_run() -> None:
-            applied = await service.apply_registrations(uow, [entry for _, entry in run])
-            unchanged.extend(e.id for (e, _), a in zip(run, applied, strict=True) if not a)
-            run.clear()
-
         for event in events:
             data = event.data
-            if isinstance(data, RegistrationChange):
-                run.append((event, _roster_entry(data)))
-                continue
-            if not isinstance(data, ParticipantErased):
-                raise PermanentError(f"not a registration change: {type(data).__name__}")
-            if run:
-                await apply_run()
-            structlog.contextvars.bind_contextvars(
-                event_id=event.envelope.id, event_type=event.envelope.type
-            )
-            try:
-                if not await service.erase_participant(uow, data.participant_id):
-                    unchanged.append(event.id)
-            finally:
-                structlog.contextvars.unbind_contextvars("event_id", "event_type")
-        if run:
-            await apply_run()
+            assert isinstance(data, ParticipantErased)  # the subscription routes only these
+            if not await service.erase_participant(uow, data.participant_id):
+                unchanged.append(event.id)
         return unchanged
 
     return handle
+
+
+def _change(event: ReceivedEvent) -> RegistrationChange:
+    data = event.data
+    assert isinstance(data, RegistrationChange)  # the subscription routes only these
+    return data
