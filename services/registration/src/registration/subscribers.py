@@ -29,8 +29,13 @@ from seminarops_shared.kafka import BatchHandler, PermanentError
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from .batching import Claim
-from .domain import registration_id
-from .handlers import RegistrationClosed, RegistrationRequest, RegistrationService, traced
+from .handlers import (
+    CancellationRequest,
+    RegistrationClosed,
+    RegistrationRequest,
+    RegistrationService,
+    traced,
+)
 
 TOPICS = (REGISTRATION_REQUESTS, SEMINAR_EVENTS)
 HANDLED: tuple[type[Event], ...] = (
@@ -55,6 +60,19 @@ def request_of(event: ReceivedEvent) -> RegistrationRequest:
         source=event.envelope.source,
         request_id=event.envelope.id,
         requested_at=event.envelope.time,
+        traceparent=event.envelope.traceparent,
+    )
+
+
+def cancellation_of(event: ReceivedEvent) -> CancellationRequest:
+    data = event.data
+    assert isinstance(data, RegistrationCancellationRequested)
+    return CancellationRequest(
+        seminar_id=data.seminar_id,
+        participant_id=data.participant_id,
+        event_id=event.envelope.id,
+        source=event.envelope.source,
+        cancelled_at=event.envelope.time,
         traceparent=event.envelope.traceparent,
     )
 
@@ -116,11 +134,7 @@ async def _one(service: RegistrationService, event: ReceivedEvent, uow: UnitOfWo
     match data:
         case RegistrationCancellationRequested():
             try:
-                await service.cancel(
-                    uow,
-                    registration_id=registration_id(data.seminar_id, data.participant_id),
-                    traceparent=event.envelope.traceparent,
-                )
+                await service.cancel_requested(uow, cancellation_of(event))
             except RegistrationClosed as closed:
                 raise PermanentError(str(closed)) from None
         case ParticipantErasureRequested():
