@@ -188,7 +188,7 @@ async def _cancel(registration_id: str, service: Registrations) -> DecisionOut:
 
     async def work(uow: UnitOfWork) -> Outcome | None:
         return await service.service.cancel(
-            uow, registration_id=registration_id, traceparent=traceparent
+            uow, registration_id=registration_id, traceparent=traceparent, source=HTTP_SOURCE
         )
 
     try:

@@ -11,8 +11,18 @@ from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
-from .handlers import PARK_TIMEOUT_JOB, Registrations, RegistrationService
-from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
+from .handlers import (
+    PARK_TIMEOUT_JOB,
+    PENDING_CANCELLATION_JOB,
+    Registrations,
+    RegistrationService,
+)
+from .repository import (
+    ParkedRequestRepository,
+    PendingCancellationRepository,
+    RegistrationRepository,
+    SeminarRepository,
+)
 from .settings import RegistrationSettings
 from .subscribers import seminars_of, subscription
 
@@ -30,14 +40,17 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         seminars = SeminarRepository(db)
         registrations = RegistrationRepository(db)
         parked = ParkedRequestRepository(db)
-        for repository in (seminars, registrations, parked):
+        cancellations = PendingCancellationRepository(db)
+        for repository in (seminars, registrations, parked, cancellations):
             await repository.ensure_indexes()
         service = RegistrationService(
             seminars=seminars,
             registrations=registrations,
             parked=parked,
+            cancellations=cancellations,
             scheduler=runtime.scheduler,
             park_timeout=timedelta(seconds=settings.park_timeout_s),
+            cancellation_lifetime=timedelta(seconds=settings.pending_cancellation_lifetime_s),
             pseudonym=settings.privacy.pseudonym,
         )
         # Every write of a seminar's registrations goes through its seat book: claimed
@@ -46,6 +59,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
         runtime.consume(subscription(service, seat_books=seat_books))
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
+        runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.on_cancellation_expired)
         return Registrations(
             service=service,
             uow=runtime.uow,

@@ -77,6 +77,12 @@ class Seats:
     parked: int = 0
     next_park_seq: int = 1
     park_round: int = 0
+    # Cancellations kept because they arrived before the registration they cancel
+    # (see ``cancellation_applies``): an upper bound of how many are kept (exact except
+    # after an erasure). Zero spares the lookup when deciding this seminar's requests,
+    # and every change to it is a write of the book, so keeping one and deciding the
+    # request it cancels can never both commit without seeing each other.
+    pending_cancellations: int = 0
 
     @property
     def free(self) -> int:
@@ -182,13 +188,22 @@ def open_seminar(seats: Seats | None, capacity: int) -> Seats:
 
 
 def cancel_seminar(seats: Seats) -> Seats:
-    """The seminar was cancelled: every active registration is cancelled with it."""
-    return replace(seats, status=SeminarStatus.CANCELLED, confirmed=0, waitlisted=0, parked=0)
+    """The seminar was cancelled: every active registration is cancelled with it, and
+    kept cancellations are dropped (nothing can be registered any more)."""
+    return replace(
+        seats,
+        status=SeminarStatus.CANCELLED,
+        confirmed=0,
+        waitlisted=0,
+        parked=0,
+        pending_cancellations=0,
+    )
 
 
 def close_seminar(seats: Seats) -> Seats:
-    """The seminar is completed: registration closes; registrations stay as they are."""
-    return replace(seats, status=SeminarStatus.CLOSED, parked=0)
+    """The seminar is completed: registration closes; registrations stay as they are;
+    kept cancellations are dropped (new requests are rejected)."""
+    return replace(seats, status=SeminarStatus.CLOSED, parked=0, pending_cancellations=0)
 
 
 def unknown_seminar() -> Seats:
@@ -232,3 +247,53 @@ def next_park_round(seats: Seats, remaining: int) -> Seats:
 def expired(parked_at: datetime, *, now: datetime, timeout: timedelta) -> bool:
     """A parked request whose seminar stayed unknown for ``timeout`` is rejected."""
     return parked_at + timeout <= now
+
+
+# ---- the order of a request and a cancellation ----------------------------------------
+#
+# A request and the cancellation of the same (seminar, participant) can be consumed in
+# either order when they came on different partitions (producers with different
+# partitioners). Their order is then the order of the CloudEvents ``time`` each carries
+# (the producer's clock), and the outcome is the one publishing order gives: the first
+# request registers, a cancellation published after it cancels, a request after that is
+# a repeat (re-registering after a cancellation is not supported in v1), and a
+# cancellation published before any request cancels nothing.
+
+
+def instant(moment: datetime) -> datetime:
+    """``moment`` at the database's precision (milliseconds): times compared here are
+    read back from the database as often as from an envelope, and must compare alike."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def cancellation_applies(*, cancelled_at: datetime, requested_at: datetime) -> bool:
+    """Whether a cancellation published at ``cancelled_at`` cancels the registration whose
+    earliest request was published at ``requested_at``: only if it was published at or
+    after that request. An earlier cancellation was published before there was anything
+    to cancel, and never cancels a registration requested after it. At equal times the
+    cancellation wins: one only refers to a request that exists, and producers' clocks
+    often have a resolution of a second."""
+    return instant(cancelled_at) >= instant(requested_at)
+
+
+def earlier_request(requested_at: datetime, than: datetime) -> bool:
+    """Whether a request at ``requested_at`` was published before the earliest request
+    known so far (``than``): only then does a repeat change what a cancellation finds."""
+    return instant(requested_at) < instant(than)
+
+
+def supersedes(cancelled_at: datetime, kept: datetime | None) -> bool:
+    """Of two cancellations of the same registration, the later one is kept: it cancels
+    everything the earlier one would (``cancellation_applies``), and more."""
+    return kept is None or instant(cancelled_at) > instant(kept)
+
+
+def keep_cancellation(seats: Seats) -> Seats:
+    """A cancellation was kept for a registration that does not exist yet (the book of
+    a seminar not known yet starts as ``unknown_seminar()``)."""
+    return replace(seats, pending_cancellations=seats.pending_cancellations + 1)
+
+
+def drop_cancellations(seats: Seats, count: int) -> Seats:
+    """``count`` kept cancellations were applied, set aside or expired."""
+    return replace(seats, pending_cancellations=max(0, seats.pending_cancellations - count))

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -37,12 +45,18 @@ from seminarops_shared.unit_of_work import UnitOfWork, UnitOfWorkFactory, curren
 
 from . import domain
 from .domain import Decision, DecisionKind, Seats, SeminarStatus
-from .repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
+from .repository import (
+    ParkedRequestRepository,
+    PendingCancellationRepository,
+    RegistrationRepository,
+    SeminarRepository,
+)
 
 _log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 PARK_TIMEOUT_JOB = "registration.park_timeout"
+PENDING_CANCELLATION_JOB = "registration.pending_cancellation_expiry"
 
 
 class OutcomeStatus(enum.StrEnum):
@@ -77,6 +91,24 @@ class RegistrationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CancellationRequest:
+    """A ``registration.cancellation_requested.v1``: ``cancelled_at`` is its envelope's
+    ``time`` (when it was published), which orders it against the requests of the same
+    registration (``domain.cancellation_applies``)."""
+
+    seminar_id: str
+    participant_id: str
+    event_id: str
+    source: str | None
+    cancelled_at: datetime
+    traceparent: str | None = None
+
+    @property
+    def registration_id(self) -> str:
+        return domain.registration_id(self.seminar_id, self.participant_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The answer to a request: the registration, its status, and whether this request
     created it (``False``: it existed already, or is a duplicate)."""
@@ -90,10 +122,25 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Writes:
-    """Registration writes of one batch, done with one call each at its end."""
+    """Registrations decided in one batch, written with one call each (new ones, and
+    those decided anew) at its end: ``decided`` maps each to its document and the
+    version it had before (``None``: new). The documents may still change until then."""
 
-    inserts: list[Document] = field(default_factory=list)
-    replacements: list[tuple[str, int, Mapping[str, Any]]] = field(default_factory=list)
+    decided: dict[str, tuple[Document, int | None]] = field(default_factory=dict)
+
+    async def flush(self, registrations: RegistrationRepository, session: Any) -> None:
+        inserts = [doc for doc, previous in self.decided.values() if previous is None]
+        replacements = [
+            (doc["_id"], previous, {k: v for k, v in doc.items() if k not in {"_id", "version"}})
+            for doc, previous in self.decided.values()
+            if previous is not None
+        ]
+        await registrations.insert_many(inserts, session=session)
+        await registrations.update_many_versions(replacements, session=session)
+
+
+# A kept cancellation's fields that travel with it onto a registration (``held``).
+_HELD_FIELDS = ("event_id", "source", "cancelled_at", "traceparent")
 
 
 class RegistrationClosed(Exception):
@@ -131,6 +178,52 @@ def _existing(doc: Mapping[str, Any]) -> Outcome:
         created=False,
         reason=doc.get("reason"),
     )
+
+
+def _earliest_request(doc: Mapping[str, Any]) -> datetime:
+    """When the earliest request seen for this registration was published."""
+    first: datetime | None = doc.get("first_requested_at")
+    requested: datetime = doc["requested_at"]
+    return first if first is not None and domain.earlier_request(first, requested) else requested
+
+
+def _held(cancellation: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: cancellation.get(name) for name in _HELD_FIELDS}
+
+
+def _cancellation_doc(cancellation: CancellationRequest, *, now: datetime) -> Document:
+    return {
+        "_id": cancellation.registration_id,
+        "seminar_id": cancellation.seminar_id,
+        "participant_id": cancellation.participant_id,
+        "event_id": cancellation.event_id,
+        "source": cancellation.source,
+        "cancelled_at": cancellation.cancelled_at,
+        "traceparent": cancellation.traceparent,
+        "kept_at": now,
+    }
+
+
+def _earliest_of_batch(requests: Sequence[RegistrationRequest]) -> dict[str, datetime]:
+    """When each registration's earliest request in a batch was published."""
+    earliest: dict[str, datetime] = {}
+    for request in requests:
+        seen = earliest.get(request.registration_id)
+        if seen is None or domain.earlier_request(request.requested_at, seen):
+            earliest[request.registration_id] = request.requested_at
+    return earliest
+
+
+def _cancelled(outcome: Outcome) -> Outcome:
+    """The answer to a request whose registration was cancelled in the same
+    transaction (by a cancellation published after it)."""
+    return replace(
+        outcome, status=OutcomeStatus.CANCELLED, position=None, reason=domain.REASON_PARTICIPANT
+    )
+
+
+def _expiry_job_id(registration_id: str) -> str:
+    return f"{PENDING_CANCELLATION_JOB}:{registration_id}"
 
 
 def _redecidable(doc: Mapping[str, Any], book: Seats | None, request_id: str) -> bool:
@@ -209,15 +302,19 @@ class RegistrationService:
         seminars: SeminarRepository,
         registrations: RegistrationRepository,
         parked: ParkedRequestRepository,
+        cancellations: PendingCancellationRepository,
         scheduler: Scheduler,
         park_timeout: timedelta,
+        cancellation_lifetime: timedelta,
         pseudonym: Callable[[str], str],
     ) -> None:
         self.seminars = seminars
         self.registrations = registrations
         self.parked = parked
+        self.cancellations = cancellations
         self._scheduler = scheduler
         self._park_timeout = park_timeout
+        self._cancellation_lifetime = cancellation_lifetime
         self._pseudonym = pseudonym
 
     # ---- requests ------------------------------------------------------------------------
@@ -233,7 +330,13 @@ class RegistrationService:
         conditional update per seminar and batch); the waiting list keeps arrival order.
         Requests for a seminar not known yet are parked (status ``pending``), decided
         when ``seminar.scheduled.v1`` arrives or rejected ``seminar_unknown`` after the
-        park timeout. Cost: a handful of queries per batch, not per request.
+        park timeout. A cancellation kept because it arrived first is settled when its
+        request is decided: the new registration is cancelled at once if the
+        cancellation was published at or after the request, and otherwise holds it in
+        case an earlier request of the same person still comes (a repeat published
+        before every request seen so far is the one kind of repeat that can change
+        something: see ``domain.cancellation_applies``). Cost: a handful of queries per
+        batch, not per request.
         """
         if not requests:
             return []
@@ -241,9 +344,11 @@ class RegistrationService:
         ids = [r.registration_id for r in requests]
         books = await self.seminars.claim((r.seminar_id for r in requests), session=session)
         existing = await self.registrations.get_many(ids, session=session)
+        earliest = _earliest_of_batch(requests)
         outcomes: list[Outcome | None] = [None] * len(requests)
         first: dict[str, int] = {}
         fresh: dict[str, list[int]] = {}
+        repeats: list[int] = []
         for i, (request, reg_id) in enumerate(zip(requests, ids, strict=True)):
             if reg_id in first:
                 continue  # the same registration twice in this batch: answered below
@@ -252,6 +357,7 @@ class RegistrationService:
             book = books.get(request.seminar_id)
             if doc is not None and not _redecidable(doc, book, request.request_id):
                 outcomes[i] = _existing(doc)
+                repeats.append(i)
             else:
                 fresh.setdefault(request.seminar_id, []).append(i)
 
@@ -260,6 +366,17 @@ class RegistrationService:
             for sid in fresh
             if (book := books.get(sid)) is None or book.status is SeminarStatus.UNKNOWN
         }
+        # Cancellations kept for what is decided now: looked up only for seminars whose
+        # book counts any.
+        kept = await self.cancellations.get_many(
+            (
+                ids[i]
+                for sid, indices in fresh.items()
+                if sid not in unknown and books[sid].pending_cancellations
+                for i in indices
+            ),
+            session=session,
+        )
         already_parked = await self.parked.get_many(
             (ids[i] for sid in unknown for i in fresh[sid]), session=session
         )
@@ -267,6 +384,8 @@ class RegistrationService:
         for seminar_id, indices in fresh.items():
             book = books.get(seminar_id)
             if seminar_id in unknown:
+                # A kept cancellation waits for the decision, made when the seminar is
+                # known (it withdraws a parked request only if it arrives after it).
                 new = [i for i in indices if ids[i] not in already_parked]
                 await self._park(uow, seminar_id, book, [requests[i] for i in new])
                 for i in indices:
@@ -282,15 +401,91 @@ class RegistrationService:
             )
             for i, outcome in zip(indices, decided, strict=True):
                 outcomes[i] = outcome
-        await self.registrations.insert_many(writes.inserts, session=session)
-        await self.registrations.update_many_versions(writes.replacements, session=session)
+        to_cancel: dict[str, list[tuple[Document, str | None]]] = {}
+        settled = self._settle_kept(writes, kept, earliest, to_cancel)
+        await writes.flush(self.registrations, session)
+        await self._earlier_repeats(
+            uow,
+            [(existing[ids[i]], earliest[ids[i]]) for i in repeats],
+            books,
+            to_cancel,
+        )
+        await self._drop_kept(uow, settled)
+        for seminar_id, items in to_cancel.items():
+            await self._cancel_active(uow, seminar_id, items)
+        cancelled = {doc["_id"] for items in to_cancel.values() for doc, _ in items}
 
         answered: list[Outcome] = []
         for i, reg_id in enumerate(ids):
             found = outcomes[i] or outcomes[first[reg_id]]
             assert found is not None
+            if reg_id in cancelled:
+                found = _cancelled(found)
             answered.append(found if first[reg_id] == i else replace(found, created=False))
         return answered
+
+    def _settle_kept(
+        self,
+        writes: _Writes,
+        kept: Mapping[str, Document],
+        earliest: Mapping[str, datetime],
+        to_cancel: dict[str, list[tuple[Document, str | None]]],
+    ) -> dict[str, list[str]]:
+        """Registrations just decided: note an earlier request of the batch, and settle
+        the cancellation kept for each (cancel it now, or hold it on the registration).
+        Returns the settled cancellations' ids per seminar (to drop)."""
+        settled: dict[str, list[str]] = {}
+        for reg_id, (doc, _) in writes.decided.items():
+            requested_at = earliest[reg_id]
+            if domain.earlier_request(requested_at, doc["requested_at"]):
+                doc["first_requested_at"] = requested_at
+            cancellation = kept.get(reg_id)
+            if cancellation is None:
+                continue
+            settled.setdefault(doc["seminar_id"], []).append(reg_id)
+            if RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES:
+                continue  # rejected: nothing to cancel
+            if domain.cancellation_applies(
+                cancelled_at=cancellation["cancelled_at"], requested_at=requested_at
+            ):
+                to_cancel.setdefault(doc["seminar_id"], []).append(
+                    (doc, cancellation.get("traceparent"))
+                )
+            else:
+                doc["held_cancellation"] = _held(cancellation)
+        return settled
+
+    async def _earlier_repeats(
+        self,
+        uow: UnitOfWork,
+        repeats: Sequence[tuple[Document, datetime]],
+        books: Mapping[str, Seats],
+        to_cancel: dict[str, list[tuple[Document, str | None]]],
+    ) -> None:
+        """Repeats of active registrations published before every request seen so far
+        (only where partitions disagree): the cancellation the registration holds
+        applies to them if it was published after them; otherwise the earlier time is
+        noted for cancellations still to come. Every other repeat changes nothing."""
+        noted: list[tuple[str, int, Mapping[str, Any]]] = []
+        for doc, requested_at in repeats:
+            book = books.get(doc["seminar_id"])
+            if (
+                book is None
+                or book.status is not SeminarStatus.OPEN
+                or RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES
+                or not domain.earlier_request(requested_at, _earliest_request(doc))
+            ):
+                continue
+            held = doc.get("held_cancellation")
+            if held is not None and domain.cancellation_applies(
+                cancelled_at=held["cancelled_at"], requested_at=requested_at
+            ):
+                to_cancel.setdefault(doc["seminar_id"], []).append((doc, held.get("traceparent")))
+            else:
+                noted.append(
+                    (doc["_id"], int(doc["version"]), {"first_requested_at": requested_at})
+                )
+        await self.registrations.set_quietly(noted, session=uow.session)
 
     async def _decide_known(
         self,
@@ -310,11 +505,7 @@ class RegistrationService:
         for (request, previous), decision in zip(items, decisions, strict=True):
             version = int(previous["version"]) + 1 if previous else 1
             doc = _registration_doc(request, decision, now=uow.now, version=version)
-            if previous is None:
-                writes.inserts.append(doc)
-            else:
-                fields = {k: v for k, v in doc.items() if k not in {"_id", "version"}}
-                writes.replacements.append((doc["_id"], version - 1, fields))
+            writes.decided[doc["_id"]] = (doc, version - 1 if previous else None)
             self._emit_decision(uow, request, doc, decision)
             outcomes.append(
                 Outcome(
@@ -427,32 +618,204 @@ class RegistrationService:
     # ---- cancellations -------------------------------------------------------------------
 
     async def cancel(
-        self, uow: UnitOfWork, *, registration_id: str, traceparent: str | None = None
+        self,
+        uow: UnitOfWork,
+        *,
+        registration_id: str,
+        traceparent: str | None = None,
+        source: str | None = None,
     ) -> Outcome | None:
-        """Cancel a registration at the participant's request.
+        """Cancel a registration now (the HTTP API: the caller names a registration).
 
         A confirmed registration frees its seat and the head of the waiting list is
         promoted in the same transaction; a waitlisted one leaves the queue; a parked
-        request is withdrawn. Idempotent: cancelling what is cancelled or rejected
-        changes nothing, and ``None`` means there is nothing by that id. Raises
-        ``RegistrationClosed`` for a completed seminar.
+        request is withdrawn (and the withdrawal kept as a cancellation, so that the
+        same request delivered again ends cancelled). Idempotent: cancelling what is cancelled
+        or rejected changes nothing, and ``None`` means there is nothing by that id (a
+        request still on its way is not known here: the caller asks again later).
+        Raises ``RegistrationClosed`` for a completed seminar.
         """
-        session, now = uow.session, uow.now
-        doc = await self.registrations.get(registration_id, session=session)
+        doc = await self.registrations.get(registration_id, session=uow.session)
         if doc is None:
-            return await self._withdraw_parked(uow, registration_id)
-        previous = RegistrationStatus(doc["status"])
-        if previous not in domain.ACTIVE_STATUSES:
+            parked = (await self.parked.get_many([registration_id], session=uow.session)).get(
+                registration_id
+            )
+            if parked is None:
+                return None
+            await self._withdraw_parked(uow, parked)
+            await self._keep(
+                uow,
+                CancellationRequest(
+                    seminar_id=parked["seminar_id"],
+                    participant_id=parked["participant"]["id"],
+                    event_id=f"withdrawn:{registration_id}",
+                    source=source,
+                    cancelled_at=uow.now,
+                    traceparent=traceparent,
+                ),
+            )
+            return Outcome(registration_id, OutcomeStatus.WITHDRAWN, created=True)
+        if RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES:
             return _existing(doc)
-        seminar_id = doc["seminar_id"]
+        await self._cancel_active(uow, doc["seminar_id"], [(doc, traceparent)])
+        return Outcome(
+            registration_id, OutcomeStatus.CANCELLED, created=True, reason=domain.REASON_PARTICIPANT
+        )
+
+    async def cancel_requested(self, uow: UnitOfWork, cancellation: CancellationRequest) -> None:
+        """``registration.cancellation_requested.v1``, which may arrive before or after
+        the request it cancels (they may come on different partitions).
+
+        The outcome is the one publishing order gives (``domain.cancellation_applies``):
+        an active registration whose earliest request was published at or before the
+        cancellation is cancelled (seat freed, queue head promoted); one requested only
+        after it holds the cancellation in case an earlier request still comes; with no
+        registration yet, the cancellation is kept (``pending_cancellations``) until
+        the request is decided, withdrawing a parked request published before it, and
+        dropped when the seminar is completed or cancelled, on erasure, or after the
+        cancellation lifetime. Idempotent with the consumer's processed-event marker;
+        of two kept cancellations the later is kept. Raises ``RegistrationClosed`` for
+        a registration of a completed seminar.
+        """
+        session = uow.session
+        reg_id = cancellation.registration_id
+        doc = await self.registrations.get(reg_id, session=session)
+        if doc is not None:
+            if RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES:
+                return
+            if domain.cancellation_applies(
+                cancelled_at=cancellation.cancelled_at, requested_at=_earliest_request(doc)
+            ):
+                await self._cancel_active(uow, doc["seminar_id"], [(doc, cancellation.traceparent)])
+                return
+            await self._hold(uow, doc, cancellation)
+            return
+        book = await self.seminars.get(cancellation.seminar_id, session=session)
+        if book is not None and book.status in {SeminarStatus.CLOSED, SeminarStatus.CANCELLED}:
+            return  # nothing can be registered any more: nothing to keep it for
+        parked = (await self.parked.get_many([reg_id], session=session)).get(reg_id)
+        if parked is not None and domain.cancellation_applies(
+            cancelled_at=cancellation.cancelled_at, requested_at=parked["requested_at"]
+        ):
+            await self._withdraw_parked(uow, parked)
+        await self._keep(uow, cancellation)
+
+    async def _hold(
+        self, uow: UnitOfWork, doc: Document, cancellation: CancellationRequest
+    ) -> None:
+        """An active registration holds a cancellation published before every request
+        seen for it: it applies if an earlier request comes (``_earlier_repeats``)."""
+        book = await self.seminars.get(doc["seminar_id"], session=uow.session)
+        if book is not None and book.status is SeminarStatus.CLOSED:
+            raise RegistrationClosed(f"seminar {doc['seminar_id']} is completed")
+        held = doc.get("held_cancellation")
+        held_at = held["cancelled_at"] if held is not None else None
+        if not domain.supersedes(cancellation.cancelled_at, held_at):
+            return
+        await self.registrations.set_quietly(
+            [
+                (
+                    doc["_id"],
+                    int(doc["version"]),
+                    {"held_cancellation": _held(_cancellation_doc(cancellation, now=uow.now))},
+                )
+            ],
+            session=uow.session,
+        )
+        _log.info("cancellation published before the request: held", seminar_id=doc["seminar_id"])
+
+    async def _keep(self, uow: UnitOfWork, cancellation: CancellationRequest) -> None:
+        """Keep a cancellation for a registration that does not exist yet (the later of
+        two), counted in the seminar's book (a placeholder book for a seminar not known
+        yet), with a timer that drops it after the cancellation lifetime."""
+        session, now = uow.session, uow.now
+        reg_id = cancellation.registration_id
+        current = (await self.cancellations.get_many([reg_id], session=session)).get(reg_id)
+        kept_at = current["cancelled_at"] if current is not None else None
+        if not domain.supersedes(cancellation.cancelled_at, kept_at):
+            return
+        await self.cancellations.put(
+            _cancellation_doc(cancellation, now=now), replacing=current, session=session
+        )
+        if current is None:
+            book = await self.seminars.get(cancellation.seminar_id, session=session)
+            await self.seminars.save(
+                cancellation.seminar_id,
+                old=book,
+                new=domain.keep_cancellation(book or domain.unknown_seminar()),
+                now=now,
+                session=session,
+            )
+        await self._scheduler.schedule(
+            uow,
+            job_id=_expiry_job_id(reg_id),
+            kind=PENDING_CANCELLATION_JOB,
+            group=cancellation.seminar_id,
+            due_at=now + self._cancellation_lifetime,
+            payload={"registration_id": reg_id},
+        )
+        _log.info("cancellation before its registration: kept", seminar_id=cancellation.seminar_id)
+
+    async def _drop_kept(
+        self, uow: UnitOfWork, settled: Mapping[str, Sequence[str]], *, timers: bool = True
+    ) -> None:
+        """Kept cancellations that were settled (applied or held by their registration)
+        are dropped with their timers (``timers=False``: the timer is the one running
+        now, which the scheduler deletes itself), and the books count them no more."""
+        for seminar_id, reg_ids in settled.items():
+            dropped = await self.cancellations.delete(reg_ids, session=uow.session)
+            if timers:
+                await self._scheduler.cancel(uow, [_expiry_job_id(r) for r in reg_ids])
+            book = await self.seminars.get(seminar_id, session=uow.session)
+            if book is not None and dropped:
+                await self.seminars.save(
+                    seminar_id,
+                    old=book,
+                    new=domain.drop_cancellations(book, dropped),
+                    now=uow.now,
+                    session=uow.session,
+                )
+
+    async def on_cancellation_expired(self, job: Job, uow: UnitOfWork) -> None:
+        """A kept cancellation's lifetime is over and its request never came: it is
+        dropped (a request arriving later registers the person). Idempotent: one that
+        was settled or dropped meanwhile is gone, and a later one moved the timer."""
+        reg_id = str(job.payload["registration_id"])
+        current = (await self.cancellations.get_many([reg_id], session=uow.session)).get(reg_id)
+        if current is None:
+            return
+        await self._drop_kept(uow, {current["seminar_id"]: [reg_id]}, timers=False)
+        _log.info("kept cancellation expired", seminar_id=current["seminar_id"])
+
+    async def _drop_kept_of_seminar(self, uow: UnitOfWork, seminar_id: str, book: Seats) -> None:
+        """The seminar is completed or cancelled: its kept cancellations have nothing
+        left to cancel (the caller's book change sets the count to zero)."""
+        if not book.pending_cancellations:
+            return
+        await self.cancellations.delete_of_seminar(seminar_id, session=uow.session)
+        await self._scheduler.cancel_group(uow, seminar_id, kind=PENDING_CANCELLATION_JOB)
+
+    async def _cancel_active(
+        self,
+        uow: UnitOfWork,
+        seminar_id: str,
+        items: Sequence[tuple[Document, str | None]],
+    ) -> None:
+        """Cancel active registrations of one seminar at the participants' request
+        (each with the trace context of its cancellation): their seats or queue places
+        are freed and the head of the queue promoted into free seats, in one
+        conditional update of the seat book."""
+        session, now = uow.session, uow.now
         book = await self.seminars.get(seminar_id, session=session)
         if book is None:  # pragma: no cover - a registration always has its seat book
-            raise RuntimeError(f"registration {registration_id} without a seat book")
+            raise RuntimeError(f"registrations of {seminar_id} without a seat book")
         if book.status is SeminarStatus.CLOSED:
             raise RegistrationClosed(f"seminar {seminar_id} is completed")
-        released = domain.release(book, previous)
+        released = book
+        for doc, _ in items:
+            released = domain.release(released, RegistrationStatus(doc["status"]))
         promoted, heads = await self._promotions(
-            seminar_id, released, exclude=registration_id, uow=uow
+            seminar_id, released, exclude={doc["_id"] for doc, _ in items}, uow=uow
         )
         await self.seminars.save(seminar_id, old=book, new=promoted, now=now, session=session)
         cancelled = {
@@ -462,47 +825,41 @@ class RegistrationService:
             "cancelled_at": now,
         }
         await self.registrations.update_many_versions(
-            [(registration_id, int(doc["version"]), cancelled)],
-            unset=("waitlist_seq",),
+            [(doc["_id"], int(doc["version"]), cancelled) for doc, _ in items],
+            unset=("waitlist_seq", "held_cancellation"),
             session=session,
         )
-        with traced(traceparent):
-            uow.emit(
-                RegistrationCancelled(
-                    **_event_fields({**doc, "version": int(doc["version"]) + 1}),
-                    previous_status=previous,
-                    reason=domain.REASON_PARTICIPANT,
+        for doc, traceparent in items:
+            with traced(traceparent):
+                uow.emit(
+                    RegistrationCancelled(
+                        **_event_fields({**doc, "version": int(doc["version"]) + 1}),
+                        previous_status=RegistrationStatus(doc["status"]),
+                        reason=domain.REASON_PARTICIPANT,
+                    )
                 )
-            )
-        await self._apply_promotions(uow, heads, traceparent=traceparent)
-        return Outcome(
-            registration_id, OutcomeStatus.CANCELLED, created=True, reason=domain.REASON_PARTICIPANT
-        )
+        await self._apply_promotions(uow, heads, traceparent=items[0][1])
 
-    async def _withdraw_parked(self, uow: UnitOfWork, reg_id: str) -> Outcome | None:
-        parked = await self.parked.get_many([reg_id], session=uow.session)
-        if not parked:
-            return None
-        seminar_id = parked[reg_id]["seminar_id"]
+    async def _withdraw_parked(self, uow: UnitOfWork, parked: Document) -> None:
+        reg_id, seminar_id = parked["_id"], parked["seminar_id"]
         await self.parked.delete([reg_id], session=uow.session)
         book = await self.seminars.get(seminar_id, session=uow.session)
         if book is not None:
             await self.seminars.save(
                 seminar_id, old=book, new=domain.unpark(book, 1), now=uow.now, session=uow.session
             )
-        return Outcome(reg_id, OutcomeStatus.WITHDRAWN, created=True)
 
     async def _promotions(
-        self, seminar_id: str, book: Seats, *, exclude: str | None, uow: UnitOfWork
+        self, seminar_id: str, book: Seats, *, exclude: Collection[str], uow: UnitOfWork
     ) -> tuple[Seats, list[Document]]:
         """The head of the queue that fits in the free seats, and the book after it."""
         wanted = domain.promotable(book)
         if wanted == 0:
             return book, []
         heads = await self.registrations.waitlist_head(
-            seminar_id, limit=wanted + (1 if exclude else 0), session=uow.session
+            seminar_id, limit=wanted + len(exclude), session=uow.session
         )
-        heads = [d for d in heads if d["_id"] != exclude][:wanted]
+        heads = [d for d in heads if d["_id"] not in exclude][:wanted]
         return domain.promote(book, len(heads)), heads
 
     async def _apply_promotions(
@@ -565,7 +922,7 @@ class RegistrationService:
         if book is None or book.status in {SeminarStatus.UNKNOWN, SeminarStatus.CANCELLED}:
             return
         changed = domain.change_capacity(book, capacity)
-        promoted, heads = await self._promotions(seminar_id, changed, exclude=None, uow=uow)
+        promoted, heads = await self._promotions(seminar_id, changed, exclude=(), uow=uow)
         if promoted != book:
             await self.seminars.save(seminar_id, old=book, new=promoted, now=now, session=session)
         await self._apply_promotions(uow, heads, traceparent=current_traceparent.get())
@@ -580,6 +937,8 @@ class RegistrationService:
             return
         active = await self.registrations.active_of_seminar(seminar_id, session=session)
         parked = await self.parked.of_seminar(seminar_id, session=session) if book else []
+        if book is not None:
+            await self._drop_kept_of_seminar(uow, seminar_id, book)
         base = book or Seats(status=SeminarStatus.CANCELLED, capacity=0)
         await self.seminars.save(
             seminar_id, old=book, new=domain.cancel_seminar(base), now=now, session=session
@@ -613,6 +972,8 @@ class RegistrationService:
         if book is not None and book.status in {SeminarStatus.CLOSED, SeminarStatus.CANCELLED}:
             return
         parked = await self.parked.of_seminar(seminar_id, session=session) if book else []
+        if book is not None:
+            await self._drop_kept_of_seminar(uow, seminar_id, book)
         base = book or Seats(status=SeminarStatus.CLOSED, capacity=0)
         await self.seminars.save(
             seminar_id, old=book, new=domain.close_seminar(base), now=uow.now, session=session
@@ -624,8 +985,9 @@ class RegistrationService:
     async def erase(self, uow: UnitOfWork, *, participant_id: str) -> int:
         """Forget a person: name and e-mail removed and the participant id replaced by
         its pseudonym (``seminarops_shared.privacy``: the same in every service) in
-        every registration (statuses and counts stay), parked requests
-        dropped, and ``participant.erased.v1`` emitted for the other services.
+        every registration (statuses and counts stay), parked requests and kept
+        cancellations dropped (seat books keep counting those as an upper bound), and
+        ``participant.erased.v1`` emitted for the other services.
         Idempotent: a second erasure changes nothing here (and is announced again,
         which the other services absorb). Returns how many registrations changed."""
         changed = await self.registrations.anonymise(
@@ -635,6 +997,9 @@ class RegistrationService:
             session=uow.session,
         )
         dropped = await self.parked.delete_of_participant(participant_id, session=uow.session)
+        kept = await self.cancellations.delete_of_participant(participant_id, session=uow.session)
+        if kept:
+            await self._scheduler.cancel(uow, [_expiry_job_id(r) for r in kept])
         uow.emit(ParticipantErased(participant_id=participant_id, erased_at=uow.now))
         _log.info("participant erased", registrations=len(changed), parked_dropped=dropped)
         return len(changed)

@@ -1,4 +1,5 @@
-"""The registration service's collections: seat books, registrations, parked requests.
+"""The registration service's collections: seat books, registrations, parked requests,
+pending cancellations.
 
 Every write that can race is conditional: a seat book changes only if it still holds
 the values it was read with (one atomic update, so two writers cannot both take the
@@ -27,6 +28,7 @@ from .domain import Seats, SeminarStatus
 SEMINARS = "seminars"
 REGISTRATIONS = "registrations"
 PARKED = "parked_requests"
+PENDING_CANCELLATIONS = "pending_cancellations"
 
 _SEAT_FIELDS: Mapping[str, str] = {
     "confirmed": "confirmed_count",
@@ -35,6 +37,7 @@ _SEAT_FIELDS: Mapping[str, str] = {
     "parked": "parked_count",
     "next_park_seq": "next_park_seq",
     "park_round": "park_round",
+    "pending_cancellations": "pending_cancellations_count",
 }
 
 
@@ -143,7 +146,8 @@ class SeminarRepository(Repository):
         increments: dict[str, int] = {}
         for name, field in _SEAT_FIELDS.items():
             before, after = getattr(old, name), getattr(new, name)
-            query[field] = before
+            # A counter read as 0 may be absent: books written before it existed.
+            query[field] = before if before else {"$in": [0, None]}
             if after != before:
                 increments[field] = after - before
         taken = new.confirmed - old.confirmed
@@ -237,6 +241,27 @@ class RegistrationRepository(Repository):
                 {"$set": {**fields, "version": version + 1}}
                 | ({"$unset": unset_doc} if unset_doc else {}),
             )
+            for reg_id, version, fields in changes
+        ]
+        result = await self.collection(REGISTRATIONS).bulk_write(
+            operations, ordered=True, session=session
+        )
+        if result.matched_count != len(operations):
+            raise ConcurrentChange("registration changed concurrently")
+
+    async def set_quietly(
+        self,
+        changes: Sequence[tuple[str, int, Mapping[str, Any]]],
+        *,
+        session: AsyncClientSession,
+    ) -> None:
+        """Set ``(id, expected_version, fields)``, each only if the registration still
+        has ``expected_version``, which stays: for what no event announces (the time of
+        its earliest request, a cancellation held for an earlier request)."""
+        if not changes:
+            return
+        operations = [
+            UpdateOne({"_id": reg_id, "version": version}, {"$set": dict(fields)})
             for reg_id, version, fields in changes
         ]
         result = await self.collection(REGISTRATIONS).bulk_write(
@@ -367,3 +392,77 @@ class ParkedRequestRepository(Repository):
             {"participant.id": participant_id}, session=session
         )
         return result.deleted_count
+
+
+class PendingCancellationRepository(Repository):
+    """Cancellations that arrived before the registration they cancel (``_id`` = the
+    registration id), one per registration: the latest by the cancellation's ``time``.
+
+    Lookups by ``_id`` (deciding requests, keeping a cancellation) need no index; the
+    two below back the only other queries."""
+
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {
+        PENDING_CANCELLATIONS: [
+            # delete_of_seminar: a cancelled or completed seminar drops its own.
+            IndexModel([("seminar_id", ASCENDING)], name="by_seminar"),
+            # delete_of_participant: erasure.
+            IndexModel([("participant_id", ASCENDING)], name="by_participant"),
+        ]
+    }
+
+    async def get_many(
+        self, ids: Iterable[str], *, session: AsyncClientSession | None = None
+    ) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        cursor = self.collection(PENDING_CANCELLATIONS).find(
+            {"_id": {"$in": wanted}}, session=session
+        )
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def put(
+        self, doc: Document, *, replacing: Document | None, session: AsyncClientSession
+    ) -> None:
+        """Keep ``doc``: a new one, or in place of ``replacing`` (as it was read; a
+        concurrent change of it is a ``ConcurrentChange``)."""
+        collection = self.collection(PENDING_CANCELLATIONS)
+        if replacing is None:
+            try:
+                await collection.insert_one(doc, session=session)
+            except DuplicateKeyError:
+                raise ConcurrentChange("cancellation kept concurrently") from None
+            return
+        result = await collection.replace_one(
+            {"_id": doc["_id"], "event_id": replacing.get("event_id")}, doc, session=session
+        )
+        if result.matched_count != 1:
+            raise ConcurrentChange("kept cancellation changed concurrently")
+
+    async def delete(self, ids: Sequence[str], *, session: AsyncClientSession) -> int:
+        if not ids:
+            return 0
+        result = await self.collection(PENDING_CANCELLATIONS).delete_many(
+            {"_id": {"$in": list(ids)}}, session=session
+        )
+        return result.deleted_count
+
+    async def delete_of_seminar(self, seminar_id: str, *, session: AsyncClientSession) -> int:
+        result = await self.collection(PENDING_CANCELLATIONS).delete_many(
+            {"seminar_id": seminar_id}, session=session
+        )
+        return result.deleted_count
+
+    async def delete_of_participant(
+        self, participant_id: str, *, session: AsyncClientSession
+    ) -> list[str]:
+        """Drop the person's kept cancellations; returns their ids."""
+        collection = self.collection(PENDING_CANCELLATIONS)
+        ids = [
+            doc["_id"]
+            async for doc in collection.find(
+                {"participant_id": participant_id}, {"_id": 1}, session=session
+            )
+        ]
+        await self.delete(ids, session=session)
+        return ids

@@ -18,6 +18,10 @@ class RegistrationSettings(ServiceSettings):
     # How long a request for a seminar nobody has heard of stays parked before it is
     # rejected with reason `seminar_unknown` (REGISTRATION_PARK_TIMEOUT_S).
     park_timeout_s: float = Field(default=86_400.0, gt=0)
+    # How long a cancellation that arrived before the registration it cancels is kept
+    # waiting for that registration's request (REGISTRATION_PENDING_CANCELLATION_LIFETIME_S;
+    # default a week). Dropped earlier when the seminar is completed or cancelled.
+    pending_cancellation_lifetime_s: float = Field(default=7 * 86_400.0, gt=0)
     # HTTP requests for one seminar arriving together are decided in one transaction,
     # at most this many at a time.
     http_group_max: int = Field(default=500, ge=1)

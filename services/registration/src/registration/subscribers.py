@@ -30,8 +30,12 @@ from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.subscriptions import Batch, Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
-from .domain import registration_id
-from .handlers import RegistrationClosed, RegistrationRequest, RegistrationService
+from .handlers import (
+    CancellationRequest,
+    RegistrationClosed,
+    RegistrationRequest,
+    RegistrationService,
+)
 
 TOPICS = (REGISTRATION_REQUESTS, SEMINAR_EVENTS)
 
@@ -45,6 +49,19 @@ def request_of(event: ReceivedEvent) -> RegistrationRequest:
         source=event.envelope.source,
         request_id=event.envelope.id,
         requested_at=event.envelope.time,
+        traceparent=event.envelope.traceparent,
+    )
+
+
+def cancellation_of(event: ReceivedEvent) -> CancellationRequest:
+    data = event.data
+    assert isinstance(data, RegistrationCancellationRequested)
+    return CancellationRequest(
+        seminar_id=data.seminar_id,
+        participant_id=data.participant_id,
+        event_id=event.envelope.id,
+        source=event.envelope.source,
+        cancelled_at=event.envelope.time,
         traceparent=event.envelope.traceparent,
     )
 
@@ -70,13 +87,8 @@ def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Su
         return [e.id for e, o in zip(events, outcomes, strict=True) if not o.created]
 
     async def cancel(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        data = _as(event, RegistrationCancellationRequested)
         try:
-            await service.cancel(
-                uow,
-                registration_id=registration_id(data.seminar_id, data.participant_id),
-                traceparent=event.envelope.traceparent,
-            )
+            await service.cancel_requested(uow, cancellation_of(event))
         except RegistrationClosed as closed:
             raise PermanentError(str(closed)) from None
 

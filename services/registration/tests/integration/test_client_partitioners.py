@@ -9,7 +9,9 @@ order between them. Correctness must not depend on it (contract, "Clients"): exa
 duplicates absorbed. The waiting list is in *decision* order (the order in which the
 seminar's seat book hands out ``waitlist_seq``; ``registration.events`` carries the
 decisions in that order), which keeps publishing order only within one partition
-(docs/clients.md).
+(docs/clients.md). A cancellation may overtake its request (the two on different
+partitions): it is kept and applied when the request is decided, so the outcome is the
+one publishing order gives (the envelopes' ``time``).
 
 librdkafka 2.16 (the confluent-kafka wheel) talks to the embedded broker (Tansu 0.6)
 with its default settings: no ``api.version.request`` or ``broker.version.fallback``
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -36,7 +39,15 @@ from seminarops_shared.events.inbound import RegistrationCancellationRequested
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 
 from ..conftest import http_body, new_id, requested
-from .conftest import decisions, registration_app, registrations, schedule, seat_book, statuses
+from .conftest import (
+    database,
+    decisions,
+    registration_app,
+    registrations,
+    schedule,
+    seat_book,
+    statuses,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -179,11 +190,10 @@ async def test_requests_for_one_seminar_over_two_partitioners_and_http(
         decided = {s: await registrations(app, s) for s in seminars}
         inbound = await kafka.read_all(REGISTRATION_REQUESTS)
 
-        # Cancellations, once the requests are decided (see docs/clients.md for why a
-        # cancellation must not overtake its request): the first confirmed one through
-        # librdkafka (and the same event again through aiokafka), a waitlisted one through
-        # aiokafka, another one over HTTP. Neither is the head of the queue, which is
-        # promoted into the freed seat.
+        # Cancellations of decided registrations (those that overtake their requests:
+        # the next test): the first confirmed one through librdkafka (and the same event
+        # again through aiokafka), a waitlisted one through aiokafka, another one over
+        # HTTP. Neither is the head of the queue, which is promoted into the freed seat.
         plans: dict[str, dict[str, str]] = {}
         rd_cancels: list[Envelope] = []
         for seminar in seminars:
@@ -317,6 +327,114 @@ async def test_requests_for_one_seminar_over_two_partitioners_and_http(
         listed = [r["participant_id"] for r in waiting[seminar]["registrations"]]
         assert listed == [p for p in queue if status[p] == "waitlisted"]
         assert waiting[seminar]["waitlisted"] == len(listed) == 8
+
+
+async def test_cancellations_that_overtake_their_requests_on_another_partition(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    """Requests through aiokafka (murmur2), cancellations through librdkafka (CRC32): the
+    two land on different partitions. o0 and o1's cancellations are consumed before
+    their requests (published first, with a later ``time``); r0 and r1's race theirs;
+    s0's cancellation was published before its request (a stale one) and does not
+    cancel it."""
+    seminar = seminar_on_two_partitions()
+    topic = namespace.topic(REGISTRATION_REQUESTS)
+    people = ["o0", "o1", "r0", "r1", "s0", "k0", "k1"]
+    # Publishing times a second apart (the order compares milliseconds, and a tie
+    # goes to the cancellation).
+    now = utc_now()
+    stale = envelope_for(
+        RegistrationCancellationRequested(seminar_id=seminar, participant_id="s0"),
+        source=LIBRDKAFKA_SOURCE,
+        time=now - timedelta(seconds=1),
+    )
+    asks = {
+        p: envelope_for(requested(seminar, p), source=AIOKAFKA_SOURCE, time=now) for p in people
+    }
+    cancels = {
+        p: envelope_for(
+            RegistrationCancellationRequested(seminar_id=seminar, participant_id=p),
+            source=LIBRDKAFKA_SOURCE,
+            time=now + timedelta(seconds=1),
+        )
+        for p in ["o0", "o1", "r0", "r1"]
+    }
+    cancelled = set(cancels)
+
+    async def aiokafka_publish(records: list[Envelope]) -> None:
+        for sent in records:
+            await kafka.send_envelope(sent, topic=REGISTRATION_REQUESTS, key=seminar)
+
+    async def kept() -> list[dict[str, Any]]:
+        return await database(app)["pending_cancellations"].find({"seminar_id": seminar}).to_list()
+
+    app = registration_app(namespace, kafka=namespace.kafka(partitions=PARTITIONS))
+    async with running(app):
+        await schedule(app, kafka, seminar, CAPACITY)
+        overtaking = [cancels["o0"], cancels["o1"], stale]
+        await asyncio.to_thread(
+            librdkafka_publish, namespace.kafka_bootstrap_servers, topic, overtaking
+        )
+        await eventually(kept, until=lambda k: len(k) == 3, what="cancellations kept first")
+        await asyncio.gather(
+            aiokafka_publish([asks[p] for p in people]),
+            asyncio.to_thread(
+                librdkafka_publish,
+                namespace.kafka_bootstrap_servers,
+                topic,
+                [cancels["r0"], cancels["r1"], cancels["o0"]],  # o0's again, too
+            ),
+        )
+        final = await eventually(
+            lambda: statuses(app, seminar),
+            until=lambda c: c.total() == len(people) and c["cancelled"] == len(cancelled),
+            what="every request decided and every cancellation applied",
+        )
+        # A marker after everything on both partitions: the duplicate was consumed.
+        await aiokafka_publish([envelope(requested(seminar, "marker"), AIOKAFKA_SOURCE)])
+        await asyncio.to_thread(
+            librdkafka_publish,
+            namespace.kafka_bootstrap_servers,
+            topic,
+            [
+                envelope(
+                    RegistrationCancellationRequested(seminar_id=seminar, participant_id="nobody"),
+                    LIBRDKAFKA_SOURCE,
+                )
+            ],
+        )
+        await eventually(
+            lambda: statuses(app, seminar),
+            until=lambda c: c.total() == len(people) + 1,
+            what="marker decided",
+        )
+        left = await eventually(kept, until=lambda k: len(k) == 1, what="marker kept")
+        docs = await registrations(app, seminar)
+        book = await seat_book(app, seminar)
+        events = await eventually(
+            lambda: decisions(kafka, seminar),
+            until=lambda e: len({x.id for x in e}) >= len(people) + 1 + len(cancelled),
+            what="events published",
+        )
+
+    status = {d["participant_id"]: d["status"] for d in docs}
+    assert {p for p, s in status.items() if s == "cancelled"} == cancelled
+    assert final == Counter(confirmed=CAPACITY - 1, cancelled=len(cancelled))
+    assert status["s0"] == "confirmed"  # the stale cancellation is set aside on it
+    [s0] = [d for d in docs if d["participant_id"] == "s0"]
+    assert s0["held_cancellation"]["event_id"] == stale.id
+    assert book is not None
+    # 3 active of 7, plus the marker: all seated, nobody waiting while a seat is free.
+    assert (book["confirmed_count"], book["waitlisted_count"]) == (CAPACITY, 0)
+    assert book["pending_cancellations_count"] == 1
+    assert [k["participant_id"] for k in left] == ["nobody"]
+    published = list({e.id: e for e in events}.values())
+    decided_once = Counter(e.data["participant_id"] for e in published if e.type in DECISIONS)
+    assert decided_once == Counter([*people, "marker"])
+    cancellations = Counter(
+        e.data["participant_id"] for e in published if e.type == "registration.cancelled.v1"
+    )
+    assert cancellations == Counter(cancelled)
 
 
 def _seq(doc: dict[str, Any]) -> int:

@@ -77,6 +77,15 @@ class FakeRegistrations:
             for name in unset:
                 doc.pop(name, None)
 
+    async def set_quietly(
+        self, changes: Sequence[tuple[str, int, Mapping[str, Any]]], *, session: object
+    ) -> None:
+        for reg_id, version, fields in changes:
+            doc = self.docs[reg_id]
+            if doc["version"] != version:
+                raise ConcurrentChange(reg_id)
+            doc.update(copy.deepcopy(dict(fields)))
+
     async def waitlist_head(self, seminar_id: str, *, limit: int, session: object) -> list[Doc]:
         waiting = [
             d
@@ -135,6 +144,36 @@ class FakeParked:
         return len(mine)
 
 
+class FakeCancellations:
+    def __init__(self) -> None:
+        self.docs: dict[str, Doc] = {}
+
+    async def get_many(self, ids: Iterable[str], *, session: object = None) -> dict[str, Doc]:
+        return {i: copy.deepcopy(self.docs[i]) for i in ids if i in self.docs}
+
+    async def put(self, doc: Doc, *, replacing: Doc | None, session: object) -> None:
+        current = self.docs.get(doc["_id"])
+        if (current is None) != (replacing is None) or (
+            current is not None
+            and replacing is not None
+            and current["event_id"] != replacing["event_id"]
+        ):
+            raise ConcurrentChange(doc["_id"])
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    async def delete(self, ids: Sequence[str], *, session: object) -> int:
+        return sum(self.docs.pop(i, None) is not None for i in ids)
+
+    async def delete_of_seminar(self, seminar_id: str, *, session: object) -> int:
+        mine = [i for i, d in self.docs.items() if d["seminar_id"] == seminar_id]
+        return await self.delete(mine, session=session)
+
+    async def delete_of_participant(self, participant_id: str, *, session: object) -> list[str]:
+        mine = [i for i, d in self.docs.items() if d["participant_id"] == participant_id]
+        await self.delete(mine, session=session)
+        return mine
+
+
 @dataclass
 class FakeScheduler:
     jobs: dict[str, Doc] = field(default_factory=dict)
@@ -156,8 +195,16 @@ class FakeScheduler:
             "payload": dict(payload or {}),
         }
 
+    async def cancel(self, uow: object, job_ids: Iterable[str]) -> None:
+        for job_id in job_ids:
+            self.jobs.pop(job_id, None)
+
     async def cancel_group(self, uow: object, group: str, *, kind: str | None = None) -> None:
-        for job_id in [j for j, d in self.jobs.items() if d["group"] == group]:
+        for job_id in [
+            j
+            for j, d in self.jobs.items()
+            if d["group"] == group and (kind is None or d["kind"] == kind)
+        ]:
             del self.jobs[job_id]
 
 
@@ -176,6 +223,7 @@ class World:
     seminars: FakeSeminars
     registrations: FakeRegistrations
     parked: FakeParked
+    cancellations: FakeCancellations
     scheduler: FakeScheduler
     service: RegistrationService
     now: datetime
@@ -186,16 +234,29 @@ class World:
 
 @pytest.fixture
 def world() -> World:
+    return make_world()
+
+
+def make_world() -> World:
     seminars, registrations, parked = FakeSeminars(), FakeRegistrations(), FakeParked()
+    cancellations = FakeCancellations()
     scheduler = FakeScheduler()
     service = RegistrationService(
         seminars=seminars,  # type: ignore[arg-type]
         registrations=registrations,  # type: ignore[arg-type]
         parked=parked,  # type: ignore[arg-type]
+        cancellations=cancellations,  # type: ignore[arg-type]
         scheduler=scheduler,  # type: ignore[arg-type]
         park_timeout=timedelta(hours=1),
+        cancellation_lifetime=timedelta(days=7),
         pseudonym=lambda pid: pseudonym(pid, key=b"unit-test-pseudonym-key"),
     )
     return World(
-        seminars, registrations, parked, scheduler, service, datetime(2026, 3, 1, tzinfo=UTC)
+        seminars,
+        registrations,
+        parked,
+        cancellations,
+        scheduler,
+        service,
+        datetime(2026, 3, 1, tzinfo=UTC),
     )

@@ -193,3 +193,39 @@ def test_never_more_confirmed_than_capacity_and_seats_never_left_idle(
             assert book.confirmed <= book.capacity
         assert book.confirmed <= max(book.capacity, before.confirmed)
         assert book.waitlisted == 0 or book.confirmed >= book.capacity
+
+
+def test_a_cancellation_applies_to_requests_published_at_or_before_it() -> None:
+    request = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    applies = domain.cancellation_applies
+    assert applies(cancelled_at=request + timedelta(seconds=1), requested_at=request)
+    assert not applies(cancelled_at=request - timedelta(seconds=1), requested_at=request)
+    # Equal times (clocks with a resolution of a second): the cancellation wins.
+    assert applies(cancelled_at=request, requested_at=request)
+    # Compared at the database's precision: a time read back (milliseconds) and the
+    # same time from an envelope (microseconds) are equal.
+    precise = request + timedelta(microseconds=1_999)
+    assert applies(cancelled_at=domain.instant(precise), requested_at=precise)
+    assert domain.instant(precise) == request + timedelta(milliseconds=1)
+
+
+def test_an_earlier_request_and_the_later_of_two_cancellations() -> None:
+    t = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert domain.earlier_request(t, than=t + timedelta(milliseconds=1))
+    assert not domain.earlier_request(t, than=t)
+    assert not domain.earlier_request(t + timedelta(microseconds=500), than=t)
+    assert domain.supersedes(t, None)
+    assert domain.supersedes(t + timedelta(seconds=1), t)
+    assert not domain.supersedes(t, t)  # the same one again changes nothing
+    assert not domain.supersedes(t, t + timedelta(seconds=1))
+
+
+def test_kept_cancellations_are_counted_and_dropped_with_the_seminar() -> None:
+    book = domain.keep_cancellation(domain.keep_cancellation(domain.unknown_seminar()))
+    assert book.pending_cancellations == 2
+    opened = domain.open_seminar(book, capacity=3)
+    assert opened.pending_cancellations == 2  # they wait for requests decided now
+    assert domain.drop_cancellations(opened, 1).pending_cancellations == 1
+    assert domain.drop_cancellations(opened, 5).pending_cancellations == 0
+    assert domain.close_seminar(opened).pending_cancellations == 0
+    assert domain.cancel_seminar(opened).pending_cancellations == 0
