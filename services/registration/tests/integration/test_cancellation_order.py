@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import murmur2
 from fastapi import FastAPI
-from registration.batching import Turns
-from seminarops_shared.testing.polling import eventually
-from seminarops_shared.testing.stack import KafkaProbe, Namespace, running
 
 from registration.domain import registration_id
 from registration.repository import SeminarRepository
+from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, Event, envelope_for
 from seminarops_shared.events.inbound import RegistrationCancellationRequested
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
+from seminarops_shared.keyed import Turns
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
 from .conftest import database, decisions, registration_app, schedule, seat_book, statuses
