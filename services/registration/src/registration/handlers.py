@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import structlog
 
 from seminarops_shared.clock import Clock
+from seminarops_shared.errors import Conflict
 from seminarops_shared.events import Event
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import (
@@ -95,7 +96,7 @@ class _Writes:
     replacements: list[tuple[str, int, Mapping[str, Any]]] = field(default_factory=list)
 
 
-class RegistrationClosed(Exception):
+class RegistrationClosed(Conflict):
     """The seminar is completed: its registrations no longer change."""
 
 

@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import structlog
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from seminarops_shared.errors import Conflict, NotFound
 from seminarops_shared.events.seminar import (
     AttendanceRecorded,
     SeminarCancelled,
@@ -56,11 +57,15 @@ IMPORT_CHUNK = 100
 _ATTEMPTS = 5
 
 
-class SeminarNotFound(LookupError):
+class SeminarNotFound(NotFound):
     """No seminar with this id."""
 
+    def __init__(self, seminar_id: str) -> None:
+        super().__init__(f"no seminar {seminar_id}")
+        self.seminar_id = seminar_id
 
-class IdConflict(Exception):
+
+class IdConflict(Conflict):
     """The id is taken by a seminar with a different definition."""
 
 
@@ -161,7 +166,7 @@ class SeminarService:
                 if not contended and not is_transient_database_error(error):
                     raise
                 if attempt == _ATTEMPTS:
-                    # Still contended after every retry: the caller may try again (409).
+                    # Still contended after every retry: the caller may try again.
                     raise ConcurrentUpdate(str(error)) from error
                 _log.info("concurrent change, running the use case again", attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -27,6 +27,7 @@ from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from seminarops_shared.errors import Conflict, FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, Repository, find_by_ids
 
@@ -38,8 +39,13 @@ ATTENDANCE = "attendance"
 ERASURES = "erasures"
 
 
-class ConcurrentUpdate(Exception):
-    """The seminar changed between reading and writing it; the use case runs again."""
+class ConcurrentUpdate(Conflict):
+    """The seminar changed between reading and writing it; the use case runs again.
+    ``what``: the seminar id (or the database's word on the conflict)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__("the seminar changed concurrently; try again")
+        self.what = what
 
 
 def pair_id(seminar_id: str, participant_id: str) -> str:
@@ -73,8 +79,13 @@ class SeminarFilter:
     starts_before: datetime | None = None
 
 
-class InvalidCursor(ValueError):
-    pass
+class InvalidCursor(Invalid):
+    """A page cursor this service did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "invalid cursor", fields=[FieldProblem(("cursor",), "invalid cursor")], part="query"
+        )
 
 
 def encode_cursor(seminar: Seminar) -> str:
@@ -88,9 +99,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         starts_at, seminar_id = json.loads(raw)
         moment = datetime.fromisoformat(starts_at)
     except (binascii.Error, ValueError, TypeError) as error:
-        raise InvalidCursor("invalid cursor") from error
+        raise InvalidCursor from error
     if moment.tzinfo is None or not isinstance(seminar_id, str):
-        raise InvalidCursor("invalid cursor")
+        raise InvalidCursor
     return moment, seminar_id
 
 
