@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
 from .clock import Clock, utc_now
+from .errors import install_error_handlers
 from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
 from .idempotency import ProcessedEvents
 from .kafka import (
@@ -416,6 +417,8 @@ def _install_observability(app: FastAPI, metrics: ServiceMetrics) -> None:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(_Observe, metrics=metrics)
+    # The shared error vocabulary (NotFound, Conflict, Invalid, Refused, Busy): one mapping.
+    install_error_handlers(app)
 
     @app.exception_handler(ConnectionFailure)
     async def database_unavailable(_request: Request, error: ConnectionFailure) -> JSONResponse:

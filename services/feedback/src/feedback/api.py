@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from seminarops_shared.auth import require_role
+from seminarops_shared.errors import FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Rating, Year
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
@@ -26,19 +27,15 @@ from .domain import (
     MAX_OPTIONS,
     MAX_QUESTIONS,
     QUESTION_ID_PATTERN,
-    AlreadyEvaluated,
     FormRef,
     FormVersion,
-    InvalidAnswers,
-    InvalidForm,
     Question,
     QuestionType,
     RateRow,
-    SubmissionRefused,
     WindowState,
     response_rate_pct,
 )
-from .handlers import Conflict, FeedbackService, FormSummary, NotFound
+from .handlers import FeedbackService, FormSummary
 from .repository import kind_target, seminar_target
 
 router = APIRouter(prefix="/v1")
@@ -259,19 +256,6 @@ class NonRespondentsOut(BaseModel):
     participant_ids: list[str]
 
 
-# ---- errors ----------------------------------------------------------------------------
-
-
-def _unprocessable(problems: list[dict[str, Any]]) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems)
-
-
-def _invalid_form(error: InvalidForm) -> HTTPException:
-    return _unprocessable(
-        [{"loc": ["body", "questions"], "msg": p, "type": "invalid_form"} for p in error.problems]
-    )
-
-
 # ---- forms -----------------------------------------------------------------------------
 
 
@@ -283,18 +267,13 @@ def _invalid_form(error: InvalidForm) -> HTTPException:
     tags=["forms"],
 )
 async def create_form(body: FormCreate, service: Service) -> FormOut:
-    try:
-        form = await service.create_form(
-            form_id=body.id,
-            title=body.title,
-            description=body.description,
-            anonymous=body.anonymous,
-            questions=[q.to_domain() for q in body.questions],
-        )
-    except InvalidForm as error:
-        raise _invalid_form(error) from None
-    except Conflict as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    form = await service.create_form(
+        form_id=body.id,
+        title=body.title,
+        description=body.description,
+        anonymous=body.anonymous,
+        questions=[q.to_domain() for q in body.questions],
+    )
     return FormOut.of(form)
 
 
@@ -309,10 +288,7 @@ async def get_form(
     service: Service,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> FormOut:
-    try:
-        return FormOut.of(await service.form(form_id, version))
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    return FormOut.of(await service.form(form_id, version))
 
 
 @router.put(
@@ -323,29 +299,22 @@ async def get_form(
 )
 async def update_form(form_id: str, body: FormUpdate, service: Service) -> FormOut:
     if body.id is not None and body.id != form_id:
-        raise _unprocessable(
-            [
-                {
-                    "loc": ["body", "id"],
-                    "msg": f"the body is form {body.id!r}, the path form {form_id!r}",
-                    "type": "id_mismatch",
-                }
+        raise Invalid(
+            fields=[
+                FieldProblem(
+                    ("id",),
+                    f"the body is form {body.id!r}, the path form {form_id!r}",
+                    "id_mismatch",
+                )
             ]
         )
-    try:
-        form = await service.update_form(
-            form_id,
-            title=body.title,
-            description=body.description,
-            anonymous=body.anonymous,
-            questions=[q.to_domain() for q in body.questions],
-        )
-    except InvalidForm as error:
-        raise _invalid_form(error) from None
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-    except Conflict as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    form = await service.update_form(
+        form_id,
+        title=body.title,
+        description=body.description,
+        anonymous=body.anonymous,
+        questions=[q.to_domain() for q in body.questions],
+    )
     return FormOut.of(form)
 
 
@@ -358,14 +327,7 @@ async def update_form(form_id: str, body: FormUpdate, service: Service) -> FormO
 async def assign_seminar_form(
     seminar_id: SeminarIdPath, body: AssignmentIn, service: Service
 ) -> AssignmentOut:
-    try:
-        ref = await service.assign_to_seminar(seminar_id, FormRef(body.form_id, body.version))
-    except InvalidForm as error:
-        raise _unprocessable(
-            [{"loc": ["body", "form_id"], "msg": p, "type": "unknown_form"} for p in error.problems]
-        ) from None
-    except Conflict as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    ref = await service.assign_to_seminar(seminar_id, FormRef(body.form_id, body.version))
     return AssignmentOut(
         target=seminar_target(seminar_id), form_id=ref.form_id, version=ref.version
     )
@@ -378,12 +340,7 @@ async def assign_seminar_form(
     tags=["forms"],
 )
 async def assign_kind_form(kind: Kind, body: AssignmentIn, service: Service) -> AssignmentOut:
-    try:
-        ref = await service.assign_to_kind(kind, FormRef(body.form_id, body.version))
-    except InvalidForm as error:
-        raise _unprocessable(
-            [{"loc": ["body", "form_id"], "msg": p, "type": "unknown_form"} for p in error.problems]
-        ) from None
+    ref = await service.assign_to_kind(kind, FormRef(body.form_id, body.version))
     return AssignmentOut(target=kind_target(kind), form_id=ref.form_id, version=ref.version)
 
 
@@ -393,10 +350,7 @@ async def assign_kind_form(kind: Kind, body: AssignmentIn, service: Service) -> 
     tags=["forms"],
 )
 async def seminar_form(seminar_id: SeminarIdPath, service: Service) -> FormOut:
-    try:
-        return FormOut.of(await service.seminar_form(seminar_id))
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    return FormOut.of(await service.seminar_form(seminar_id))
 
 
 # ---- evaluations -----------------------------------------------------------------------
@@ -415,31 +369,13 @@ async def seminar_form(seminar_id: SeminarIdPath, service: Service) -> FormOut:
     },
 )
 async def submit_evaluation(body: EvaluationIn, service: Service) -> EvaluationOut:
-    try:
-        response = await service.submit(
-            seminar_id=body.seminar_id,
-            participant_id=body.participant_id,
-            overall=body.overall,
-            comments=body.comments,
-            answers=body.answers,
-        )
-    except InvalidAnswers as error:
-        raise _unprocessable(
-            [
-                {
-                    "loc": ["body", "comments"]
-                    if p.where == "comments"
-                    else ["body", "answers", p.where],
-                    "msg": p.message,
-                    "type": "invalid_answer",
-                }
-                for p in error.problems
-            ]
-        ) from None
-    except AlreadyEvaluated as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-    except SubmissionRefused as error:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
+    response = await service.submit(
+        seminar_id=body.seminar_id,
+        participant_id=body.participant_id,
+        overall=body.overall,
+        comments=body.comments,
+        answers=body.answers,
+    )
     return EvaluationOut(
         id=response.evaluation_id,
         seminar_id=response.seminar_id,
@@ -459,10 +395,7 @@ async def submit_evaluation(body: EvaluationIn, service: Service) -> EvaluationO
     tags=["response rates"],
 )
 async def seminar_response_rate(seminar_id: SeminarIdPath, service: Service) -> SeminarRateOut:
-    try:
-        rate = await service.seminar_rate(seminar_id)
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    rate = await service.seminar_rate(seminar_id)
     s = rate.seminar
     return SeminarRateOut(
         seminar_id=s.seminar_id,
@@ -517,12 +450,7 @@ async def response_rates(
     responses={409: {"description": "the seminar's form is anonymous"}},
 )
 async def seminar_non_respondents(seminar_id: SeminarIdPath, service: Service) -> NonRespondentsOut:
-    try:
-        seminar, people = await service.non_respondents(seminar_id)
-    except NotFound as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-    except Conflict as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    seminar, people = await service.non_respondents(seminar_id)
     return NonRespondentsOut(
         seminar_id=seminar_id,
         closes_at=seminar.window.closes_at if seminar.window else None,

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
+from seminarops_shared.errors import Conflict, DomainError, FieldProblem, Invalid, Refused
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
 
 OVERALL_QUESTION_ID = "overall"
@@ -94,18 +95,32 @@ class FormRef:
 # ---- forms -----------------------------------------------------------------------------
 
 
-class InvalidForm(ValueError):
-    """A form definition breaks a rule; ``problems`` says each one."""
+class InvalidForm(Invalid):
+    """A form definition breaks a rule; ``problems`` says each one (about its
+    questions)."""
+
+    field_path: ClassVar[tuple[str, ...]] = ("questions",)
+    problem_kind: ClassVar[str] = "invalid_form"
 
     def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
+        super().__init__(
+            "; ".join(problems),
+            fields=[FieldProblem(self.field_path, p, self.problem_kind) for p in problems],
+        )
         self.problems = list(problems)
+
+
+class UnknownForm(InvalidForm):
+    """A form reference (``form_id``, maybe a version) names no stored form."""
+
+    field_path = ("form_id",)
+    problem_kind = "unknown_form"
 
 
 def check_questions(questions: Sequence[Question]) -> tuple[Question, ...]:
     """Validate the questions a form asks after the overall rating; return them.
 
-    A leading overall question (as ``GET /v1/forms/{id}`` shows it) is accepted and
+    A leading overall question (as a form read back lists it) is accepted and
     dropped, so a read form can be edited and written back. Invariant: question ids are
     unique, well formed and never ``overall`` after that; choice questions have 2..50
     distinct non-blank options and other types none. Raises ``InvalidForm``.
@@ -243,9 +258,22 @@ class Problem:
     message: str
 
 
-class InvalidAnswers(ValueError):
+class InvalidAnswers(Invalid):
+    """A submission breaks its form; ``problems`` says each one. A problem is about
+    the comments or about one answer (by question id)."""
+
     def __init__(self, problems: Sequence[Problem]) -> None:
-        super().__init__("; ".join(f"{p.where}: {p.message}" for p in problems))
+        super().__init__(
+            "; ".join(f"{p.where}: {p.message}" for p in problems),
+            fields=[
+                FieldProblem(
+                    ("comments",) if p.where == "comments" else ("answers", p.where),
+                    p.message,
+                    "invalid_answer",
+                )
+                for p in problems
+            ],
+        )
         self.problems = list(problems)
 
 
@@ -446,24 +474,25 @@ class SeminarEvaluation:
         return WindowState.NOT_OPEN if self.window is None else self.window.state(now)
 
 
-class SubmissionRefused(Exception):
-    """A response that cannot be accepted; the subclass says why."""
+class SubmissionRefused(DomainError):
+    """A response that cannot be accepted; the subclass says why, and which kind of
+    refusal it is: a rule (``Refused``) or a conflict with what is stored."""
 
 
-class WindowNotOpen(SubmissionRefused):
+class WindowNotOpen(SubmissionRefused, Refused):
     pass
 
 
-class WindowClosed(SubmissionRefused):
+class WindowClosed(SubmissionRefused, Refused):
     pass
 
 
-class NotAnAttendee(SubmissionRefused):
+class NotAnAttendee(SubmissionRefused, Refused):
     pass
 
 
-class AlreadyEvaluated(SubmissionRefused):
-    pass
+class AlreadyEvaluated(SubmissionRefused, Conflict):
+    """A second evaluation by the same attendee: it conflicts with the first."""
 
 
 def check_can_submit(

@@ -15,6 +15,7 @@ import structlog
 from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.clock import Clock
+from seminarops_shared.errors import Conflict, NotFound
 from seminarops_shared.events import ReceivedEvent
 from seminarops_shared.events.feedback import (
     EvaluationInvited,
@@ -36,11 +37,11 @@ from .domain import (
     FormRef,
     FormVersion,
     InvalidAnswers,
-    InvalidForm,
     Question,
     RateRow,
     Response,
     SeminarEvaluation,
+    UnknownForm,
     WindowState,
     check_can_submit,
     check_questions,
@@ -67,14 +68,6 @@ REMIND_JOB = "feedback.remind"
 CLOSE_JOB = "feedback.close"
 
 _log = structlog.get_logger(__name__)
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +282,7 @@ class FeedbackService:
             try:
                 await self._forms.create(form, session=uow.session)
             except FormExists:
-                raise Conflict(
-                    f"form {form.form_id} exists; PUT /v1/forms/{form.form_id} edits it"
-                ) from None
+                raise Conflict(f"form {form.form_id} exists; edit it to add a version") from None
             return form
 
         return await self._uow.run(work)
@@ -659,4 +650,4 @@ class FeedbackService:
     async def _check_ref(self, ref: FormRef) -> None:
         if await self._form_version(ref.form_id, ref.version) is None:
             suffix = f" version {ref.version}" if ref.version is not None else ""
-            raise InvalidForm([f"form {ref.form_id}{suffix} does not exist"])
+            raise UnknownForm([f"form {ref.form_id}{suffix} does not exist"])

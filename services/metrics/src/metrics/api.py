@@ -7,9 +7,10 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
+from seminarops_shared.errors import Busy, Invalid, NotFound
 from seminarops_shared.events.vocabulary import Kind
 from seminarops_shared.events.vocabulary import Year as VocabularyYear
 from seminarops_shared.service import service_state
@@ -167,9 +168,9 @@ async def schools_as_csv(service: Service, year: Year) -> Response:
 
 def _series_range(from_year: int, to_year: int) -> None:
     if from_year > to_year:
-        raise HTTPException(422, f"`from` ({from_year}) must not be after `to` ({to_year})")
+        raise Invalid(f"`from` ({from_year}) must not be after `to` ({to_year})")
     if to_year - from_year + 1 > MAX_SERIES_YEARS:
-        raise HTTPException(422, f"a series spans at most {MAX_SERIES_YEARS} years")
+        raise Invalid(f"a series spans at most {MAX_SERIES_YEARS} years")
 
 
 FromYear = Annotated[VocabularyYear, Query(alias="from", description="First year.")]
@@ -226,7 +227,7 @@ async def lag(request: Request) -> LagStatus:
     gauge holds it (updated with every batch the consumer takes)."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        raise HTTPException(503, "the service is starting")
+        raise Busy("the service is starting", retry_after_s=1)
     metrics = runtime.metrics
     # The shared pipeline labels the gauge with the logical group (the service name)
     # and the physical topic; the answer names logical topics.
@@ -299,7 +300,7 @@ async def dashboard() -> Response:
 async def dashboard_asset(asset: str) -> Response:
     media_type = _ASSETS.get(asset)
     if media_type is None:
-        raise HTTPException(404, "no such asset")
+        raise NotFound("no such asset")
     return Response(
         (_STATIC / asset).read_text(encoding="utf-8"),
         media_type=media_type,

@@ -10,10 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from seminarops_shared.auth import require_role
+from seminarops_shared.errors import NotFound
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Identifier
@@ -22,7 +23,7 @@ from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
 
-from .handlers import Outcome, OutcomeStatus, RegistrationClosed, RegistrationRequest, Registrations
+from .handlers import Outcome, OutcomeStatus, RegistrationRequest, Registrations
 
 router = APIRouter(prefix="/v1", tags=["registrations"])
 
@@ -180,7 +181,7 @@ async def get_registration(registration_id: PathId, service: Service) -> Registr
     parked = await service.service.parked_request(registration_id)
     if parked is not None:
         return _pending(parked)
-    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registration {registration_id}")
+    raise NotFound(f"no registration {registration_id}")
 
 
 async def _cancel(registration_id: str, service: Registrations) -> DecisionOut:
@@ -191,12 +192,10 @@ async def _cancel(registration_id: str, service: Registrations) -> DecisionOut:
             uow, registration_id=registration_id, traceparent=traceparent, source=HTTP_SOURCE
         )
 
-    try:
-        outcome = await service.run(work)
-    except RegistrationClosed as closed:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(closed)) from None
+    # A completed seminar's registration cannot change: RegistrationClosed (a Conflict).
+    outcome = await service.run(work)
     if outcome is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registration {registration_id}")
+        raise NotFound(f"no registration {registration_id}")
     return _decision(outcome)
 
 
@@ -235,7 +234,7 @@ async def seminar_registrations(
 ) -> SeminarRegistrationsOut:
     book = await service.service.seat_book(seminar_id)
     if book is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no seminar {seminar_id} known here")
+        raise NotFound(f"no seminar {seminar_id} known here")
     docs = await service.service.of_seminar(
         seminar_id, status=status_filter, limit=limit, offset=offset
     )

@@ -27,6 +27,7 @@ import structlog
 
 from seminarops_shared import retry
 from seminarops_shared.clock import Clock
+from seminarops_shared.errors import Conflict
 from seminarops_shared.events import Event
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import (
@@ -143,7 +144,7 @@ class _Writes:
 _HELD_FIELDS = ("event_id", "source", "cancelled_at", "traceparent")
 
 
-class RegistrationClosed(Exception):
+class RegistrationClosed(Conflict):
     """The seminar is completed: its registrations no longer change."""
 
 

@@ -5,11 +5,10 @@ systems (the video platform) may also mark a seminar live and record attendance.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from seminarops_shared.auth import require_role
@@ -18,17 +17,10 @@ from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
 from .commands import AttendanceIn, CancelIn, RescheduleIn, SeminarIn
-from .domain import (
-    IllegalTransition,
-    InvalidSeminar,
-    RosterStatus,
-    Seminar,
-    SeminarStatus,
-    language_code,
-)
-from .handlers import IdConflict, ImportStatus, SeminarNotFound, SeminarService
-from .importing import InvalidSeasonFile, csv_from_upload, parse_season
-from .repository import ConcurrentUpdate, InvalidCursor, SeminarFilter
+from .domain import RosterStatus, Seminar, SeminarStatus, language_code
+from .handlers import ImportStatus, SeminarService
+from .importing import csv_from_upload, parse_season
+from .repository import SeminarFilter
 
 router = APIRouter(prefix="/v1", tags=["seminars"])
 
@@ -236,13 +228,10 @@ async def import_season(
     body = await request.body()
     if len(body) > max_bytes:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_bytes} bytes")
-    try:
-        season = parse_season(
-            csv_from_upload(body, request.headers.get("content-type", "text/csv")),
-            max_rows=max_rows,
-        )
-    except InvalidSeasonFile as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    season = parse_season(
+        csv_from_upload(body, request.headers.get("content-type", "text/csv")),
+        max_rows=max_rows,
+    )
     outcomes = await service.import_season(season.rows, dry_run=dry_run)
     return ImportReport(
         dry_run=dry_run,
@@ -392,41 +381,3 @@ async def roster(seminar_id: Identifier, service: Service) -> RosterOut:
         counts=counts,
         entries=[RosterEntryOut(participant_id=e.participant_id, status=e.status) for e in entries],
     )
-
-
-# ---- refusals ----------------------------------------------------------------------------
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Domain refusals as HTTP answers: unknown 404, illegal or conflicting 409, invalid 422."""
-
-    def answer(code: int, detail: Any) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=code)
-
-    async def not_found(_request: Request, error: Exception) -> JSONResponse:
-        return answer(status.HTTP_404_NOT_FOUND, f"no seminar {error}")
-
-    async def conflict(_request: Request, error: Exception) -> JSONResponse:
-        return answer(status.HTTP_409_CONFLICT, str(error))
-
-    async def concurrent(_request: Request, _error: Exception) -> JSONResponse:
-        return answer(status.HTTP_409_CONFLICT, "the seminar changed concurrently; try again")
-
-    async def invalid(_request: Request, error: Exception) -> JSONResponse:
-        return answer(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body"], "msg": str(error), "type": "value_error"}],
-        )
-
-    async def bad_cursor(_request: Request, error: Exception) -> JSONResponse:
-        return answer(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}],
-        )
-
-    app.add_exception_handler(SeminarNotFound, not_found)
-    app.add_exception_handler(IdConflict, conflict)
-    app.add_exception_handler(IllegalTransition, conflict)
-    app.add_exception_handler(ConcurrentUpdate, concurrent)
-    app.add_exception_handler(InvalidSeminar, invalid)
-    app.add_exception_handler(InvalidCursor, bad_cursor)

@@ -60,5 +60,4 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
     )
     app.state.import_max_rows = settings.import_max_rows
     app.state.import_max_bytes = settings.import_max_bytes
-    api.install_error_handlers(app)
     return app

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from seminarops_shared.errors import Conflict, FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Kind, Programme
 
 MAX_SESSIONS = 100
@@ -40,12 +41,16 @@ ATTENDANCE_EVENT_CHUNK = 1000
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
 
-class InvalidSeminar(ValueError):
-    """Input that can never make a valid seminar (answered 422, nothing stored)."""
+class InvalidSeminar(Invalid):
+    """Input that can never make a valid seminar (nothing stored). About the seminar
+    as a whole: the message says which field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fields=[FieldProblem((), message)])
 
 
-class IllegalTransition(Exception):
-    """The seminar's state does not allow this (answered 409, nothing changed)."""
+class IllegalTransition(Conflict):
+    """The seminar's state does not allow this (nothing changed)."""
 
 
 class AttendanceLimitExceeded(IllegalTransition):

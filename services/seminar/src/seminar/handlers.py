@@ -16,6 +16,7 @@ import structlog
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from seminarops_shared import retry
+from seminarops_shared.errors import Conflict, NotFound
 from seminarops_shared.events.seminar import (
     AttendanceRecorded,
     SeminarCancelled,
@@ -44,6 +45,7 @@ from .repository import (
     RosterRepository,
     SeminarFilter,
     SeminarRepository,
+    StillContended,
     decode_cursor,
     encode_cursor,
 )
@@ -55,11 +57,15 @@ REMINDER_JOB = "seminar.reminder"
 IMPORT_CHUNK = 100
 
 
-class SeminarNotFound(LookupError):
+class SeminarNotFound(NotFound):
     """No seminar with this id."""
 
+    def __init__(self, seminar_id: str) -> None:
+        super().__init__(f"no seminar {seminar_id}")
+        self.seminar_id = seminar_id
 
-class IdConflict(Exception):
+
+class IdConflict(Conflict):
     """The id is taken by a seminar with a different definition."""
 
 
@@ -150,7 +156,7 @@ class SeminarService:
 
     async def _run(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """One transaction, run again while a concurrent writer got there first (the
-        unit of work's ``retry.HTTP``); still contended after that: ``ConcurrentUpdate``
+        unit of work's ``retry.HTTP``); still contended after that: ``StillContended``
         (the caller may try again, 409)."""
 
         async def guarded(uow: UnitOfWork) -> T:
@@ -163,11 +169,10 @@ class SeminarService:
 
         try:
             return await self._uow.run(guarded)
-        except ConcurrentUpdate:
-            raise
         except OperationFailure as error:
+            # ConcurrentUpdate included: it carries the server's write-conflict code.
             if retry.is_write_conflict(error):
-                raise ConcurrentUpdate(str(error)) from error
+                raise StillContended(str(error)) from error
             raise
 
     async def _load(self, uow: UnitOfWork, seminar_id: str) -> Seminar:

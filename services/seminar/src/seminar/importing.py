@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from seminarops_shared.errors import Invalid
+
 from .commands import SeminarIn
 from .handlers import ImportRow
 
@@ -44,8 +46,8 @@ OPTIONAL_COLUMNS = (
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 
 
-class InvalidSeasonFile(ValueError):
-    """The file as a whole cannot be read as a season (answered 422, nothing stored)."""
+class InvalidSeasonFile(Invalid):
+    """The file as a whole cannot be read as a season (nothing stored)."""
 
 
 @dataclass(frozen=True, slots=True)

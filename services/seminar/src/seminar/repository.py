@@ -27,6 +27,7 @@ from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from seminarops_shared.errors import Conflict, FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.mongo import (
     IN_QUERY_LIMIT,
@@ -48,6 +49,15 @@ class ConcurrentUpdate(ConcurrentChange):
     """The seminar changed between reading and writing it; the use case runs again
     (the shared ``ConcurrentChange``, which every retry policy retries). Its own class
     because the seminar API answers it 409 once the retries are spent."""
+
+
+class StillContended(Conflict):
+    """A ``ConcurrentUpdate`` that outlasted every retry: the caller may try again (409).
+    ``what``: the seminar id (or the database's word on the conflict)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__("the seminar changed concurrently; try again")
+        self.what = what
 
 
 def pair_id(seminar_id: str, participant_id: str) -> str:
@@ -81,8 +91,13 @@ class SeminarFilter:
     starts_before: datetime | None = None
 
 
-class InvalidCursor(ValueError):
-    pass
+class InvalidCursor(Invalid):
+    """A page cursor this service did not hand out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "invalid cursor", fields=[FieldProblem(("cursor",), "invalid cursor")], part="query"
+        )
 
 
 def encode_cursor(seminar: Seminar) -> str:
@@ -96,9 +111,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         starts_at, seminar_id = json.loads(raw)
         moment = datetime.fromisoformat(starts_at)
     except (binascii.Error, ValueError, TypeError) as error:
-        raise InvalidCursor("invalid cursor") from error
+        raise InvalidCursor from error
     if moment.tzinfo is None or not isinstance(seminar_id, str):
-        raise InvalidCursor("invalid cursor")
+        raise InvalidCursor
     return moment, seminar_id
 
 
