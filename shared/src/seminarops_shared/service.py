@@ -172,7 +172,7 @@ class Runtime:
 ServiceSetup = Callable[[Runtime], Awaitable[object]]
 
 
-async def ensure_topics(settings: ServiceSettings) -> None:
+async def create_missing_topics(settings: ServiceSettings) -> None:
     """Create the system's topics when missing (local runs, tests). In production the
     platform declares them (deploy/kubernetes), and this finds them all there."""
     kafka = settings.kafka
@@ -262,7 +262,7 @@ def create_service_app(
             doors=doors,
         )
         try:
-            await ensure_topics(settings)
+            await create_missing_topics(settings)
             await outbox.ensure_indexes()
             await runtime.scheduler.ensure_indexes()
             app.state.service = await setup(runtime)

@@ -14,8 +14,8 @@ from . import api
 from .handlers import (
     PARK_TIMEOUT_JOB,
     PENDING_CANCELLATION_JOB,
-    Registrations,
     RegistrationService,
+    RegistrationsOverHttp,
 )
 from .repository import (
     ParkedRequestRepository,
@@ -35,7 +35,7 @@ Decisions go out on `registration.events`. Names and e-mail addresses stay here.
 
 
 def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> FastAPI:
-    async def setup(runtime: Runtime) -> Registrations:
+    async def setup(runtime: Runtime) -> RegistrationsOverHttp:
         db = runtime.mongo.db
         seminars = SeminarRepository(db)
         registrations = RegistrationRepository(db)
@@ -60,7 +60,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         runtime.consume(subscription(service, seat_books=seat_books))
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
         runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.on_cancellation_expired)
-        return Registrations(
+        return RegistrationsOverHttp(
             service=service,
             uow=runtime.uow,
             clock=runtime.clock,

@@ -1028,7 +1028,7 @@ class RegistrationService:
         return found.get(registration_id)
 
 
-class Registrations:
+class RegistrationsOverHttp:
     """The use cases as the HTTP API runs them: each in its own transaction, retried on
     write conflicts; registration requests for one seminar arriving together are
     decided together (``GroupCommitter``), by the same ``decide`` the consumer uses."""
@@ -1043,7 +1043,7 @@ class Registrations:
         patience_s: float,
         turns: Turns | None = None,
     ) -> None:
-        self.service = service
+        self.registrations = service
         self.now = clock
         self._uow = uow
         self._retry = retry.CONTENDED.within(patience_s)

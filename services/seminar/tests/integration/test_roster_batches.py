@@ -28,7 +28,7 @@ from seminarops_shared.events.registration import (
 from seminarops_shared.events.topics import REGISTRATION_EVENTS
 from seminarops_shared.idempotency import PROCESSED_EVENTS
 from seminarops_shared.privacy import pseudonym
-from seminarops_shared.service import ensure_topics
+from seminarops_shared.service import create_missing_topics
 
 from ..conftest import REGISTRATION_SOURCE, AppFactory
 
@@ -128,7 +128,7 @@ async def test_a_batch_with_repeats_and_old_versions_ends_in_the_newest_versions
         (change(RegistrationCancelled, clean, c, version=2), None),
         (change(RegistrationConfirmed, clean, d, version=1), None),
     ]
-    await ensure_topics(namespace.settings(SeminarSettings))
+    await create_missing_topics(namespace.settings(SeminarSettings))
     await send_all(kafka, history)
     await send_all(kafka, newest)
 
