@@ -210,6 +210,7 @@ def test_devstack_up_after_a_crash_clears_what_the_crash_left_and_keeps_the_data
     (tmp_path / "uv.lock").touch()
     (tmp_path / "services").mkdir()
     config = devstack.StackConfig.from_env(_stack_env(), root=tmp_path)
+    before: dict[str, devstack.PidRecord | None] = {}
     try:
         devstack.up(config, infra_only=True)
         before = {name: devstack.read_record(config, name) for name in _INFRA}
@@ -235,3 +236,9 @@ def test_devstack_up_after_a_crash_clears_what_the_crash_left_and_keeps_the_data
         assert all(after.values()), after
     finally:
         devstack.down(config)
+        # Should the test fail before `up` cleared them, the processes it orphaned
+        # (no pid file) must not outlive it.
+        for record in before.values():
+            if record is not None and pid_alive(record.pid):
+                os.killpg(record.pid, signal.SIGCONT)
+                os.killpg(record.pid, signal.SIGKILL)
