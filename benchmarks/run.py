@@ -297,16 +297,15 @@ def durable_infrastructure(workdir: Path) -> Iterator[Bench]:
         ) as broker,
         start_mongo_on(workdir / "mongo-durable", sync_on_commit=True) as database,
     ):
-        yield Bench(
-            kafka=broker.address,
-            mongo=database.address,
-            workdir=workdir,
+        bench = embedded_bench(
+            broker,
+            database,
+            workdir,
             stack="embedded, durable (Tansu on SeaweedFS, SecantusDB --sync-on-commit)",
-            database_pid=database.pid,
-            broker_pid=broker.pid,
-            # As `make up` sets it: see devstack._DURABLE_LOG_FETCH_MAX_WAIT_MS.
-            extra_env={"KAFKA_FETCH_MAX_WAIT_MS": "500"},
         )
+        # As `make up` sets it: see devstack._DURABLE_LOG_FETCH_MAX_WAIT_MS.
+        bench.extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = "500"
+        yield bench
 
 
 @contextlib.contextmanager
@@ -322,14 +321,21 @@ def infrastructure(workdir: Path) -> Iterator[Bench]:
         start_embedded_kafka(workdir / "kafka") as broker,
         start_embedded_mongo(workdir / "mongo") as database,
     ):
-        yield Bench(
-            kafka=broker.address,
-            mongo=database.address,
-            workdir=workdir,
-            stack="embedded (Tansu broker, SecantusDB database)",
-            database_pid=database.pid,
-            broker_pid=broker.pid,
+        yield embedded_bench(
+            broker, database, workdir, stack="embedded (Tansu broker, SecantusDB database)"
         )
+
+
+def embedded_bench(broker: Any, database: Any, workdir: Path, *, stack: str) -> Bench:
+    """A ``Bench`` on embedded servers this run started (their CPU is measured)."""
+    return Bench(
+        kafka=broker.address,
+        mongo=database.address,
+        workdir=workdir,
+        stack=stack,
+        database_pid=database.pid,
+        broker_pid=broker.pid,
+    )
 
 
 async def ready(processes: Sequence[ServiceProcess], *, timeout_s: float = 90) -> None:

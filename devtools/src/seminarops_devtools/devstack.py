@@ -913,10 +913,11 @@ def _drain_state(config: StackConfig, names: Sequence[str]) -> DrainState:
             backlog[spec.name] = _backlog(body) if status == 200 else None
     lag: dict[str, int] = {}
     inbound_waiting = 0
+    inbound = config.kafka_settings().topic(REGISTRATION_REQUESTS)
     for group, offsets in committed.items():
         for (topic, partition), offset in offsets.items():
             behind = max(0, ends.get((topic, partition), 0) - max(offset, 0))
-            if topic == config.kafka_settings().topic(REGISTRATION_REQUESTS):
+            if topic == inbound:
                 inbound_waiting += behind
             else:
                 lag[group] = lag.get(group, 0) + behind

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
 from registration.app import create_app
+from registration.repository import SeminarRepository
 from registration.settings import RegistrationSettings
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.events import Envelope
 from seminarops_shared.events.topics import REGISTRATION_EVENTS
+from seminarops_shared.keyed import Turns
 from seminarops_shared.service import Runtime
 
 from ..conftest import SEMINAR_SOURCE, scheduled
@@ -55,3 +60,18 @@ async def schedule(app: FastAPI, kafka: KafkaProbe, seminar_id: str, capacity: i
 
 async def decisions(kafka: KafkaProbe, seminar_id: str) -> list[Envelope]:
     return [e for e in await kafka.events(REGISTRATION_EVENTS) if e.subject == seminar_id]
+
+
+def without_claims_or_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seat books read plainly instead of claimed, and no in-process turns: writers of
+    one seminar collide late, and only the conditional updates and the transactions
+    stand between them and a wrong count."""
+
+    async def read_only(self: SeminarRepository, ids: object, *, session: object) -> object:
+        return await self.get_many(ids, session=session)  # type: ignore[arg-type]
+
+    async def no_turns(self: Turns, keys: object) -> AsyncIterator[None]:
+        yield
+
+    monkeypatch.setattr(SeminarRepository, "claim", read_only)
+    monkeypatch.setattr(Turns, "hold", asynccontextmanager(no_turns))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,17 +17,23 @@ from aiokafka.partitioner import murmur2
 from fastapi import FastAPI
 
 from registration.domain import registration_id
-from registration.repository import SeminarRepository
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, Event, envelope_for
 from seminarops_shared.events.inbound import RegistrationCancellationRequested
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
-from seminarops_shared.keyed import Turns
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
-from .conftest import database, decisions, registration_app, schedule, seat_book, statuses
+from .conftest import (
+    database,
+    decisions,
+    registration_app,
+    schedule,
+    seat_book,
+    statuses,
+    without_claims_or_turns,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -342,14 +346,7 @@ async def test_two_replicas_racing_requests_and_cancellations_lose_none(
     seat-book claims: keeping a cancellation and deciding its request both write the
     seat book, so they never commit without seeing each other."""
 
-    async def read_only(self: SeminarRepository, ids: object, *, session: object) -> object:
-        return await self.get_many(ids, session=session)  # type: ignore[arg-type]
-
-    async def no_turns(self: Turns, keys: object) -> AsyncIterator[None]:
-        yield
-
-    monkeypatch.setattr(SeminarRepository, "claim", read_only)
-    monkeypatch.setattr(Turns, "hold", asynccontextmanager(no_turns))
+    without_claims_or_turns(monkeypatch)
     seminar = new_id("sem")
     home, other = home_partition(seminar), other_partition(seminar)
     people = [f"p{i:02}" for i in range(30)]

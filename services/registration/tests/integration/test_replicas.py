@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 
-from registration.repository import SeminarRepository
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
-from seminarops_shared.keyed import Turns
 
 from ..conftest import SEMINAR_SOURCE, http_body, new_id, requested, scheduled
-from .conftest import decisions, registration_app, registrations, seat_book, statuses
+from .conftest import (
+    decisions,
+    registration_app,
+    registrations,
+    seat_book,
+    statuses,
+    without_claims_or_turns,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +32,9 @@ async def test_two_replicas_never_overbook(
     namespace: Namespace, kafka: KafkaProbe, claims: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not claims:
-        # Plain reads instead of claims, no turns: writers collide late, and only the
-        # conditional updates stand between them and an overbooking.
-        async def read_only(self: SeminarRepository, ids: object, *, session: object) -> object:
-            return await self.get_many(ids, session=session)  # type: ignore[arg-type]
-
-        async def no_turns(self: Turns, keys: object) -> AsyncIterator[None]:
-            yield
-
-        monkeypatch.setattr(SeminarRepository, "claim", read_only)
-        monkeypatch.setattr(Turns, "hold", asynccontextmanager(no_turns))
+        # Writers collide late: only the conditional updates stand between them and an
+        # overbooking.
+        without_claims_or_turns(monkeypatch)
     seminars = [new_id("sem"), new_id("sem")]
     first = registration_app(namespace)
     second = registration_app(namespace)
