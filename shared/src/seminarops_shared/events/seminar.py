@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .base import Event, event
 from .topics import SEMINAR_EVENTS
-from .vocabulary import Identifier, Kind, Programme, Year
+from .vocabulary import CountryCode, Identifier, Kind, Programme, Promotion, Year
 
 
 class SessionTimes(BaseModel):
@@ -52,6 +52,11 @@ class SeminarScheduled(_SeminarEvent):
     open_to_other_schools: bool = True
     # The moderator's platform id (never a name: personal data stays in registration).
     moderator: Identifier | None = None
+    # The participant journey (CONTRACT.md): how a freed seat is given, how long an
+    # offer stands, and who may register (None: everyone).
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = Field(default=None, ge=1, le=168)
+    eligible_countries: list[CountryCode] | None = Field(default=None, min_length=1, max_length=250)
 
 
 @event
