@@ -318,16 +318,33 @@ class ChaosSystem:
 
     async def reset_group_to_earliest(self, service: str) -> None:
         """Commit offset 0 on every partition the service's group reads (replay all).
-        The group must have no members (the service is stopped)."""
+
+        The service is stopped, but its member can outlive it: Tansu keeps a member that
+        was killed, or stopped while joining, in a stable group until another member
+        joins, and refuses a commit from outside the group (``UnknownMemberIdError``)
+        meanwhile. So the reset joins the group itself: the join evicts the dead member
+        once its session expires, the group hands every partition to this one member,
+        and the member commits 0 on all of them and leaves."""
+        partitions = self._partitions(service)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group(service),
             enable_auto_commit=False,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
         )
         await consumer.start()
         try:
-            partitions = self._partitions(service)
-            consumer.assign(partitions)
+            consumer.subscribe(topics=sorted({tp.topic for tp in partitions}))
+            deadline = time.monotonic() + 60
+            while consumer.assignment() != set(partitions):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"group {self.group(service)} never handed all partitions to the "
+                        f"reset: {sorted(consumer.assignment())}"
+                    )
+                # Polling drives the join; the records it may return are not used.
+                await consumer.getmany(timeout_ms=200, max_records=1)
             await consumer.commit(dict.fromkeys(partitions, 0))
         finally:
             await consumer.stop()
