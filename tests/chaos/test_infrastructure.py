@@ -4,6 +4,8 @@ lost, nothing is counted twice."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 from typing import Any
 
@@ -46,5 +48,41 @@ async def test_database_crash_and_restart(chaos: Chaos) -> None:
         return {}
 
     result = await chaos.run("database SIGKILL + restart", crash)
+
+    assert (result.lost, result.double_counted) == (0, 0)
+
+
+async def _stall(pid: int, seconds: float) -> None:
+    """Freeze a process (SIGSTOP) for ``seconds``, then let it go on (SIGCONT): a
+    server that stops answering without closing a connection, as a long GC pause, a
+    hung disk or a VM migration would make it."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)  # the fault's length, not a synchronisation
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+STALL_S = 20.0
+
+
+async def test_database_stalls(chaos: Chaos) -> None:
+    async def stall(suite: Chaos) -> dict[str, Any]:
+        assert suite.system.mongo is not None
+        await _stall(suite.system.mongo.pid, STALL_S)
+        return {"stalled_s": STALL_S}
+
+    result = await chaos.run("database SIGSTOP 20 s, SIGCONT", stall)
+
+    assert (result.lost, result.double_counted) == (0, 0)
+
+
+async def test_broker_stalls(chaos: Chaos) -> None:
+    async def stall(suite: Chaos) -> dict[str, Any]:
+        assert suite.system.kafka is not None
+        await _stall(suite.system.kafka.pid, STALL_S)
+        return {"stalled_s": STALL_S}
+
+    result = await chaos.run("broker SIGSTOP 20 s, SIGCONT", stall)
 
     assert (result.lost, result.double_counted) == (0, 0)
