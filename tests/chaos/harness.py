@@ -44,7 +44,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from registration.domain import registration_id
-from seminarops_devtools.processes import EmbeddedServer, ensure_topics, free_port
+from seminarops_devtools.processes import (
+    LOCALHOST,
+    EmbeddedServer,
+    ensure_topics,
+    free_port,
+    mongo_uri,
+)
 from seminarops_devtools.testing.chaos import (
     S3Server,
     ServiceProcess,
@@ -53,6 +59,7 @@ from seminarops_devtools.testing.chaos import (
     start_s3_server,
     start_tansu_s3,
 )
+from seminarops_devtools.testing.network import TcpProxy
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, envelope_for
 from seminarops_shared.events.inbound import (
@@ -116,6 +123,7 @@ class ChaosSystem:
     s3: S3Server | None = None
     kafka: EmbeddedServer | None = None
     mongo: EmbeddedServer | None = None
+    registration_database_link: TcpProxy | None = None
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
     # ---- addresses ----
@@ -129,6 +137,12 @@ class ChaosSystem:
     def mongodb_uri(self) -> str:
         assert self.mongo is not None
         return self.mongo.address
+
+    def mongodb_uri_for(self, service: str) -> str:
+        link = self.registration_database_link
+        if service == "registration" and link is not None:
+            return mongo_uri(LOCALHOST, link.port)
+        return self.mongodb_uri
 
     def topic(self, logical: str) -> str:
         return f"{self.prefix}.{logical}"
@@ -158,6 +172,9 @@ class ChaosSystem:
             transaction_lifetime_s=TRANSACTION_LIFETIME_S,
             sync_on_commit=True,
         )
+        # Registration reaches the database through a proxy the network scenarios cut
+        # and slow; it forwards untouched otherwise.
+        self.registration_database_link = TcpProxy(LOCALHOST, self.mongo.port).start()
         ensure_topics(
             self.bootstrap_servers,
             [self.topic(t) for t in ALL_TOPICS],
@@ -185,7 +202,7 @@ class ChaosSystem:
             # Kafka answers at once when it has data, whatever the wait; 500 ms is the
             # Kafka and aiokafka default.
             "KAFKA_FETCH_MAX_WAIT_MS": "500",
-            "MONGODB_URI": self.mongodb_uri,
+            "MONGODB_URI": self.mongodb_uri_for(service),
             "MONGODB_DATABASE_PREFIX": f"{self.prefix}_",
             "AUTH_TOKENS": json.dumps(TOKENS),
         }
@@ -289,6 +306,8 @@ class ChaosSystem:
                 server.stop(timeout_s=20)
         if self.s3 is not None:
             self.s3.stop()
+        if self.registration_database_link is not None:
+            self.registration_database_link.close()
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(
