@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
 from .mongo import is_transient_database_error
 
@@ -49,9 +49,25 @@ _log = structlog.get_logger(__name__)
 DATABASE_TRANSACTION_LIFETIME_S = 60.0
 
 
+# Server errors an event's own data causes: retrying cannot help, so these are not an
+# outage (BadValue, FailedToParse, TypeMismatch, DocumentValidationFailure, a document
+# or BSON object too large, a duplicate key).
+_CAUSED_BY_THE_DATA = frozenset({2, 9, 14, 121, 10334, 11000, 17419})
+
+
 def is_outage(error: BaseException) -> bool:
-    """The database or the broker cannot be reached (or did not answer in time)."""
-    return isinstance(error, ConnectionFailure | KafkaError | TimeoutError)
+    """The database or the broker cannot be reached, did not answer in time, or fails
+    for a reason of its own: a full disk answers every write with a server error until
+    space is freed and the database restarted, and an event that met it must wait for
+    that, not be dead-lettered."""
+    if isinstance(error, ConnectionFailure | KafkaError | TimeoutError):
+        return True
+    return (
+        isinstance(error, OperationFailure)
+        and not isinstance(error, DuplicateKeyError)
+        and not is_transient_database_error(error)
+        and error.code not in _CAUSED_BY_THE_DATA
+    )
 
 
 def is_write_conflict(error: BaseException) -> bool:

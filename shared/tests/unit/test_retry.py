@@ -92,6 +92,19 @@ def test_outages_are_the_database_or_broker_unreachable() -> None:
     assert not is_outage(RuntimeError("a bug"))
 
 
+def test_a_database_failing_for_a_reason_of_its_own_is_an_outage() -> None:
+    # What SecantusDB answers every write once its disk is full (measured): waiting
+    # for space and a restart is right; dead-lettering the event would lose it.
+    assert is_outage(OperationFailure("internal server error", code=1))
+    assert is_outage(OperationFailure("out of disk space", code=14031))
+
+
+def test_errors_the_data_causes_are_not_an_outage() -> None:
+    assert not is_outage(OperationFailure("Document failed validation", code=121))
+    assert not is_outage(OperationFailure("bad value", code=2))
+    assert not is_outage(DuplicateKeyError("E11000 duplicate key", code=11000))
+
+
 def test_write_conflicts_include_the_shared_concurrent_change_but_not_outages() -> None:
     assert is_write_conflict(conflict())
     assert is_write_conflict(ConcurrentChange("seat book moved"))
