@@ -59,6 +59,7 @@ from seminarops_devtools.testing.chaos import (
     start_s3_server,
     start_tansu_s3,
 )
+from seminarops_devtools.testing.disk import SmallDisk
 from seminarops_devtools.testing.network import TcpProxy
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, envelope_for
@@ -77,6 +78,9 @@ from seminarops_shared.events.topics import (
 
 SERVICES: tuple[str, ...] = ("registration", "seminar", "feedback", "metrics")
 PARTITIONS = 3
+# Room for the whole suite's data (a few hundred MB), in memory; a scenario fills it.
+DATABASE_DISK_MB = 2048
+
 TOKENS = {
     "operator": ["chaos-operator-token"],
     "platform": ["chaos-platform-token"],
@@ -124,6 +128,7 @@ class ChaosSystem:
     kafka: EmbeddedServer | None = None
     mongo: EmbeddedServer | None = None
     registration_database_link: TcpProxy | None = None
+    database_disk: SmallDisk | None = None
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
     # ---- addresses ----
@@ -167,6 +172,8 @@ class ChaosSystem:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.s3 = start_s3_server(self.workdir / "s3")
         self.kafka = start_tansu_s3(self.s3, log_path=self.workdir / "kafka.log")
+        # The database's files live on a disk of their own that a scenario fills up.
+        self.database_disk = SmallDisk(self.workdir / "mongo", size_mb=DATABASE_DISK_MB).mount()
         self.mongo = start_mongo_on(
             self.workdir / "mongo",
             transaction_lifetime_s=TRANSACTION_LIFETIME_S,
@@ -306,6 +313,8 @@ class ChaosSystem:
                 server.stop(timeout_s=20)
         if self.s3 is not None:
             self.s3.stop()
+        if self.database_disk is not None:
+            self.database_disk.unmount()
         if self.registration_database_link is not None:
             self.registration_database_link.close()
 
@@ -651,6 +660,8 @@ class Traffic:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
         self.producer: AIOKafkaProducer | None = None
         self.accepted = 0
+        # Answers that said "not now" (status, whether Retry-After came with it): counted.
+        self.refusals: Counter[tuple[int, bool]] = Counter()
         self._progress = asyncio.Condition()
 
     async def start(self) -> None:
@@ -768,9 +779,9 @@ class Traffic:
         # withdrawn without an event, which the ledger could not tell apart).
         await self._until(f"registration knows {seminar_id}", known)
 
-    @staticmethod
-    def _retryable(response: httpx.Response, what: str) -> str:
+    def _retryable(self, response: httpx.Response, what: str) -> str:
         if response.status_code >= 500 or response.status_code in {404, 409, 425, 429}:
+            self.refusals[response.status_code, "Retry-After" in response.headers] += 1
             # not (yet) possible, or the service is restarting: try again
             return f"{response.status_code} {response.text[:200]}"
         raise TrafficError(f"{what}: unexpected {response.status_code} {response.text[:300]}")
