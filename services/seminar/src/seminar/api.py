@@ -315,6 +315,12 @@ async def reschedule_seminar(
     response_model=SeminarOut,
     dependencies=[_operator_or_platform],
     summary="The seminar went live (seminar.went_live.v1)",
+    description=(
+        "At the earliest 60 minutes before the first session starts (the moderator opens "
+        "the room early); earlier is 409: a seminar cannot run months ahead of its date. "
+        "Starting a live seminar again changes nothing."
+    ),
+    responses={409: {"description": "too early, or the seminar is completed or cancelled"}},
 )
 async def start_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.start(seminar_id))
@@ -338,6 +344,12 @@ async def cancel_seminar(
     response_model=SeminarOut,
     dependencies=[_operator],
     summary="The seminar is over (seminar.completed.v1 with its attendees)",
+    description=(
+        "Once its last session has started (409 before: a seminar is not over, and does "
+        "not count for its year, before it took place); from `live` or straight from "
+        "`scheduled` (an imported past season). Completing it again changes nothing."
+    ),
+    responses={409: {"description": "its last session has not started, or it is cancelled"}},
 )
 async def complete_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.complete(seminar_id))
@@ -349,6 +361,12 @@ async def complete_seminar(seminar_id: Identifier, service: Service) -> SeminarO
     response_model=AttendanceOut,
     dependencies=[_operator_or_platform],
     summary="Record who attended (confirmed registrants only; the rest come back)",
+    description=(
+        "Once the first session has started (409 before, even while live: nobody has "
+        "attended a session that has not begun), until the seminar is completed. "
+        "A past seminar takes attendance at once."
+    ),
+    responses={409: {"description": "the first session has not started, or it is over"}},
 )
 async def record_attendance(
     seminar_id: Identifier, body: AttendanceIn, service: Service

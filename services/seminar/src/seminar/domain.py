@@ -37,6 +37,9 @@ MAX_TITLE_LENGTH = 300
 MAX_THEME_LENGTH = 300
 MAX_REASON_LENGTH = 500
 ATTENDANCE_EVENT_CHUNK = 1000
+# A moderator opens the online room up to this long before the first session starts;
+# a seminar "going live" earlier than that cannot be the seminar running.
+GO_LIVE_LEAD = timedelta(minutes=60)
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
@@ -51,6 +54,11 @@ class InvalidSeminar(Invalid):
 
 class IllegalTransition(Conflict):
     """The seminar's state does not allow this (nothing changed)."""
+
+
+class NotYet(IllegalTransition):
+    """The step cannot have happened yet: the sessions it needs lie ahead of ``now``
+    (nothing changed). Past seminars are unaffected: their sessions have started."""
 
 
 class AttendanceLimitExceeded(IllegalTransition):
@@ -296,8 +304,9 @@ class Seminar:
     def ends_at(self) -> datetime:
         return self.sessions[-1].ends_at
 
-    def has_started(self, now: datetime) -> bool:
-        return now >= self.starts_at
+    def local(self, moment: datetime) -> str:
+        """``moment`` as the seminar's own wall-clock time, with its UTC offset."""
+        return moment.astimezone(self.zone).isoformat()
 
 
 def _stamp(now: datetime) -> datetime:
@@ -366,11 +375,19 @@ def reschedule(
 
 
 def go_live(seminar: Seminar, *, now: datetime) -> Seminar | None:
-    """``scheduled`` -> ``live``. ``None`` if it is live already (idempotent)."""
+    """``scheduled`` -> ``live``, at the earliest ``GO_LIVE_LEAD`` before the first
+    session starts (else ``NotYet``). ``None`` if it is live already (idempotent)."""
     now = _stamp(now)
     if seminar.status is SeminarStatus.LIVE:
         return None
     _refuse_if_terminal(seminar, "start")
+    opens_at = seminar.starts_at - GO_LIVE_LEAD
+    if now < opens_at:
+        raise NotYet(
+            f"cannot start before {seminar.local(opens_at)}: the first session starts at "
+            f"{seminar.local(seminar.starts_at)} and a seminar goes live at most "
+            f"{GO_LIVE_LEAD // timedelta(minutes=1)} minutes early"
+        )
     return replace(
         seminar,
         status=SeminarStatus.LIVE,
@@ -398,15 +415,21 @@ def cancel(seminar: Seminar, *, reason: str | None, now: datetime) -> Seminar | 
 
 
 def complete(seminar: Seminar, *, now: datetime) -> Seminar | None:
-    """``live`` -> ``completed`` (terminal); also straight from ``scheduled`` once its
-    first session has started (imported past seasons never went live here). ``None`` if
-    it is completed already (idempotent)."""
+    """``live`` or ``scheduled`` -> ``completed`` (terminal), once its last session has
+    started (else ``NotYet``): a seminar cannot be over, and count as a participation
+    of its year, before it took place. Straight from ``scheduled`` is allowed (imported
+    past seasons never went live here). ``None`` if it is completed already
+    (idempotent)."""
     now = _stamp(now)
     if seminar.status is SeminarStatus.COMPLETED:
         return None
     _refuse_if_terminal(seminar, "complete")
-    if seminar.status is SeminarStatus.SCHEDULED and not seminar.has_started(now):
-        raise IllegalTransition("cannot complete a seminar that has not started yet")
+    last_start = seminar.sessions[-1].starts_at
+    if now < last_start:
+        raise NotYet(
+            f"cannot complete the seminar before its last session starts at "
+            f"{seminar.local(last_start)}"
+        )
     return replace(
         seminar,
         status=SeminarStatus.COMPLETED,
@@ -420,15 +443,19 @@ def complete(seminar: Seminar, *, now: datetime) -> Seminar | None:
 
 
 def check_attendance_open(seminar: Seminar, *, now: datetime) -> None:
-    """Attendance is recorded while a seminar is live, or once a scheduled one has
-    started; never for a cancelled one, and no longer once it is completed (its
-    completion already told everyone who attended)."""
+    """Attendance is recorded once the first session has started (else ``NotYet``),
+    live or not (an imported past seminar never went live here); never for a cancelled
+    seminar, and no longer once it is completed (its completion already told everyone
+    who attended)."""
     if seminar.status is SeminarStatus.CANCELLED:
         raise IllegalTransition("cannot record attendance for a cancelled seminar")
     if seminar.status is SeminarStatus.COMPLETED:
         raise IllegalTransition("attendance is closed: the seminar is completed")
-    if seminar.status is SeminarStatus.SCHEDULED and not seminar.has_started(now):
-        raise IllegalTransition("cannot record attendance before the seminar starts")
+    if now < seminar.starts_at:
+        raise NotYet(
+            "cannot record attendance before the seminar starts: its first session "
+            f"starts at {seminar.local(seminar.starts_at)}"
+        )
 
 
 def unique_in_order(ids: Iterable[str]) -> list[str]:

@@ -13,6 +13,7 @@ from seminar.domain import (
     AttendanceLimitExceeded,
     IllegalTransition,
     InvalidSeminar,
+    NotYet,
     RosterStatus,
     SeminarStatus,
     Session,
@@ -21,6 +22,8 @@ from seminarops_shared.events.vocabulary import Kind, Programme
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+# When the default seminar's (one) session starts: 10 March 2026, 17:00 in Brussels.
+STARTS = datetime(2026, 3, 10, 16, 0, tzinfo=UTC)
 
 
 def define(**overrides: object) -> domain.SeminarDefinition:
@@ -203,30 +206,30 @@ def test_lifecycle_scheduled_live_completed() -> None:
     scheduled = seminar()
     assert scheduled.status is SeminarStatus.SCHEDULED
     assert scheduled.version == 1
-    live = domain.go_live(scheduled, now=NOW)
+    live = domain.go_live(scheduled, now=STARTS)
     assert live is not None
     assert live.status is SeminarStatus.LIVE
     assert live.version == 2
-    assert domain.go_live(live, now=NOW) is None  # idempotent
-    completed = domain.complete(live, now=NOW)
+    assert domain.go_live(live, now=STARTS) is None  # idempotent
+    completed = domain.complete(live, now=STARTS)
     assert completed is not None
     assert completed.status is SeminarStatus.COMPLETED
-    assert completed.completed_at == NOW
-    assert domain.complete(completed, now=NOW) is None  # idempotent
+    assert completed.completed_at == STARTS
+    assert domain.complete(completed, now=STARTS) is None  # idempotent
 
 
 @pytest.mark.parametrize(
     "action",
     [
-        lambda s: domain.go_live(s, now=NOW),
-        lambda s: domain.cancel(s, reason=None, now=NOW),
-        lambda s: domain.reschedule(s, sessions=None, capacity=5, now=NOW),
+        lambda s: domain.go_live(s, now=STARTS),
+        lambda s: domain.cancel(s, reason=None, now=STARTS),
+        lambda s: domain.reschedule(s, sessions=None, capacity=5, now=STARTS),
     ],
 )
 def test_completed_is_terminal(action: object) -> None:
-    live = domain.go_live(seminar(), now=NOW)
+    live = domain.go_live(seminar(), now=STARTS)
     assert live is not None
-    completed = domain.complete(live, now=NOW)
+    completed = domain.complete(live, now=STARTS)
     with pytest.raises(IllegalTransition):
         action(completed)  # type: ignore[operator]
 
@@ -234,8 +237,8 @@ def test_completed_is_terminal(action: object) -> None:
 @pytest.mark.parametrize(
     "action",
     [
-        lambda s: domain.go_live(s, now=NOW),
-        lambda s: domain.complete(s, now=NOW),
+        lambda s: domain.go_live(s, now=STARTS),
+        lambda s: domain.complete(s, now=STARTS),
         lambda s: domain.reschedule(s, sessions=None, capacity=5, now=NOW),
     ],
 )
@@ -248,11 +251,40 @@ def test_cancelled_is_terminal(action: object) -> None:
         action(cancelled)  # type: ignore[operator]
 
 
-def test_a_scheduled_seminar_completes_only_once_it_has_started() -> None:
-    future = seminar()  # 10 March 2026, NOW is 15 January
-    with pytest.raises(IllegalTransition, match="not started"):
+def test_a_seminar_goes_live_at_most_an_hour_before_its_first_session() -> None:
+    future = seminar()  # 10 March 2026 17:00 in Brussels, NOW is 15 January
+    with pytest.raises(NotYet, match=r"cannot start before 2026-03-10T16:00:00\+01:00"):
+        domain.go_live(future, now=NOW)
+    with pytest.raises(NotYet):
+        domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD - timedelta(seconds=1))
+    live = domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD)
+    assert live is not None
+    assert live.status is SeminarStatus.LIVE
+
+
+def test_a_seminar_completes_only_once_its_last_session_has_started() -> None:
+    future = seminar()
+    with pytest.raises(NotYet, match="last session starts at 2026-03-10T17:00:00"):
         domain.complete(future, now=NOW)
-    assert domain.complete(future, now=datetime(2026, 3, 10, 16, tzinfo=UTC)) is not None
+    assert domain.complete(future, now=STARTS) is not None
+    second = datetime(2026, 3, 17, 16, tzinfo=UTC)
+    two_sessions = seminar(
+        kind=Kind.LEARNING_EVENT,
+        sessions=[(STARTS, STARTS + timedelta(hours=2)), (second, second + timedelta(hours=2))],
+    )
+    live = domain.go_live(two_sessions, now=STARTS)
+    assert live is not None
+    with pytest.raises(NotYet, match="2026-03-17T17:00:00"):
+        domain.complete(live, now=second - timedelta(seconds=1))
+    assert domain.complete(live, now=second) is not None
+
+
+def test_a_past_season_is_attended_and_completed_at_once() -> None:
+    last_year = seminar(sessions=[(STARTS - timedelta(days=365), STARTS - timedelta(days=364))])
+    domain.check_attendance_open(last_year, now=NOW)
+    completed = domain.complete(last_year, now=NOW)
+    assert completed is not None
+    assert completed.year == 2025
 
 
 def test_reschedule_changes_times_and_capacity_and_is_idempotent() -> None:
@@ -296,22 +328,25 @@ def test_a_live_learning_event_can_move_a_later_session() -> None:
 # ---- attendance --------------------------------------------------------------------------
 
 
-def test_attendance_is_open_only_while_the_seminar_runs_or_has_run() -> None:
+def test_attendance_is_open_only_once_the_first_session_started() -> None:
     future = seminar()
-    with pytest.raises(IllegalTransition, match="before the seminar starts"):
+    with pytest.raises(NotYet, match="before the seminar starts"):
         domain.check_attendance_open(future, now=NOW)
     domain.check_attendance_open(future, now=future.starts_at)
-    live = domain.go_live(future, now=NOW)
+    live = domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD)
     assert live is not None
-    domain.check_attendance_open(live, now=NOW)
-    completed = domain.complete(live, now=NOW)
+    # Live in the room an hour early: nobody has attended a session yet.
+    with pytest.raises(NotYet):
+        domain.check_attendance_open(live, now=STARTS - timedelta(minutes=1))
+    domain.check_attendance_open(live, now=STARTS)
+    completed = domain.complete(live, now=STARTS)
     assert completed is not None
     with pytest.raises(IllegalTransition, match="completed"):
-        domain.check_attendance_open(completed, now=NOW)
+        domain.check_attendance_open(completed, now=STARTS)
     cancelled = domain.cancel(future, reason=None, now=NOW)
     assert cancelled is not None
     with pytest.raises(IllegalTransition, match="cancelled"):
-        domain.check_attendance_open(cancelled, now=NOW)
+        domain.check_attendance_open(cancelled, now=STARTS)
 
 
 def test_only_confirmed_registrants_become_attendees_and_nobody_twice() -> None:
