@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from seminarops_shared.auth import require_role
-from seminarops_shared.events.vocabulary import Identifier, Kind, Programme
+from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Promotion
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
@@ -70,6 +70,11 @@ class SeminarOut(BaseModel):
     cancelled_at: datetime | None
     cancel_reason: str | None
     completed_at: datetime | None
+    promotion: Promotion = Field(description="how a freed seat is given")
+    offer_hours: int | None = Field(description="how long an offered seat stands; null: automatic")
+    eligible_countries: list[str] | None = Field(
+        description="ISO 3166-1 alpha-2 codes of who may register; null: everyone"
+    )
 
     @classmethod
     def of(cls, seminar: Seminar) -> SeminarOut:
@@ -103,6 +108,11 @@ class SeminarOut(BaseModel):
             cancelled_at=seminar.cancelled_at,
             cancel_reason=seminar.cancel_reason,
             completed_at=seminar.completed_at,
+            promotion=seminar.promotion,
+            offer_hours=seminar.offer_hours,
+            eligible_countries=(
+                None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+            ),
         )
 
 

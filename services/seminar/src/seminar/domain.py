@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from seminarops_shared.errors import Conflict, FieldProblem, Invalid
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 
 MAX_SESSIONS = 100
 MAX_CAPACITY = 20_000
@@ -40,6 +40,11 @@ ATTENDANCE_EVENT_CHUNK = 1000
 # A moderator opens the online room up to this long before the first session starts;
 # a seminar "going live" earlier than that cannot be the seminar running.
 GO_LIVE_LEAD = timedelta(minutes=60)
+
+# How long a freed seat stays offered when a seminar promotes by offer and names no
+# ``offer_hours``: two days reach a teacher who checks mail on alternate days.
+DEFAULT_OFFER_HOURS = 48
+MAX_OFFER_HOURS = 168
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
@@ -190,6 +195,32 @@ def _capacity(value: int) -> int:
     return value
 
 
+def offer_hours_for(promotion: Promotion, offer_hours: int | None) -> int | None:
+    """How long an offered seat stands: ``offer_hours`` (1-168) for ``offer``, else
+    ``DEFAULT_OFFER_HOURS``; ``None`` for ``automatic``, which offers nothing, so an
+    ``offer_hours`` with it is refused rather than silently dropped."""
+    if promotion is Promotion.AUTOMATIC:
+        if offer_hours is not None:
+            raise InvalidSeminar("offer_hours applies only with promotion 'offer'")
+        return None
+    hours = DEFAULT_OFFER_HOURS if offer_hours is None else offer_hours
+    if not 1 <= hours <= MAX_OFFER_HOURS:
+        raise InvalidSeminar(f"offer_hours must be between 1 and {MAX_OFFER_HOURS}")
+    return hours
+
+
+def country_list(codes: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Eligible countries upper-cased, each once, in the order first given; ``None``
+    (everyone may register) when not given. An empty list would let nobody register:
+    refused. (That each is an ISO 3166-1 code is checked where the input is read.)"""
+    if codes is None:
+        return None
+    unique = tuple(dict.fromkeys(code.strip().upper() for code in codes))
+    if not unique:
+        raise InvalidSeminar("eligible_countries must name at least one country (or be left out)")
+    return unique
+
+
 @dataclass(frozen=True, slots=True)
 class SeminarDefinition:
     """What an operator says a seminar is; validated by ``define_seminar``."""
@@ -205,10 +236,13 @@ class SeminarDefinition:
     moderator: str | None
     host_school_id: str | None
     open_to_other_schools: bool
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = None
+    eligible_countries: tuple[str, ...] | None = None
 
     def fingerprint(self) -> str:
         """A digest of the definition: the same seminar imported twice has the same one."""
-        canonical = {
+        canonical: dict[str, object] = {
             "title": self.title,
             "kind": self.kind.value,
             "programme": self.programme.value,
@@ -221,6 +255,13 @@ class SeminarDefinition:
             "host_school_id": self.host_school_id,
             "open_to_other_schools": self.open_to_other_schools,
         }
+        # Only when set: seminars defined before these fields existed keep their digest
+        # (and their derived ids), so re-importing an old file is still "unchanged".
+        if self.promotion is not Promotion.AUTOMATIC:
+            canonical["promotion"] = self.promotion.value
+            canonical["offer_hours"] = self.offer_hours
+        if self.eligible_countries is not None:
+            canonical["eligible_countries"] = list(self.eligible_countries)
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -237,6 +278,9 @@ def define_seminar(
     moderator: str | None = None,
     host_school_id: str | None = None,
     open_to_other_schools: bool = True,
+    promotion: Promotion = Promotion.AUTOMATIC,
+    offer_hours: int | None = None,
+    eligible_countries: Iterable[str] | None = None,
 ) -> SeminarDefinition:
     """Validate a seminar as an operator describes it. Raises ``InvalidSeminar`` with the
     first problem found; a returned definition is always valid."""
@@ -253,6 +297,9 @@ def define_seminar(
         moderator=moderator,
         host_school_id=host_school_id,
         open_to_other_schools=open_to_other_schools,
+        promotion=promotion,
+        offer_hours=offer_hours_for(promotion, offer_hours),
+        eligible_countries=country_list(eligible_countries),
     )
 
 
@@ -287,6 +334,9 @@ class Seminar:
     cancel_reason: str | None = None
     completed_at: datetime | None = None
     attendee_count: int = 0
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = None
+    eligible_countries: tuple[str, ...] | None = None
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -330,6 +380,9 @@ def schedule(*, seminar_id: str, definition: SeminarDefinition, now: datetime) -
         moderator=definition.moderator,
         host_school_id=definition.host_school_id,
         open_to_other_schools=definition.open_to_other_schools,
+        promotion=definition.promotion,
+        offer_hours=definition.offer_hours,
+        eligible_countries=definition.eligible_countries,
         status=SeminarStatus.SCHEDULED,
         fingerprint=definition.fingerprint(),
         version=1,

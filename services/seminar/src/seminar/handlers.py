@@ -127,6 +127,11 @@ def _scheduled(seminar: Seminar) -> SeminarScheduled:
         host_school_id=seminar.host_school_id,
         open_to_other_schools=seminar.open_to_other_schools,
         moderator=seminar.moderator,
+        promotion=seminar.promotion,
+        offer_hours=seminar.offer_hours,
+        eligible_countries=(
+            None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+        ),
     )
 
 

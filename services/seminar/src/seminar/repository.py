@@ -28,7 +28,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from seminarops_shared.errors import Conflict, FieldProblem, Invalid
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 from seminarops_shared.mongo import (
     IN_QUERY_LIMIT,
     ConcurrentChange,
@@ -141,6 +141,11 @@ def _to_document(seminar: Seminar) -> Document:
         "cancel_reason": seminar.cancel_reason,
         "completed_at": seminar.completed_at,
         "attendee_count": seminar.attendee_count,
+        "promotion": seminar.promotion.value,
+        "offer_hours": seminar.offer_hours,
+        "eligible_countries": (
+            None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+        ),
         # Denormalised for filtering and sorting (each behind an index).
         "starts_at": seminar.starts_at,
         "ends_at": seminar.ends_at,
@@ -172,6 +177,12 @@ def _from_document(doc: Document) -> Seminar:
         cancel_reason=doc.get("cancel_reason"),
         completed_at=doc.get("completed_at"),
         attendee_count=doc.get("attendee_count", 0),
+        # Seminars stored before the participant journey: automatic, open to everyone.
+        promotion=Promotion(doc.get("promotion", Promotion.AUTOMATIC)),
+        offer_hours=doc.get("offer_hours"),
+        eligible_countries=(
+            None if doc.get("eligible_countries") is None else tuple(doc["eligible_countries"])
+        ),
     )
 
 

@@ -18,7 +18,7 @@ from seminar.domain import (
     SeminarStatus,
     Session,
 )
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -440,3 +440,34 @@ def test_a_reminder_fires_only_for_the_session_it_was_planned_for() -> None:
     assert not domain.reminder_still_due(
         cancelled, session_index=0, session_starts_at=start, now=NOW
     )
+
+
+# ---- the participant journey's settings ------------------------------------------------
+
+
+def test_offer_hours_default_with_an_offer_and_are_refused_without_one() -> None:
+    assert define(promotion=Promotion.OFFER).offer_hours == domain.DEFAULT_OFFER_HOURS == 48
+    assert define(promotion=Promotion.OFFER, offer_hours=6).offer_hours == 6
+    assert define().offer_hours is None
+    with pytest.raises(InvalidSeminar, match="only with promotion 'offer'"):
+        define(offer_hours=6)
+    with pytest.raises(InvalidSeminar, match="between 1 and 168"):
+        define(promotion=Promotion.OFFER, offer_hours=169)
+
+
+def test_eligible_countries_are_upper_case_and_each_once() -> None:
+    definition = define(eligible_countries=["ua", "MD", "Ua", "ge"])
+    assert definition.eligible_countries == ("UA", "MD", "GE")
+    assert define().eligible_countries is None
+    with pytest.raises(InvalidSeminar, match="at least one country"):
+        define(eligible_countries=[])
+
+
+def test_a_definition_without_journey_settings_keeps_its_earlier_fingerprint() -> None:
+    plain = define()
+    # The digest of this definition before the journey's fields existed.
+    assert plain.fingerprint() == (
+        "7bc393a3dbd897fda6f7ec5303a7dd781537ebbe1b8f46dced23197c3cfcce77"
+    )
+    assert define(promotion=Promotion.OFFER).fingerprint() != plain.fingerprint()
+    assert define(eligible_countries=["UA"]).fingerprint() != plain.fingerprint()
