@@ -19,6 +19,7 @@ from seminarops_shared.settings import Role
 from .commands import AttendanceIn, CancelIn, RescheduleIn, SeminarIn
 from .domain import RosterStatus, Seminar, SeminarStatus, language_code
 from .handlers import ImportStatus, SeminarService
+from .ical import seminar_calendar
 from .importing import csv_from_upload, parse_season
 from .repository import SeminarFilter
 
@@ -303,6 +304,28 @@ async def list_seminars(query: Annotated[SeminarQuery, Query()], service: Servic
 @router.get("/seminars/{seminar_id}", response_model=SeminarOut, summary="A seminar")
 async def get_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.get(seminar_id))
+
+
+@router.get(
+    "/seminars/{seminar_id}/calendar.ics",
+    response_class=Response,
+    summary="The seminar's sessions as an iCalendar file (RFC 5545)",
+    description=(
+        "One VEVENT per session: `UID` `<seminar_id>-<session_index>@seminar-ops` (stable "
+        "across reschedules; the registration service's participant calendars use the "
+        "same), `DTSTART`/`DTEND` in the seminar's time zone (`TZID` and a `VTIMEZONE`), "
+        "`SUMMARY` the title, `SEQUENCE` growing with each reschedule that moves sessions "
+        "and once more on cancellation, `STATUS:CANCELLED` once cancelled. No personal "
+        "data: readable without a token, like the seminar."
+    ),
+    responses={200: {"content": {"text/calendar": {"schema": {"type": "string"}}}}},
+)
+async def seminar_calendar_file(seminar_id: Identifier, service: Service) -> Response:
+    return Response(
+        seminar_calendar(await service.get(seminar_id)),
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{seminar_id}.ics"'},
+    )
 
 
 @router.post(

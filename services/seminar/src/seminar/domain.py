@@ -337,6 +337,8 @@ class Seminar:
     promotion: Promotion = Promotion.AUTOMATIC
     offer_hours: int | None = None
     eligible_countries: tuple[str, ...] | None = None
+    # How often its sessions moved: calendars number their revisions with it.
+    reschedules: int = 0
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -423,6 +425,7 @@ def reschedule(
         sessions=new_sessions,
         capacity=new_capacity,
         version=seminar.version + 1,
+        reschedules=seminar.reschedules + (new_sessions != seminar.sessions),
         updated_at=now,
     )
 

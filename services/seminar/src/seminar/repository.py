@@ -141,6 +141,7 @@ def _to_document(seminar: Seminar) -> Document:
         "cancel_reason": seminar.cancel_reason,
         "completed_at": seminar.completed_at,
         "attendee_count": seminar.attendee_count,
+        "reschedules": seminar.reschedules,
         "promotion": seminar.promotion.value,
         "offer_hours": seminar.offer_hours,
         "eligible_countries": (
@@ -177,6 +178,7 @@ def _from_document(doc: Document) -> Seminar:
         cancel_reason=doc.get("cancel_reason"),
         completed_at=doc.get("completed_at"),
         attendee_count=doc.get("attendee_count", 0),
+        reschedules=doc.get("reschedules", 0),
         # Seminars stored before the participant journey: automatic, open to everyone.
         promotion=Promotion(doc.get("promotion", Promotion.AUTOMATIC)),
         offer_hours=doc.get("offer_hours"),
