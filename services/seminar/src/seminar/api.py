@@ -5,7 +5,7 @@ systems (the video platform) may also mark a seminar live and record attendance.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -18,7 +18,7 @@ from seminarops_shared.settings import Role
 
 from .commands import AttendanceIn, CancelIn, RescheduleIn, SeminarIn
 from .domain import RosterStatus, Seminar, SeminarStatus, language_code
-from .handlers import ImportStatus, SeminarService
+from .handlers import ImportStatus, PlannedReminder, SeminarService
 from .ical import seminar_calendar
 from .importing import csv_from_upload, parse_season
 from .repository import SeminarFilter
@@ -150,6 +150,33 @@ class ImportReport(BaseModel):
     rejected: int
     ignored_columns: list[str]
     rows: list[ImportRowOut]
+
+
+class ReminderOut(BaseModel):
+    job_id: str = Field(description="stable per session and offset: a re-plan moves it")
+    session_index: int = Field(description="0 = the first session")
+    session_starts_at: datetime = Field(description="in the seminar's time zone")
+    offset_minutes: int = Field(description="minutes before the session it tells of")
+    due_at: datetime = Field(description="when it is (or was) due, UTC")
+    status: Literal["pending", "sent"]
+    sent_at: datetime | None = Field(description="when it went out (sent only), UTC")
+
+    @classmethod
+    def of(cls, reminder: PlannedReminder, zone: ZoneInfo) -> ReminderOut:
+        return cls(
+            job_id=reminder.job_id,
+            session_index=reminder.session_index,
+            session_starts_at=reminder.session_starts_at.astimezone(zone),
+            offset_minutes=reminder.offset_minutes,
+            due_at=reminder.due_at,
+            status=reminder.status,
+            sent_at=reminder.sent_at,
+        )
+
+
+class RemindersOut(BaseModel):
+    seminar_id: str
+    reminders: list[ReminderOut] = Field(description="by due time")
 
 
 class RosterEntryOut(BaseModel):
@@ -413,6 +440,27 @@ async def record_attendance(
         rejected=list(decision.rejected),
         rejected_reasons=decision.rejected,
         attendee_count=result.attendee_count,
+    )
+
+
+@router.get(
+    "/seminars/{seminar_id}/reminders",
+    response_model=RemindersOut,
+    dependencies=[_operator],
+    summary="The seminar's session reminders: pending (planned) and sent",
+    description=(
+        "One reminder per session and offset (`SEMINAR_REMINDER_OFFSETS_MINUTES`) whose "
+        "time is still ahead; a session scheduled or moved inside its lead time, so that "
+        "every offset has passed, gets one reminder at once (its `offset_minutes` the "
+        "minutes actually left), none once it has started. A cancelled or completed "
+        "seminar has no pending ones. Reminders dropped unsent (the session moved, "
+        "or started while the service was down) do not appear."
+    ),
+)
+async def seminar_reminders(seminar_id: Identifier, service: Service) -> RemindersOut:
+    seminar, reminders = await service.reminders(seminar_id)
+    return RemindersOut(
+        seminar_id=seminar_id, reminders=[ReminderOut.of(r, seminar.zone) for r in reminders]
     )
 
 

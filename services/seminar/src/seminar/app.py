@@ -9,7 +9,12 @@ from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
 from .handlers import REMINDER_JOB, SeminarService
-from .repository import AttendanceRepository, RosterRepository, SeminarRepository
+from .repository import (
+    AttendanceRepository,
+    ReminderLog,
+    RosterRepository,
+    SeminarRepository,
+)
 from .settings import SeminarSettings
 from .subscribers import subscription
 
@@ -35,12 +40,14 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
         seminars = SeminarRepository(runtime.mongo.db)
         roster = RosterRepository(runtime.mongo.db)
         attendance = AttendanceRepository(runtime.mongo.db)
-        for repository in (seminars, roster, attendance):
+        reminder_log = ReminderLog(runtime.mongo.db)
+        for repository in (seminars, roster, attendance, reminder_log):
             await repository.ensure_indexes()
         service = SeminarService(
             seminars=seminars,
             roster=roster,
             attendance=attendance,
+            reminder_log=reminder_log,
             uow=runtime.uow,
             scheduler=runtime.scheduler,
             reminder_offsets_minutes=settings.reminder_offsets_minutes,

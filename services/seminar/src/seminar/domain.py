@@ -594,30 +594,63 @@ def reminder_job_id(*, seminar_id: str, session_index: int, offset_minutes: int)
 
 
 def reminders_for(
-    seminar: Seminar, *, offsets_minutes: Sequence[int], now: datetime
+    seminar: Seminar,
+    *,
+    offsets_minutes: Sequence[int],
+    now: datetime,
+    sent: Set[tuple[int, datetime]] = frozenset(),
 ) -> list[Reminder]:
-    """The reminders still to come: one per session and offset, due ``offset`` before
-    the session starts. Those already due at ``now`` are left out (an imported past
-    season must not send any); none for a cancelled or completed seminar."""
-    if seminar.status in TERMINAL:
+    """The reminders still to send, for sessions that have not started: one per offset
+    whose time is still ahead, due ``offset`` before the session starts.
+
+    A session scheduled (or moved) inside its reminder lead time, so that every offset's
+    time has passed, gets ONE reminder due at once (``offset_minutes`` = the whole
+    minutes actually left, at least 1), unless one was already sent for it at this start
+    time (``sent``: (session index, start) pairs). A session with an offset still ahead
+    gets that one, not a late extra. None for a session that has started (an imported
+    past season sends nothing), nor for a cancelled or completed seminar."""
+    if seminar.status in TERMINAL or not offsets_minutes:
         return []
+    offsets = sorted(set(offsets_minutes), reverse=True)
     reminders = []
     for index, session in enumerate(seminar.sessions):
-        for offset in sorted(set(offsets_minutes), reverse=True):
-            due_at = session.starts_at - timedelta(minutes=offset)
-            if due_at > now:
-                reminders.append(
-                    Reminder(
-                        job_id=reminder_job_id(
-                            seminar_id=seminar.id, session_index=index, offset_minutes=offset
-                        ),
-                        session_index=index,
-                        session_starts_at=session.starts_at,
-                        offset_minutes=offset,
-                        due_at=due_at,
-                    )
+        if session.starts_at <= now:
+            continue
+        on_time = [
+            _reminder(seminar.id, index, session, job_offset=offset, offset=offset, due_at=due_at)
+            for offset in offsets
+            if (due_at := session.starts_at - timedelta(minutes=offset)) > now
+        ]
+        if on_time:
+            reminders.extend(on_time)
+        elif (index, session.starts_at) not in sent:
+            # Under the stable id of the shortest offset: planning it again moves it.
+            minutes_left = max(1, (session.starts_at - now) // timedelta(minutes=1))
+            reminders.append(
+                _reminder(
+                    seminar.id,
+                    index,
+                    session,
+                    job_offset=offsets[-1],
+                    offset=minutes_left,
+                    due_at=now,
                 )
+            )
     return reminders
+
+
+def _reminder(
+    seminar_id: str, index: int, session: Session, *, job_offset: int, offset: int, due_at: datetime
+) -> Reminder:
+    return Reminder(
+        job_id=reminder_job_id(
+            seminar_id=seminar_id, session_index=index, offset_minutes=job_offset
+        ),
+        session_index=index,
+        session_starts_at=session.starts_at,
+        offset_minutes=offset,
+        due_at=due_at,
+    )
 
 
 def reminder_still_due(

@@ -423,6 +423,38 @@ def test_past_seminars_and_finished_ones_get_no_reminders() -> None:
     assert domain.reminders_for(cancelled, offsets_minutes=[60], now=NOW) == []
 
 
+def test_a_session_inside_its_lead_time_gets_one_reminder_at_once() -> None:
+    soon = NOW + timedelta(minutes=30, seconds=59)
+    later = NOW + timedelta(hours=3)
+    learning = seminar(
+        kind=Kind.LEARNING_EVENT,
+        sessions=[
+            (NOW - timedelta(hours=1), NOW - timedelta(minutes=30)),  # started: nothing
+            (soon, soon + timedelta(hours=1)),  # both offsets passed: one, now
+            (later, later + timedelta(hours=1)),  # the 60 still ahead: that one only
+        ],
+    )
+    reminders = domain.reminders_for(learning, offsets_minutes=[1440, 60], now=NOW)
+    assert [(r.job_id, r.offset_minutes, r.due_at) for r in reminders] == [
+        ("reminder:sem-1:1:60", 30, NOW),
+        ("reminder:sem-1:2:60", 60, later - timedelta(hours=1)),
+    ]
+    # Planned again (a reschedule) after it went out: not twice for the same start...
+    assert domain.reminders_for(
+        learning, offsets_minutes=[1440, 60], now=NOW, sent={(1, soon)}
+    ) == [reminders[1]]
+    # ... but a session moved to another time inside the lead gets one for its new time.
+    assert (
+        domain.reminders_for(
+            learning, offsets_minutes=[1440, 60], now=NOW, sent={(1, soon - timedelta(minutes=5))}
+        )
+        == reminders
+    )
+    one_minute = seminar(sessions=[(NOW + timedelta(seconds=20), NOW + timedelta(hours=1))])
+    [last_moment] = domain.reminders_for(one_minute, offsets_minutes=[60], now=NOW)
+    assert last_moment.offset_minutes == 1
+
+
 def test_a_reminder_fires_only_for_the_session_it_was_planned_for() -> None:
     planned = seminar()
     start = planned.starts_at
