@@ -221,7 +221,8 @@ this id and the same definition exists, so importing a file twice is harmless) o
 
 Columns: `title`, `kind`, `programme`, `timezone`, `capacity`, `language`, and
 `starts_at` + `ends_at` or `sessions` (`start/end;start/end`); optional `id`, `theme`,
-`moderator`, `host_school_id`, `open_to_other_schools`. Times are ISO 8601; without a UTC
+`moderator`, `host_school_id`, `open_to_other_schools`, `promotion`, `offer_hours`,
+`eligible_countries` (codes separated by `;`, e.g. `AM;GE;UA`). Times are ISO 8601; without a UTC
 offset they are wall-clock times in the row's time zone. A row without `id` gets one
 derived from its content. Reminders are planned only for sessions still to come.
 Rows are stored in transactions of 100: should a call fail midway, sending the file

@@ -86,3 +86,35 @@ async def test_bad_journey_settings_are_a_422_and_store_nothing(
     assert response.status_code == 422, response.text
     assert says in response.text
     assert listed == []
+
+
+async def test_a_season_file_carries_the_journey_columns(make_app: AppFactory) -> None:
+    season = (
+        "id,title,kind,programme,starts_at,ends_at,timezone,capacity,language,"
+        "promotion,offer_hours,eligible_countries\n"
+        "jr-offer,Plus,learning_event,etwinning_plus,2024-10-08T17:00,2024-10-08T18:30,"
+        "Europe/Kyiv,40,uk,offer,24,am;GE; UA;ge\n"
+        "jr-plain,Plain,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,"
+        "Europe/Brussels,40,en,,,\n"
+        "jr-bad,Bad,online_seminar,etwinning,2024-10-08T17:00,2024-10-08T18:30,"
+        "Europe/Brussels,40,en,automatic,24,XX\n"
+    )
+    headers = {**OPERATOR, "Content-Type": "text/csv"}
+    async with running(make_app()) as client:
+        response = await client.post("/v1/seminars/import", content=season, headers=headers)
+        offered = (await client.get("/v1/seminars/jr-offer")).json()
+        plain = (await client.get("/v1/seminars/jr-plain")).json()
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    assert [r["status"] for r in rows] == ["created", "created", "rejected"]
+    assert any("ISO 3166-1" in reason for reason in rows[2]["reasons"])
+    assert (offered["promotion"], offered["offer_hours"], offered["eligible_countries"]) == (
+        "offer",
+        24,
+        ["AM", "GE", "UA"],
+    )
+    assert (plain["promotion"], plain["offer_hours"], plain["eligible_countries"]) == (
+        "automatic",
+        None,
+        None,
+    )
