@@ -26,8 +26,13 @@ eTwinning Plus learning events, PD workshops): sessions in their own time zone, 
 Publishes `seminar.events` (seminar.scheduled/rescheduled/went_live/cancelled/completed,
 attendance.recorded, seminar.reminder_due); consumes `registration.events`.
 
-Roles: `operator` for every change; `platform` may also start a seminar, record
-attendance and read rosters. Reading seminars needs no token (no personal data).
+Nothing happens before it can have happened: a seminar goes live at most 60 minutes
+before its first session, takes attendance from that session's start and completes
+from its last session's start (409 earlier); past seasons do all of it at once.
+
+Roles: `operator` for every change and for a seminar's reminders (`/reminders`);
+`platform` may also start a seminar, record attendance and read rosters. Reading
+seminars and their calendars (`/calendar.ics`) needs no token (no personal data).
 
 Settings (besides the shared `KAFKA_*`, `MONGODB_*`, `AUTH_TOKENS`):
 `SEMINAR_PORT` (8002), `SEMINAR_REMINDER_OFFSETS_MINUTES` (`[1440, 60]`: minutes before
