@@ -342,7 +342,7 @@ async def get_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
         "One VEVENT per session: `UID` `<seminar_id>-<session_index>@seminar-ops` (stable "
         "across reschedules; the registration service's participant calendars use the "
         "same), `DTSTART`/`DTEND` in the seminar's time zone (`TZID` and a `VTIMEZONE`), "
-        "`SUMMARY` the title, `SEQUENCE` growing with each reschedule that moves sessions "
+        "`SUMMARY` the title, `SEQUENCE` growing with each reschedule "
         "and once more on cancellation, `STATUS:CANCELLED` once cancelled. No personal "
         "data: readable without a token, like the seminar."
     ),

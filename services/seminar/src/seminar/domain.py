@@ -337,7 +337,8 @@ class Seminar:
     promotion: Promotion = Promotion.AUTOMATIC
     offer_hours: int | None = None
     eligible_countries: tuple[str, ...] | None = None
-    # How often its sessions moved: calendars number their revisions with it.
+    # How often it was rescheduled (times or capacity): calendars number their
+    # revisions with it (CONTRACT.md: SEQUENCE grows with each reschedule).
     reschedules: int = 0
 
     @property
@@ -425,7 +426,7 @@ def reschedule(
         sessions=new_sessions,
         capacity=new_capacity,
         version=seminar.version + 1,
-        reschedules=seminar.reschedules + (new_sessions != seminar.sessions),
+        reschedules=seminar.reschedules + 1,
         updated_at=now,
     )
 

@@ -6,9 +6,9 @@ client polling the feed sees a change only when the seminar changed.
 - ``UID`` is ``<seminar_id>-<session_index>@seminar-ops``: unchanged by reschedules, so a
   client moves the event instead of adding a second one. The registration service's
   participant calendars use the same scheme, so both feeds name the same events.
-- ``SEQUENCE`` is the number of reschedules that moved sessions, plus one once the
-  seminar is cancelled: it grows with every revision a client must apply (RFC 5545
-  3.8.7.4), and stays put for changes that do not touch the calendar (capacity).
+- ``SEQUENCE`` is the number of reschedules, plus one once the seminar is cancelled: it
+  grows with every revision (RFC 5545 3.8.7.4), a capacity-only reschedule included
+  (the contract: it grows with each reschedule; a client applies it harmlessly).
 - ``DTSTART``/``DTEND`` are wall-clock times in the seminar's own time zone (``TZID``),
   with a ``VTIMEZONE`` covering the sessions' dates.
 - ``DTSTAMP`` and ``LAST-MODIFIED`` are when the seminar last changed.

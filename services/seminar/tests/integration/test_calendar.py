@@ -63,12 +63,12 @@ async def test_calendar_keeps_uids_grows_sequence_and_shows_the_cancellation(
             ),
         )
         scheduled = await _calendar(client, seminar_id)
-        # Capacity alone changes nothing a calendar shows.
+        # Capacity alone: a reschedule too (the contract: SEQUENCE grows with each).
         capacity = await client.post(
             f"/v1/seminars/{seminar_id}/reschedule", json={"capacity": 80}, headers=OPERATOR
         )
         assert capacity.status_code == 200
-        same = await _calendar(client, seminar_id)
+        recounted = await _calendar(client, seminar_id)
         moved_to = second + timedelta(days=1, hours=1)
         moved = await client.post(
             f"/v1/seminars/{seminar_id}/reschedule",
@@ -99,17 +99,18 @@ async def test_calendar_keeps_uids_grows_sequence_and_shows_the_cancellation(
     assert [e["start"].utcoffset() for e in before] == [timedelta(hours=2), timedelta(hours=1)]
     assert [e["end"] for e in before] == [first + timedelta(hours=2), second + timedelta(hours=2)]
     assert [(e["sequence"], e["status"]) for e in before] == [(0, "CONFIRMED")] * 2
-    assert _events(same) == before
+    assert [{**e, "sequence": 0} for e in _events(recounted)] == before
+    assert [e["sequence"] for e in _events(recounted)] == [1, 1]
     assert scheduled.vtimezone.tzid.value == "Europe/Brussels"
 
     after = _events(rescheduled)
     assert [e["uid"] for e in after] == uids
     assert [e["start"] for e in after] == [first, moved_to]
-    assert [e["sequence"] for e in after] == [1, 1]
-    assert [e["sequence"] for e in _events(twice)] == [2, 2]
+    assert [e["sequence"] for e in after] == [2, 2]
+    assert [e["sequence"] for e in _events(twice)] == [3, 3]
     assert [e["start"] for e in _events(twice)] == [first + timedelta(hours=1), moved_to]
 
     gone = _events(cancelled)
     assert [e["uid"] for e in gone] == uids
-    assert [(e["sequence"], e["status"]) for e in gone] == [(3, "CANCELLED")] * 2
+    assert [(e["sequence"], e["status"]) for e in gone] == [(4, "CANCELLED")] * 2
     assert unknown.status_code == 404
