@@ -64,6 +64,9 @@ EXPECTED: dict[str, Routes] = {
         ("POST", "/v1/seminars/{seminar_id}/complete"): frozenset({OPERATOR}),
         ("POST", "/v1/seminars/{seminar_id}/attendance"): frozenset({OPERATOR, PLATFORM}),
         ("GET", "/v1/seminars/{seminar_id}/roster"): frozenset({OPERATOR, PLATFORM}),
+        # Session times and the title only, like the seminar itself.
+        ("GET", "/v1/seminars/{seminar_id}/calendar.ics"): PUBLIC,
+        ("GET", "/v1/seminars/{seminar_id}/reminders"): frozenset({OPERATOR}),
     },
     "registration": {
         **COMMON,
@@ -91,6 +94,8 @@ EXPECTED: dict[str, Routes] = {
         ("PUT", "/v1/forms/{form_id}"): frozenset({OPERATOR}),
         ("POST", "/v1/seminars/{seminar_id}/form"): frozenset({OPERATOR}),
         ("POST", "/v1/kinds/{kind}/form"): frozenset({OPERATOR}),
+        ("GET", "/v1/kinds/{kind}/form"): frozenset({OPERATOR}),
+        ("GET", "/v1/seminars/{seminar_id}/evaluation-plan"): frozenset({OPERATOR}),
         ("GET", "/v1/seminars/{seminar_id}/form"): PUBLIC,
         ("POST", "/v1/evaluations"): frozenset({OPERATOR, PLATFORM, PARTICIPANT}),
         ("GET", "/v1/seminars/{seminar_id}/response-rate"): PUBLIC,

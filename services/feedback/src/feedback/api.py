@@ -29,9 +29,12 @@ from .domain import (
     QUESTION_ID_PATTERN,
     FormRef,
     FormVersion,
+    PlannedStep,
     Question,
     QuestionType,
     RateRow,
+    Step,
+    StepStatus,
     WindowState,
     response_rate_pct,
 )
@@ -173,6 +176,39 @@ class AssignmentOut(BaseModel):
     target: str
     form_id: str
     version: int | None
+
+
+class PlannedStepOut(BaseModel):
+    step: Step = Field(
+        description="window_opens, evaluation_reminder (non-respondents), window_closes"
+    )
+    due_at: datetime = Field(description="when its job is (or was) due, UTC")
+    status: StepStatus = Field(
+        description="pending (waiting in the scheduler), done, or skipped (the window "
+        "closed before it was due)"
+    )
+    done_at: datetime | None
+    count: int | None = Field(description="the reminder: how many it reached")
+
+    @classmethod
+    def of(cls, step: PlannedStep) -> PlannedStepOut:
+        return cls(
+            step=step.step,
+            due_at=step.due_at,
+            status=step.status,
+            done_at=step.done_at,
+            count=step.count,
+        )
+
+
+class EvaluationPlanOut(BaseModel):
+    seminar_id: str
+    state: WindowState
+    opens_at: datetime | None
+    closes_at: datetime | None
+    form_id: str | None = Field(description="the form pinned when the window opened")
+    form_version: int | None
+    steps: list[PlannedStepOut] = Field(description="in time order; empty before it opens")
 
 
 class EvaluationIn(BaseModel):
@@ -342,6 +378,48 @@ async def assign_seminar_form(
 async def assign_kind_form(kind: Kind, body: AssignmentIn, service: Service) -> AssignmentOut:
     ref = await service.assign_to_kind(kind, FormRef(body.form_id, body.version))
     return AssignmentOut(target=kind_target(kind), form_id=ref.form_id, version=ref.version)
+
+
+@router.get(
+    "/kinds/{kind}/form",
+    dependencies=[operator_only],
+    summary="The form seminars of this kind are evaluated with (windows opening now)",
+    description=(
+        "The form `POST /v1/kinds/{kind}/form` assigned (the pinned version, or the latest), "
+        "else the kind's built-in default form. A seminar with a form of its own uses that "
+        "instead (`GET /v1/seminars/{seminar_id}/form`)."
+    ),
+    tags=["forms"],
+)
+async def kind_form(kind: Kind, service: Service) -> FormOut:
+    return FormOut.of(await service.kind_form(kind))
+
+
+@router.get(
+    "/seminars/{seminar_id}/evaluation-plan",
+    dependencies=[operator_only],
+    summary="The seminar's evaluation window and its timed steps (opens, reminder, closes)",
+    description=(
+        "What the scheduler holds or did for this seminar's evaluation window: it opens "
+        "on completion, reminds non-respondents `FEEDBACK_REMINDER_BEFORE_CLOSE` before "
+        "closing (when the window leaves room), and closes `FEEDBACK_WINDOW_DAYS` after "
+        "opening (the closing count runs a short grace later). 404 until the seminar is "
+        "known here (its completion or attendance arrived)."
+    ),
+    tags=["evaluations"],
+)
+async def evaluation_plan(seminar_id: SeminarIdPath, service: Service) -> EvaluationPlanOut:
+    plan = await service.evaluation_plan(seminar_id)
+    seminar = plan.seminar
+    return EvaluationPlanOut(
+        seminar_id=seminar_id,
+        state=plan.state,
+        opens_at=seminar.window.opens_at if seminar.window else None,
+        closes_at=seminar.window.closes_at if seminar.window else None,
+        form_id=seminar.form.form_id if seminar.form else None,
+        form_version=seminar.form.version if seminar.form else None,
+        steps=[PlannedStepOut.of(step) for step in plan.steps],
+    )
 
 
 @router.get(

@@ -469,9 +469,70 @@ class SeminarEvaluation:
     form: FormRef | None = None
     anonymous: bool = False
     closed: bool = False  # the window-closed event was emitted
+    closed_at: datetime | None = None
+    reminded_at: datetime | None = None  # when non-respondents were reminded
+    reminded_count: int = 0
 
     def state(self, now: datetime) -> WindowState:
         return WindowState.NOT_OPEN if self.window is None else self.window.state(now)
+
+
+# ---- what is planned for a seminar's window (operators' view) ---------------------------
+
+
+class Step(enum.StrEnum):
+    WINDOW_OPENS = "window_opens"
+    EVALUATION_REMINDER = "evaluation_reminder"
+    WINDOW_CLOSES = "window_closes"
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"  # its job waits in the scheduler
+    DONE = "done"  # it took effect (``done_at``)
+    SKIPPED = "skipped"  # it will not happen: the window closed before it was due
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    step: Step
+    due_at: datetime
+    status: StepStatus
+    done_at: datetime | None = None
+    count: int | None = None  # the reminder: how many non-respondents it reached
+
+
+def evaluation_plan(
+    seminar: SeminarEvaluation,
+    *,
+    reminder_before_close: timedelta,
+    close_grace: timedelta,
+    reminder_pending: bool,
+) -> list[PlannedStep]:
+    """The steps of a seminar's evaluation window in time order: it opens, its
+    non-respondents are reminded (when the window leaves room for it), it closes.
+    Empty before the window opens (the seminar is not completed). A reminder neither
+    waiting nor sent was skipped: the window had closed (e.g. it had expired when the
+    completion arrived)."""
+    window = seminar.window
+    if window is None:
+        return []
+    steps = [PlannedStep(Step.WINDOW_OPENS, window.opens_at, StepStatus.DONE, window.opens_at)]
+    remind = reminder_at(window, before_close=reminder_before_close)
+    if remind is not None:
+        if reminder_pending:
+            status, done_at = StepStatus.PENDING, None
+        elif seminar.reminded_at is not None:
+            status, done_at = StepStatus.DONE, seminar.reminded_at
+        else:
+            status, done_at = StepStatus.SKIPPED, None
+        count = seminar.reminded_count if status is StepStatus.DONE else None
+        steps.append(PlannedStep(Step.EVALUATION_REMINDER, remind, status, done_at, count))
+    closes = close_job_at(window, grace=close_grace)
+    if seminar.closed:
+        steps.append(PlannedStep(Step.WINDOW_CLOSES, closes, StepStatus.DONE, seminar.closed_at))
+    else:  # its job waits in the scheduler until the window-closed event is out
+        steps.append(PlannedStep(Step.WINDOW_CLOSES, closes, StepStatus.PENDING))
+    return steps
 
 
 class SubmissionRefused(DomainError):

@@ -37,6 +37,7 @@ from .domain import (
     FormRef,
     FormVersion,
     InvalidAnswers,
+    PlannedStep,
     Question,
     RateRow,
     Response,
@@ -49,6 +50,7 @@ from .domain import (
     close_job_at,
     default_form,
     default_form_id,
+    evaluation_plan,
     make_response,
     non_respondents,
     open_window,
@@ -84,6 +86,13 @@ class SeminarRate:
     seminar: SeminarEvaluation
     state: WindowState
     responses: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationPlan:
+    seminar: SeminarEvaluation
+    state: WindowState
+    steps: list[PlannedStep]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +249,8 @@ class FeedbackService:
             seminar.seminar_id, include_erased=False, session=uow.session
         )
         answered = await self._responses.respondent_ids(seminar.seminar_id, session=uow.session)
-        for participant_id in non_respondents(attendees, answered):
+        reminded = non_respondents(attendees, answered)
+        for participant_id in reminded:
             uow.emit(
                 EvaluationReminderDue(
                     seminar_id=seminar.seminar_id,
@@ -248,6 +258,9 @@ class FeedbackService:
                     closes_at=seminar.window.closes_at,
                 )
             )
+        await self._evaluations.mark_reminded(
+            seminar.seminar_id, count=len(reminded), now=uow.now, session=uow.session
+        )
 
     async def on_close_due(self, job: Job, uow: UnitOfWork) -> None:
         """Emit the window-closed event with the final counts, once."""
@@ -367,6 +380,32 @@ class FeedbackService:
             return ref
 
         return await self._uow.run(work)
+
+    async def kind_form(self, kind: Kind) -> FormVersion:
+        """The form a seminar of ``kind`` without a form of its own is evaluated with,
+        should its window open now: the kind's assignment, else its default form."""
+        ref = choose_form(
+            seminar_assignment=None,
+            kind_assignment=await self._forms.assignment(kind_target(kind)),
+            kind=kind,
+        )
+        return await self.form(ref.form_id, ref.version)
+
+    async def evaluation_plan(self, seminar_id: str) -> EvaluationPlan:
+        """The seminar's evaluation window and its steps (opens, reminder, closes), each
+        pending, done or skipped. ``NotFound`` for a seminar this service has not heard
+        of (no completion or attendance yet)."""
+        seminar = await self._evaluations.get(seminar_id)
+        if seminar is None:
+            raise NotFound(f"seminar {seminar_id} is not known here yet")
+        pending = {job.kind for job in await self._scheduler.pending(seminar_id)}
+        steps = evaluation_plan(
+            seminar,
+            reminder_before_close=self._policy.reminder_before_close,
+            close_grace=self._policy.close_grace,
+            reminder_pending=REMIND_JOB in pending,
+        )
+        return EvaluationPlan(seminar=seminar, state=seminar.state(self._clock()), steps=steps)
 
     async def seminar_form(self, seminar_id: str) -> FormVersion:
         """The form a seminar is (or will be) evaluated with."""

@@ -230,6 +230,9 @@ def _seminar(doc: Document) -> SeminarEvaluation:
         form=form,
         anonymous=bool(doc.get("anonymous", False)),
         closed=bool(doc.get("closed", False)),
+        closed_at=doc.get("closed_at"),
+        reminded_at=doc.get("reminded_at"),
+        reminded_count=doc.get("reminded_count", 0),
     )
 
 
@@ -359,6 +362,16 @@ class EvaluationRepository(Repository):
             session=session,
         )
         return result.modified_count == 1
+
+    async def mark_reminded(
+        self, seminar_id: str, *, count: int, now: datetime, session: Session
+    ) -> None:
+        """Note that the window's non-respondents (``count`` of them) were reminded."""
+        await self.seminars.update_one(
+            {"_id": seminar_id},
+            {"$set": {"reminded_at": now, "reminded_count": count}},
+            session=session,
+        )
 
     async def uninvited(self, seminar_id: str, *, session: Session) -> list[str]:
         """Attendees not invited yet (erased people are never invited)."""

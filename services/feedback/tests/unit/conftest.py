@@ -180,8 +180,15 @@ class FakeEvaluations:
         s = self.seminars[seminar_id]
         if s.closed:
             return False
-        self.seminars[seminar_id] = replace(s, closed=True)
+        self.seminars[seminar_id] = replace(s, closed=True, closed_at=now)
         return True
+
+    async def mark_reminded(
+        self, seminar_id: str, *, count: int, now: datetime, session: Any
+    ) -> None:
+        self.seminars[seminar_id] = replace(
+            self.seminars[seminar_id], reminded_at=now, reminded_count=count
+        )
 
     async def uninvited(self, seminar_id: str, *, session: Any) -> list[str]:
         return sorted(

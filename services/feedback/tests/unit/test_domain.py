@@ -18,6 +18,8 @@ from feedback.domain import (
     Question,
     QuestionType,
     SeminarEvaluation,
+    Step,
+    StepStatus,
     WindowClosed,
     WindowNotOpen,
     WindowState,
@@ -26,6 +28,7 @@ from feedback.domain import (
     choose_form,
     close_job_at,
     default_form,
+    evaluation_plan,
     make_response,
     non_respondents,
     open_window,
@@ -312,3 +315,47 @@ def test_csv_rows_escape_formulas_and_hide_anonymous_people() -> None:
     assert header(["score"]).startswith("evaluation_id,seminar_id")
     assert safe_cell("+1") == "'+1"
     assert safe_cell("fine") == "fine"
+
+
+# ---- the evaluation plan ------------------------------------------------------------------
+
+
+def test_the_evaluation_plan_shows_each_step_pending_done_or_skipped() -> None:
+    opens = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    window = EvaluationWindow(opens_at=opens, closes_at=opens + timedelta(days=14))
+    seminar = SeminarEvaluation(
+        seminar_id="sem-1", kind=Kind.ONLINE_SEMINAR, programme=Programme.ETWINNING, year=2026
+    )
+    policy = {"reminder_before_close": timedelta(hours=48), "close_grace": timedelta(seconds=60)}
+    assert evaluation_plan(seminar, reminder_pending=False, **policy) == []
+
+    opened = replace(seminar, window=window)
+    steps = evaluation_plan(opened, reminder_pending=True, **policy)
+    assert [(s.step, s.status, s.due_at) for s in steps] == [
+        (Step.WINDOW_OPENS, StepStatus.DONE, opens),
+        (Step.EVALUATION_REMINDER, StepStatus.PENDING, opens + timedelta(days=12)),
+        (Step.WINDOW_CLOSES, StepStatus.PENDING, opens + timedelta(days=14, seconds=60)),
+    ]
+    reminded_at = opens + timedelta(days=12, seconds=1)
+    reminded = replace(opened, reminded_at=reminded_at, reminded_count=7)
+    [_, reminder, _] = evaluation_plan(reminded, reminder_pending=False, **policy)
+    assert (reminder.status, reminder.done_at, reminder.count) == (
+        StepStatus.DONE,
+        reminded_at,
+        7,
+    )
+    closed_at = opens + timedelta(days=30)
+    expired = replace(opened, closed=True, closed_at=closed_at)
+    assert [
+        (s.status, s.done_at) for s in evaluation_plan(expired, reminder_pending=False, **policy)
+    ] == [
+        (StepStatus.DONE, opens),
+        (StepStatus.SKIPPED, None),
+        (StepStatus.DONE, closed_at),
+    ]
+    # A window too short for a reminder before it closes plans none.
+    short = replace(seminar, window=EvaluationWindow(opens, opens + timedelta(hours=24)))
+    assert [s.step for s in evaluation_plan(short, reminder_pending=False, **policy)] == [
+        Step.WINDOW_OPENS,
+        Step.WINDOW_CLOSES,
+    ]

@@ -5,20 +5,21 @@ systems (the video platform) may also mark a seminar live and record attendance.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from seminarops_shared.auth import require_role
-from seminarops_shared.events.vocabulary import Identifier, Kind, Programme
+from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Promotion
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
 from .commands import AttendanceIn, CancelIn, RescheduleIn, SeminarIn
 from .domain import RosterStatus, Seminar, SeminarStatus, language_code
-from .handlers import ImportStatus, SeminarService
+from .handlers import ImportStatus, PlannedReminder, SeminarService
+from .ical import seminar_calendar
 from .importing import csv_from_upload, parse_season
 from .repository import SeminarFilter
 
@@ -70,6 +71,11 @@ class SeminarOut(BaseModel):
     cancelled_at: datetime | None
     cancel_reason: str | None
     completed_at: datetime | None
+    promotion: Promotion = Field(description="how a freed seat is given")
+    offer_hours: int | None = Field(description="how long an offered seat stands; null: automatic")
+    eligible_countries: list[str] | None = Field(
+        description="ISO 3166-1 alpha-2 codes of who may register; null: everyone"
+    )
 
     @classmethod
     def of(cls, seminar: Seminar) -> SeminarOut:
@@ -103,6 +109,11 @@ class SeminarOut(BaseModel):
             cancelled_at=seminar.cancelled_at,
             cancel_reason=seminar.cancel_reason,
             completed_at=seminar.completed_at,
+            promotion=seminar.promotion,
+            offer_hours=seminar.offer_hours,
+            eligible_countries=(
+                None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+            ),
         )
 
 
@@ -139,6 +150,33 @@ class ImportReport(BaseModel):
     rejected: int
     ignored_columns: list[str]
     rows: list[ImportRowOut]
+
+
+class ReminderOut(BaseModel):
+    job_id: str = Field(description="stable per session and offset: a re-plan moves it")
+    session_index: int = Field(description="0 = the first session")
+    session_starts_at: datetime = Field(description="in the seminar's time zone")
+    offset_minutes: int = Field(description="minutes before the session it tells of")
+    due_at: datetime = Field(description="when it is (or was) due, UTC")
+    status: Literal["pending", "sent"]
+    sent_at: datetime | None = Field(description="when it went out (sent only), UTC")
+
+    @classmethod
+    def of(cls, reminder: PlannedReminder, zone: ZoneInfo) -> ReminderOut:
+        return cls(
+            job_id=reminder.job_id,
+            session_index=reminder.session_index,
+            session_starts_at=reminder.session_starts_at.astimezone(zone),
+            offset_minutes=reminder.offset_minutes,
+            due_at=reminder.due_at,
+            status=reminder.status,
+            sent_at=reminder.sent_at,
+        )
+
+
+class RemindersOut(BaseModel):
+    seminar_id: str
+    reminders: list[ReminderOut] = Field(description="by due time")
 
 
 class RosterEntryOut(BaseModel):
@@ -183,7 +221,8 @@ this id and the same definition exists, so importing a file twice is harmless) o
 
 Columns: `title`, `kind`, `programme`, `timezone`, `capacity`, `language`, and
 `starts_at` + `ends_at` or `sessions` (`start/end;start/end`); optional `id`, `theme`,
-`moderator`, `host_school_id`, `open_to_other_schools`. Times are ISO 8601; without a UTC
+`moderator`, `host_school_id`, `open_to_other_schools`, `promotion`, `offer_hours`,
+`eligible_countries` (codes separated by `;`, e.g. `AM;GE;UA`). Times are ISO 8601; without a UTC
 offset they are wall-clock times in the row's time zone. A row without `id` gets one
 derived from its content. Reminders are planned only for sessions still to come.
 Rows are stored in transactions of 100: should a call fail midway, sending the file
@@ -295,6 +334,28 @@ async def get_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.get(seminar_id))
 
 
+@router.get(
+    "/seminars/{seminar_id}/calendar.ics",
+    response_class=Response,
+    summary="The seminar's sessions as an iCalendar file (RFC 5545)",
+    description=(
+        "One VEVENT per session: `UID` `<seminar_id>-<session_index>@seminar-ops` (stable "
+        "across reschedules; the registration service's participant calendars use the "
+        "same), `DTSTART`/`DTEND` in the seminar's time zone (`TZID` and a `VTIMEZONE`), "
+        "`SUMMARY` the title, `SEQUENCE` growing with each reschedule "
+        "and once more on cancellation, `STATUS:CANCELLED` once cancelled. No personal "
+        "data: readable without a token, like the seminar."
+    ),
+    responses={200: {"content": {"text/calendar": {"schema": {"type": "string"}}}}},
+)
+async def seminar_calendar_file(seminar_id: Identifier, service: Service) -> Response:
+    return Response(
+        seminar_calendar(await service.get(seminar_id)),
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{seminar_id}.ics"'},
+    )
+
+
 @router.post(
     "/seminars/{seminar_id}/reschedule",
     response_model=SeminarOut,
@@ -315,6 +376,12 @@ async def reschedule_seminar(
     response_model=SeminarOut,
     dependencies=[_operator_or_platform],
     summary="The seminar went live (seminar.went_live.v1)",
+    description=(
+        "At the earliest 60 minutes before the first session starts (the moderator opens "
+        "the room early); earlier is 409: a seminar cannot run months ahead of its date. "
+        "Starting a live seminar again changes nothing."
+    ),
+    responses={409: {"description": "too early, or the seminar is completed or cancelled"}},
 )
 async def start_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.start(seminar_id))
@@ -338,6 +405,12 @@ async def cancel_seminar(
     response_model=SeminarOut,
     dependencies=[_operator],
     summary="The seminar is over (seminar.completed.v1 with its attendees)",
+    description=(
+        "Once its last session has started (409 before: a seminar is not over, and does "
+        "not count for its year, before it took place); from `live` or straight from "
+        "`scheduled` (an imported past season). Completing it again changes nothing."
+    ),
+    responses={409: {"description": "its last session has not started, or it is cancelled"}},
 )
 async def complete_seminar(seminar_id: Identifier, service: Service) -> SeminarOut:
     return SeminarOut.of(await service.complete(seminar_id))
@@ -349,6 +422,12 @@ async def complete_seminar(seminar_id: Identifier, service: Service) -> SeminarO
     response_model=AttendanceOut,
     dependencies=[_operator_or_platform],
     summary="Record who attended (confirmed registrants only; the rest come back)",
+    description=(
+        "Once the first session has started (409 before, even while live: nobody has "
+        "attended a session that has not begun), until the seminar is completed. "
+        "A past seminar takes attendance at once."
+    ),
+    responses={409: {"description": "the first session has not started, or it is over"}},
 )
 async def record_attendance(
     seminar_id: Identifier, body: AttendanceIn, service: Service
@@ -362,6 +441,27 @@ async def record_attendance(
         rejected=list(decision.rejected),
         rejected_reasons=decision.rejected,
         attendee_count=result.attendee_count,
+    )
+
+
+@router.get(
+    "/seminars/{seminar_id}/reminders",
+    response_model=RemindersOut,
+    dependencies=[_operator],
+    summary="The seminar's session reminders: pending (planned) and sent",
+    description=(
+        "One reminder per session and offset (`SEMINAR_REMINDER_OFFSETS_MINUTES`) whose "
+        "time is still ahead; a session scheduled or moved inside its lead time, so that "
+        "every offset has passed, gets one reminder at once (its `offset_minutes` the "
+        "minutes actually left), none once it has started. A cancelled or completed "
+        "seminar has no pending ones. Reminders dropped unsent (the session moved, "
+        "or started while the service was down) do not appear."
+    ),
+)
+async def seminar_reminders(seminar_id: Identifier, service: Service) -> RemindersOut:
+    seminar, reminders = await service.reminders(seminar_id)
+    return RemindersOut(
+        seminar_id=seminar_id, reminders=[ReminderOut.of(r, seminar.zone) for r in reminders]
     )
 
 

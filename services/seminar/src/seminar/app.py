@@ -9,7 +9,12 @@ from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
 from .handlers import REMINDER_JOB, SeminarService
-from .repository import AttendanceRepository, RosterRepository, SeminarRepository
+from .repository import (
+    AttendanceRepository,
+    ReminderLog,
+    RosterRepository,
+    SeminarRepository,
+)
 from .settings import SeminarSettings
 from .subscribers import subscription
 
@@ -21,8 +26,13 @@ eTwinning Plus learning events, PD workshops): sessions in their own time zone, 
 Publishes `seminar.events` (seminar.scheduled/rescheduled/went_live/cancelled/completed,
 attendance.recorded, seminar.reminder_due); consumes `registration.events`.
 
-Roles: `operator` for every change; `platform` may also start a seminar, record
-attendance and read rosters. Reading seminars needs no token (no personal data).
+Nothing happens before it can have happened: a seminar goes live at most 60 minutes
+before its first session, takes attendance from that session's start and completes
+from its last session's start (409 earlier); past seasons do all of it at once.
+
+Roles: `operator` for every change and for a seminar's reminders (`/reminders`);
+`platform` may also start a seminar, record attendance and read rosters. Reading
+seminars and their calendars (`/calendar.ics`) needs no token (no personal data).
 
 Settings (besides the shared `KAFKA_*`, `MONGODB_*`, `AUTH_TOKENS`):
 `SEMINAR_PORT` (8002), `SEMINAR_REMINDER_OFFSETS_MINUTES` (`[1440, 60]`: minutes before
@@ -35,12 +45,14 @@ def create_app(settings: SeminarSettings, *, clock: Clock = utc_now) -> FastAPI:
         seminars = SeminarRepository(runtime.mongo.db)
         roster = RosterRepository(runtime.mongo.db)
         attendance = AttendanceRepository(runtime.mongo.db)
-        for repository in (seminars, roster, attendance):
+        reminder_log = ReminderLog(runtime.mongo.db)
+        for repository in (seminars, roster, attendance, reminder_log):
             await repository.ensure_indexes()
         service = SeminarService(
             seminars=seminars,
             roster=roster,
             attendance=attendance,
+            reminder_log=reminder_log,
             uow=runtime.uow,
             scheduler=runtime.scheduler,
             reminder_offsets_minutes=settings.reminder_offsets_minutes,

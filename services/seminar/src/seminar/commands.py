@@ -19,7 +19,13 @@ from pydantic import (
     model_validator,
 )
 
-from seminarops_shared.events.vocabulary import Identifier, Kind, Programme
+from seminarops_shared.events.vocabulary import (
+    CountryCode,
+    Identifier,
+    Kind,
+    Programme,
+    Promotion,
+)
 
 from . import domain
 
@@ -81,6 +87,34 @@ class SeminarIn(BaseModel):
     )
     host_school_id: Identifier | None = None
     open_to_other_schools: bool = True
+    promotion: Promotion = Field(
+        default=Promotion.AUTOMATIC,
+        description=(
+            "how a freed seat is given: `automatic` confirms the head of the waiting list "
+            "at once; `offer` offers it the seat for `offer_hours`"
+        ),
+    )
+    offer_hours: int | None = Field(
+        default=None,
+        ge=1,
+        le=domain.MAX_OFFER_HOURS,
+        description=(
+            f"how long an offered seat stands (1-{domain.MAX_OFFER_HOURS} hours); only with "
+            f"promotion `offer` (422 with `automatic`); default {domain.DEFAULT_OFFER_HOURS}"
+        ),
+    )
+    eligible_countries: list[CountryCode] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=250,
+        description=(
+            "who may register: ISO 3166-1 alpha-2 codes (upper-cased, each kept once); "
+            "absent: everyone. A request from another country, or naming none, is "
+            "rejected `not_eligible`. Example: the eTwinning Plus countries "
+            "(etwinning.net, 'News from eTwinning Plus - Georgia and Lebanon')."
+        ),
+        examples=[["AM", "AZ", "GE", "JO", "LB", "MD", "TN", "UA"]],
+    )
 
     _definition: domain.SeminarDefinition | None = PrivateAttr(default=None)
 
@@ -111,6 +145,9 @@ class SeminarIn(BaseModel):
             moderator=self.moderator,
             host_school_id=self.host_school_id,
             open_to_other_schools=self.open_to_other_schools,
+            promotion=self.promotion,
+            offer_hours=self.offer_hours,
+            eligible_countries=self.eligible_countries,
         )
         return self
 

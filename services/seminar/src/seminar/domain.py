@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from seminarops_shared.errors import Conflict, FieldProblem, Invalid
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 
 MAX_SESSIONS = 100
 MAX_CAPACITY = 20_000
@@ -37,6 +37,14 @@ MAX_TITLE_LENGTH = 300
 MAX_THEME_LENGTH = 300
 MAX_REASON_LENGTH = 500
 ATTENDANCE_EVENT_CHUNK = 1000
+# A moderator opens the online room up to this long before the first session starts;
+# a seminar "going live" earlier than that cannot be the seminar running.
+GO_LIVE_LEAD = timedelta(minutes=60)
+
+# How long a freed seat stays offered when a seminar promotes by offer and names no
+# ``offer_hours``: two days reach a teacher who checks mail on alternate days.
+DEFAULT_OFFER_HOURS = 48
+MAX_OFFER_HOURS = 168
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
@@ -51,6 +59,11 @@ class InvalidSeminar(Invalid):
 
 class IllegalTransition(Conflict):
     """The seminar's state does not allow this (nothing changed)."""
+
+
+class NotYet(IllegalTransition):
+    """The step cannot have happened yet: the sessions it needs lie ahead of ``now``
+    (nothing changed). Past seminars are unaffected: their sessions have started."""
 
 
 class AttendanceLimitExceeded(IllegalTransition):
@@ -182,6 +195,32 @@ def _capacity(value: int) -> int:
     return value
 
 
+def offer_hours_for(promotion: Promotion, offer_hours: int | None) -> int | None:
+    """How long an offered seat stands: ``offer_hours`` (1-168) for ``offer``, else
+    ``DEFAULT_OFFER_HOURS``; ``None`` for ``automatic``, which offers nothing, so an
+    ``offer_hours`` with it is refused rather than silently dropped."""
+    if promotion is Promotion.AUTOMATIC:
+        if offer_hours is not None:
+            raise InvalidSeminar("offer_hours applies only with promotion 'offer'")
+        return None
+    hours = DEFAULT_OFFER_HOURS if offer_hours is None else offer_hours
+    if not 1 <= hours <= MAX_OFFER_HOURS:
+        raise InvalidSeminar(f"offer_hours must be between 1 and {MAX_OFFER_HOURS}")
+    return hours
+
+
+def country_list(codes: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Eligible countries upper-cased, each once, in the order first given; ``None``
+    (everyone may register) when not given. An empty list would let nobody register:
+    refused. (That each is an ISO 3166-1 code is checked where the input is read.)"""
+    if codes is None:
+        return None
+    unique = tuple(dict.fromkeys(code.strip().upper() for code in codes))
+    if not unique:
+        raise InvalidSeminar("eligible_countries must name at least one country (or be left out)")
+    return unique
+
+
 @dataclass(frozen=True, slots=True)
 class SeminarDefinition:
     """What an operator says a seminar is; validated by ``define_seminar``."""
@@ -197,10 +236,13 @@ class SeminarDefinition:
     moderator: str | None
     host_school_id: str | None
     open_to_other_schools: bool
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = None
+    eligible_countries: tuple[str, ...] | None = None
 
     def fingerprint(self) -> str:
         """A digest of the definition: the same seminar imported twice has the same one."""
-        canonical = {
+        canonical: dict[str, object] = {
             "title": self.title,
             "kind": self.kind.value,
             "programme": self.programme.value,
@@ -213,6 +255,13 @@ class SeminarDefinition:
             "host_school_id": self.host_school_id,
             "open_to_other_schools": self.open_to_other_schools,
         }
+        # Only when set: seminars defined before these fields existed keep their digest
+        # (and their derived ids), so re-importing an old file is still "unchanged".
+        if self.promotion is not Promotion.AUTOMATIC:
+            canonical["promotion"] = self.promotion.value
+            canonical["offer_hours"] = self.offer_hours
+        if self.eligible_countries is not None:
+            canonical["eligible_countries"] = list(self.eligible_countries)
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -229,6 +278,9 @@ def define_seminar(
     moderator: str | None = None,
     host_school_id: str | None = None,
     open_to_other_schools: bool = True,
+    promotion: Promotion = Promotion.AUTOMATIC,
+    offer_hours: int | None = None,
+    eligible_countries: Iterable[str] | None = None,
 ) -> SeminarDefinition:
     """Validate a seminar as an operator describes it. Raises ``InvalidSeminar`` with the
     first problem found; a returned definition is always valid."""
@@ -245,6 +297,9 @@ def define_seminar(
         moderator=moderator,
         host_school_id=host_school_id,
         open_to_other_schools=open_to_other_schools,
+        promotion=promotion,
+        offer_hours=offer_hours_for(promotion, offer_hours),
+        eligible_countries=country_list(eligible_countries),
     )
 
 
@@ -279,6 +334,12 @@ class Seminar:
     cancel_reason: str | None = None
     completed_at: datetime | None = None
     attendee_count: int = 0
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = None
+    eligible_countries: tuple[str, ...] | None = None
+    # How often it was rescheduled (times or capacity): calendars number their
+    # revisions with it (CONTRACT.md: SEQUENCE grows with each reschedule).
+    reschedules: int = 0
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -296,8 +357,9 @@ class Seminar:
     def ends_at(self) -> datetime:
         return self.sessions[-1].ends_at
 
-    def has_started(self, now: datetime) -> bool:
-        return now >= self.starts_at
+    def local(self, moment: datetime) -> str:
+        """``moment`` as the seminar's own wall-clock time, with its UTC offset."""
+        return moment.astimezone(self.zone).isoformat()
 
 
 def _stamp(now: datetime) -> datetime:
@@ -321,6 +383,9 @@ def schedule(*, seminar_id: str, definition: SeminarDefinition, now: datetime) -
         moderator=definition.moderator,
         host_school_id=definition.host_school_id,
         open_to_other_schools=definition.open_to_other_schools,
+        promotion=definition.promotion,
+        offer_hours=definition.offer_hours,
+        eligible_countries=definition.eligible_countries,
         status=SeminarStatus.SCHEDULED,
         fingerprint=definition.fingerprint(),
         version=1,
@@ -361,16 +426,25 @@ def reschedule(
         sessions=new_sessions,
         capacity=new_capacity,
         version=seminar.version + 1,
+        reschedules=seminar.reschedules + 1,
         updated_at=now,
     )
 
 
 def go_live(seminar: Seminar, *, now: datetime) -> Seminar | None:
-    """``scheduled`` -> ``live``. ``None`` if it is live already (idempotent)."""
+    """``scheduled`` -> ``live``, at the earliest ``GO_LIVE_LEAD`` before the first
+    session starts (else ``NotYet``). ``None`` if it is live already (idempotent)."""
     now = _stamp(now)
     if seminar.status is SeminarStatus.LIVE:
         return None
     _refuse_if_terminal(seminar, "start")
+    opens_at = seminar.starts_at - GO_LIVE_LEAD
+    if now < opens_at:
+        raise NotYet(
+            f"cannot start before {seminar.local(opens_at)}: the first session starts at "
+            f"{seminar.local(seminar.starts_at)} and a seminar goes live at most "
+            f"{GO_LIVE_LEAD // timedelta(minutes=1)} minutes early"
+        )
     return replace(
         seminar,
         status=SeminarStatus.LIVE,
@@ -398,15 +472,21 @@ def cancel(seminar: Seminar, *, reason: str | None, now: datetime) -> Seminar | 
 
 
 def complete(seminar: Seminar, *, now: datetime) -> Seminar | None:
-    """``live`` -> ``completed`` (terminal); also straight from ``scheduled`` once its
-    first session has started (imported past seasons never went live here). ``None`` if
-    it is completed already (idempotent)."""
+    """``live`` or ``scheduled`` -> ``completed`` (terminal), once its last session has
+    started (else ``NotYet``): a seminar cannot be over, and count as a participation
+    of its year, before it took place. Straight from ``scheduled`` is allowed (imported
+    past seasons never went live here). ``None`` if it is completed already
+    (idempotent)."""
     now = _stamp(now)
     if seminar.status is SeminarStatus.COMPLETED:
         return None
     _refuse_if_terminal(seminar, "complete")
-    if seminar.status is SeminarStatus.SCHEDULED and not seminar.has_started(now):
-        raise IllegalTransition("cannot complete a seminar that has not started yet")
+    last_start = seminar.sessions[-1].starts_at
+    if now < last_start:
+        raise NotYet(
+            f"cannot complete the seminar before its last session starts at "
+            f"{seminar.local(last_start)}"
+        )
     return replace(
         seminar,
         status=SeminarStatus.COMPLETED,
@@ -420,15 +500,19 @@ def complete(seminar: Seminar, *, now: datetime) -> Seminar | None:
 
 
 def check_attendance_open(seminar: Seminar, *, now: datetime) -> None:
-    """Attendance is recorded while a seminar is live, or once a scheduled one has
-    started; never for a cancelled one, and no longer once it is completed (its
-    completion already told everyone who attended)."""
+    """Attendance is recorded once the first session has started (else ``NotYet``),
+    live or not (an imported past seminar never went live here); never for a cancelled
+    seminar, and no longer once it is completed (its completion already told everyone
+    who attended)."""
     if seminar.status is SeminarStatus.CANCELLED:
         raise IllegalTransition("cannot record attendance for a cancelled seminar")
     if seminar.status is SeminarStatus.COMPLETED:
         raise IllegalTransition("attendance is closed: the seminar is completed")
-    if seminar.status is SeminarStatus.SCHEDULED and not seminar.has_started(now):
-        raise IllegalTransition("cannot record attendance before the seminar starts")
+    if now < seminar.starts_at:
+        raise NotYet(
+            "cannot record attendance before the seminar starts: its first session "
+            f"starts at {seminar.local(seminar.starts_at)}"
+        )
 
 
 def unique_in_order(ids: Iterable[str]) -> list[str]:
@@ -511,30 +595,63 @@ def reminder_job_id(*, seminar_id: str, session_index: int, offset_minutes: int)
 
 
 def reminders_for(
-    seminar: Seminar, *, offsets_minutes: Sequence[int], now: datetime
+    seminar: Seminar,
+    *,
+    offsets_minutes: Sequence[int],
+    now: datetime,
+    sent: Set[tuple[int, datetime]] = frozenset(),
 ) -> list[Reminder]:
-    """The reminders still to come: one per session and offset, due ``offset`` before
-    the session starts. Those already due at ``now`` are left out (an imported past
-    season must not send any); none for a cancelled or completed seminar."""
-    if seminar.status in TERMINAL:
+    """The reminders still to send, for sessions that have not started: one per offset
+    whose time is still ahead, due ``offset`` before the session starts.
+
+    A session scheduled (or moved) inside its reminder lead time, so that every offset's
+    time has passed, gets ONE reminder due at once (``offset_minutes`` = the whole
+    minutes actually left, at least 1), unless one was already sent for it at this start
+    time (``sent``: (session index, start) pairs). A session with an offset still ahead
+    gets that one, not a late extra. None for a session that has started (an imported
+    past season sends nothing), nor for a cancelled or completed seminar."""
+    if seminar.status in TERMINAL or not offsets_minutes:
         return []
+    offsets = sorted(set(offsets_minutes), reverse=True)
     reminders = []
     for index, session in enumerate(seminar.sessions):
-        for offset in sorted(set(offsets_minutes), reverse=True):
-            due_at = session.starts_at - timedelta(minutes=offset)
-            if due_at > now:
-                reminders.append(
-                    Reminder(
-                        job_id=reminder_job_id(
-                            seminar_id=seminar.id, session_index=index, offset_minutes=offset
-                        ),
-                        session_index=index,
-                        session_starts_at=session.starts_at,
-                        offset_minutes=offset,
-                        due_at=due_at,
-                    )
+        if session.starts_at <= now:
+            continue
+        on_time = [
+            _reminder(seminar.id, index, session, job_offset=offset, offset=offset, due_at=due_at)
+            for offset in offsets
+            if (due_at := session.starts_at - timedelta(minutes=offset)) > now
+        ]
+        if on_time:
+            reminders.extend(on_time)
+        elif (index, session.starts_at) not in sent:
+            # Under the stable id of the shortest offset: planning it again moves it.
+            minutes_left = max(1, (session.starts_at - now) // timedelta(minutes=1))
+            reminders.append(
+                _reminder(
+                    seminar.id,
+                    index,
+                    session,
+                    job_offset=offsets[-1],
+                    offset=minutes_left,
+                    due_at=now,
                 )
+            )
     return reminders
+
+
+def _reminder(
+    seminar_id: str, index: int, session: Session, *, job_offset: int, offset: int, due_at: datetime
+) -> Reminder:
+    return Reminder(
+        job_id=reminder_job_id(
+            seminar_id=seminar_id, session_index=index, offset_minutes=job_offset
+        ),
+        session_index=index,
+        session_starts_at=session.starts_at,
+        offset_minutes=offset,
+        due_at=due_at,
+    )
 
 
 def reminder_still_due(

@@ -41,10 +41,12 @@ from .domain import (
 from .repository import (
     AttendanceRepository,
     ConcurrentUpdate,
+    ReminderLog,
     RosterEntry,
     RosterRepository,
     SeminarFilter,
     SeminarRepository,
+    SentReminder,
     StillContended,
     decode_cursor,
     encode_cursor,
@@ -103,6 +105,20 @@ class ImportOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedReminder:
+    """A reminder as operators see it: ``pending`` (a job due at ``due_at``) or
+    ``sent`` (at ``sent_at``)."""
+
+    job_id: str
+    session_index: int
+    session_starts_at: datetime
+    offset_minutes: int
+    due_at: datetime
+    status: Literal["pending", "sent"]
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AttendanceResult:
     decision: AttendanceDecision
     attendee_count: int
@@ -127,6 +143,11 @@ def _scheduled(seminar: Seminar) -> SeminarScheduled:
         host_school_id=seminar.host_school_id,
         open_to_other_schools=seminar.open_to_other_schools,
         moderator=seminar.moderator,
+        promotion=seminar.promotion,
+        offer_hours=seminar.offer_hours,
+        eligible_countries=(
+            None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+        ),
     )
 
 
@@ -139,6 +160,7 @@ class SeminarService:
         seminars: SeminarRepository,
         roster: RosterRepository,
         attendance: AttendanceRepository,
+        reminder_log: ReminderLog,
         uow: UnitOfWorkFactory,
         scheduler: Scheduler,
         reminder_offsets_minutes: Sequence[int],
@@ -148,6 +170,7 @@ class SeminarService:
         self._seminars = seminars
         self._roster = roster
         self._attendance = attendance
+        self._reminder_log = reminder_log
         self._uow = uow
         self._scheduler = scheduler
         self._offsets = tuple(reminder_offsets_minutes)
@@ -181,9 +204,11 @@ class SeminarService:
             raise SeminarNotFound(seminar_id)
         return seminar
 
-    def _reminder_jobs(self, seminar: Seminar, *, now: datetime) -> list[Job]:
-        """The seminar's future reminders as jobs (stable ids: scheduling one again
-        moves it)."""
+    def _reminder_jobs(
+        self, seminar: Seminar, *, now: datetime, sent: Sequence[SentReminder] = ()
+    ) -> list[Job]:
+        """The seminar's reminders still to send as jobs (stable ids: scheduling one
+        again moves it); ``sent``: those already sent, so none goes out twice."""
         return [
             Job(
                 id=reminder.job_id,
@@ -197,15 +222,25 @@ class SeminarService:
                     "offset_minutes": reminder.offset_minutes,
                 },
             )
-            for reminder in domain.reminders_for(seminar, offsets_minutes=self._offsets, now=now)
+            for reminder in domain.reminders_for(
+                seminar,
+                offsets_minutes=self._offsets,
+                now=now,
+                sent={(r.session_index, r.session_starts_at) for r in sent},
+            )
         ]
 
     async def _plan_reminders(self, uow: UnitOfWork, seminar: Seminar, *, replace: bool) -> None:
-        """Schedule the seminar's future reminders in one write; with ``replace``, the
-        ones no longer wanted are withdrawn first."""
+        """Schedule the seminar's reminders in one write; with ``replace`` (its sessions
+        moved), the ones no longer wanted are withdrawn first, and those already sent
+        are not sent again."""
+        sent: list[SentReminder] = []
         if replace:
             await self._scheduler.cancel_group(uow, seminar.id, kind=REMINDER_JOB)
-        await self._scheduler.schedule_many(uow, self._reminder_jobs(seminar, now=uow.now))
+            sent = await self._reminder_log.of_seminar(seminar.id, session=uow.session)
+        await self._scheduler.schedule_many(
+            uow, self._reminder_jobs(seminar, now=uow.now, sent=sent)
+        )
 
     # ---- scheduling ----------------------------------------------------------------------
 
@@ -321,6 +356,35 @@ class SeminarService:
             page = page[:limit]
             return page, encode_cursor(page[-1])
         return page, None
+
+    async def reminders(self, seminar_id: str) -> tuple[Seminar, list[PlannedReminder]]:
+        """The seminar and its reminders, sent and pending, by due time."""
+        seminar = await self.get(seminar_id)
+        pending = [
+            PlannedReminder(
+                job_id=job.id,
+                session_index=int(job.payload["session_index"]),
+                session_starts_at=job.payload["session_starts_at"],
+                offset_minutes=int(job.payload["offset_minutes"]),
+                due_at=job.due_at,
+                status="pending",
+            )
+            for job in await self._scheduler.pending(seminar_id)
+            if job.kind == REMINDER_JOB
+        ]
+        sent = [
+            PlannedReminder(
+                job_id=r.job_id,
+                session_index=r.session_index,
+                session_starts_at=r.session_starts_at,
+                offset_minutes=r.offset_minutes,
+                due_at=r.due_at,
+                status="sent",
+                sent_at=r.sent_at,
+            )
+            for r in await self._reminder_log.of_seminar(seminar_id)
+        ]
+        return seminar, sorted(sent + pending, key=lambda r: (r.due_at, r.session_index))
 
     async def roster(self, seminar_id: str) -> list[RosterEntry]:
         await self.get(seminar_id)
@@ -548,6 +612,18 @@ class SeminarService:
             _log.info("reminder no longer due; dropped", job_id=job.id)
             return
         session = seminar.sessions[index]
+        await self._reminder_log.record(
+            seminar.id,
+            SentReminder(
+                job_id=job.id,
+                session_index=index,
+                session_starts_at=session.starts_at,
+                offset_minutes=int(payload["offset_minutes"]),
+                due_at=job.due_at,
+                sent_at=uow.now,
+            ),
+            session=uow.session,
+        )
         uow.emit(
             SeminarReminderDue(
                 seminar_id=seminar.id,

@@ -5,7 +5,8 @@ Format (UTF-8, a header row, comma-separated, fields quoted as usual in CSV):
 - required columns: ``title``, ``kind``, ``programme``, ``timezone``, ``capacity``,
   ``language``, and either ``starts_at`` + ``ends_at`` or ``sessions``;
 - optional: ``id``, ``theme``, ``moderator``, ``host_school_id``, ``open_to_other_schools``
-  (true/false);
+  (true/false), ``promotion`` (automatic/offer), ``offer_hours``, ``eligible_countries``
+  (ISO 3166-1 alpha-2 codes separated by ``;``: ``AM;GE;UA``);
 - ``sessions``: ``start/end`` pairs separated by ``;``
   (``2025-10-06T16:00/2025-10-06T17:30;2025-10-13T16:00/2025-10-13T17:30``);
 - times in ISO 8601; without a UTC offset they are wall-clock times in the row's
@@ -42,6 +43,9 @@ OPTIONAL_COLUMNS = (
     "moderator",
     "host_school_id",
     "open_to_other_schools",
+    "promotion",
+    "offer_hours",
+    "eligible_countries",
 )
 KNOWN_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 
@@ -144,6 +148,10 @@ def _row(record: dict[str | Any, Any], *, number: int, line: int) -> ImportRow:
     try:
         if "sessions" in values:
             values["sessions"] = _sessions(values["sessions"])
+        if "eligible_countries" in values:
+            values["eligible_countries"] = [
+                code.strip() for code in values["eligible_countries"].split(";") if code.strip()
+            ]
         seminar = SeminarIn.model_validate(values)
     except ValidationError as error:
         return ImportRow(

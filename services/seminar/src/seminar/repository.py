@@ -9,6 +9,9 @@
   makes "the same attendance twice" impossible.
 - ``erasures``: pseudonyms of people who were erased, so late registration events for
   them land on the pseudonym and never bring the real id back.
+- ``reminders_sent``: one document per reminder sent, ``_id`` = ``"<job id>@<session
+  start>"``; what operators see as sent, and what keeps a re-plan from sending a late
+  reminder twice for the same session start.
 
 All writes take the unit of work's session: they commit with the outbox entries.
 """
@@ -28,7 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from seminarops_shared.errors import Conflict, FieldProblem, Invalid
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 from seminarops_shared.mongo import (
     IN_QUERY_LIMIT,
     ConcurrentChange,
@@ -43,6 +46,7 @@ SEMINARS = "seminars"
 ROSTER = "roster"
 ATTENDANCE = "attendance"
 ERASURES = "erasures"
+REMINDERS_SENT = "reminders_sent"
 
 
 class ConcurrentUpdate(ConcurrentChange):
@@ -141,6 +145,12 @@ def _to_document(seminar: Seminar) -> Document:
         "cancel_reason": seminar.cancel_reason,
         "completed_at": seminar.completed_at,
         "attendee_count": seminar.attendee_count,
+        "reschedules": seminar.reschedules,
+        "promotion": seminar.promotion.value,
+        "offer_hours": seminar.offer_hours,
+        "eligible_countries": (
+            None if seminar.eligible_countries is None else list(seminar.eligible_countries)
+        ),
         # Denormalised for filtering and sorting (each behind an index).
         "starts_at": seminar.starts_at,
         "ends_at": seminar.ends_at,
@@ -172,6 +182,13 @@ def _from_document(doc: Document) -> Seminar:
         cancel_reason=doc.get("cancel_reason"),
         completed_at=doc.get("completed_at"),
         attendee_count=doc.get("attendee_count", 0),
+        reschedules=doc.get("reschedules", 0),
+        # Seminars stored before the participant journey: automatic, open to everyone.
+        promotion=Promotion(doc.get("promotion", Promotion.AUTOMATIC)),
+        offer_hours=doc.get("offer_hours"),
+        eligible_countries=(
+            None if doc.get("eligible_countries") is None else tuple(doc["eligible_countries"])
+        ),
     )
 
 
@@ -498,3 +515,65 @@ class AttendanceRepository(Repository):
             session=session,
         )
         return len(moved)
+
+
+# ---- reminders sent ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SentReminder:
+    job_id: str
+    session_index: int
+    session_starts_at: datetime
+    offset_minutes: int
+    due_at: datetime
+    sent_at: datetime
+
+
+class ReminderLog(Repository):
+    indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {
+        REMINDERS_SENT: [IndexModel([("seminar_id", ASCENDING), ("due_at", ASCENDING)])],
+    }
+
+    async def record(
+        self, seminar_id: str, sent: SentReminder, *, session: AsyncClientSession
+    ) -> None:
+        """Note a reminder as sent (idempotent: the same reminder for the same session
+        start is one document)."""
+        await self.collection(REMINDERS_SENT).update_one(
+            {"_id": f"{sent.job_id}@{sent.session_starts_at.isoformat()}"},
+            {
+                "$setOnInsert": {
+                    "seminar_id": seminar_id,
+                    "job_id": sent.job_id,
+                    "session_index": sent.session_index,
+                    "session_starts_at": sent.session_starts_at,
+                    "offset_minutes": sent.offset_minutes,
+                    "due_at": sent.due_at,
+                    "sent_at": sent.sent_at,
+                }
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def of_seminar(
+        self, seminar_id: str, *, session: AsyncClientSession | None = None
+    ) -> list[SentReminder]:
+        """The seminar's sent reminders, by due time."""
+        cursor = (
+            self.collection(REMINDERS_SENT)
+            .find({"seminar_id": seminar_id}, session=session)
+            .sort("due_at", ASCENDING)
+        )
+        return [
+            SentReminder(
+                job_id=doc["job_id"],
+                session_index=doc["session_index"],
+                session_starts_at=doc["session_starts_at"],
+                offset_minutes=doc["offset_minutes"],
+                due_at=doc["due_at"],
+                sent_at=doc["sent_at"],
+            )
+            async for doc in cursor
+        ]

@@ -13,14 +13,17 @@ from seminar.domain import (
     AttendanceLimitExceeded,
     IllegalTransition,
     InvalidSeminar,
+    NotYet,
     RosterStatus,
     SeminarStatus,
     Session,
 )
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+# When the default seminar's (one) session starts: 10 March 2026, 17:00 in Brussels.
+STARTS = datetime(2026, 3, 10, 16, 0, tzinfo=UTC)
 
 
 def define(**overrides: object) -> domain.SeminarDefinition:
@@ -203,30 +206,30 @@ def test_lifecycle_scheduled_live_completed() -> None:
     scheduled = seminar()
     assert scheduled.status is SeminarStatus.SCHEDULED
     assert scheduled.version == 1
-    live = domain.go_live(scheduled, now=NOW)
+    live = domain.go_live(scheduled, now=STARTS)
     assert live is not None
     assert live.status is SeminarStatus.LIVE
     assert live.version == 2
-    assert domain.go_live(live, now=NOW) is None  # idempotent
-    completed = domain.complete(live, now=NOW)
+    assert domain.go_live(live, now=STARTS) is None  # idempotent
+    completed = domain.complete(live, now=STARTS)
     assert completed is not None
     assert completed.status is SeminarStatus.COMPLETED
-    assert completed.completed_at == NOW
-    assert domain.complete(completed, now=NOW) is None  # idempotent
+    assert completed.completed_at == STARTS
+    assert domain.complete(completed, now=STARTS) is None  # idempotent
 
 
 @pytest.mark.parametrize(
     "action",
     [
-        lambda s: domain.go_live(s, now=NOW),
-        lambda s: domain.cancel(s, reason=None, now=NOW),
-        lambda s: domain.reschedule(s, sessions=None, capacity=5, now=NOW),
+        lambda s: domain.go_live(s, now=STARTS),
+        lambda s: domain.cancel(s, reason=None, now=STARTS),
+        lambda s: domain.reschedule(s, sessions=None, capacity=5, now=STARTS),
     ],
 )
 def test_completed_is_terminal(action: object) -> None:
-    live = domain.go_live(seminar(), now=NOW)
+    live = domain.go_live(seminar(), now=STARTS)
     assert live is not None
-    completed = domain.complete(live, now=NOW)
+    completed = domain.complete(live, now=STARTS)
     with pytest.raises(IllegalTransition):
         action(completed)  # type: ignore[operator]
 
@@ -234,8 +237,8 @@ def test_completed_is_terminal(action: object) -> None:
 @pytest.mark.parametrize(
     "action",
     [
-        lambda s: domain.go_live(s, now=NOW),
-        lambda s: domain.complete(s, now=NOW),
+        lambda s: domain.go_live(s, now=STARTS),
+        lambda s: domain.complete(s, now=STARTS),
         lambda s: domain.reschedule(s, sessions=None, capacity=5, now=NOW),
     ],
 )
@@ -248,11 +251,40 @@ def test_cancelled_is_terminal(action: object) -> None:
         action(cancelled)  # type: ignore[operator]
 
 
-def test_a_scheduled_seminar_completes_only_once_it_has_started() -> None:
-    future = seminar()  # 10 March 2026, NOW is 15 January
-    with pytest.raises(IllegalTransition, match="not started"):
+def test_a_seminar_goes_live_at_most_an_hour_before_its_first_session() -> None:
+    future = seminar()  # 10 March 2026 17:00 in Brussels, NOW is 15 January
+    with pytest.raises(NotYet, match=r"cannot start before 2026-03-10T16:00:00\+01:00"):
+        domain.go_live(future, now=NOW)
+    with pytest.raises(NotYet):
+        domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD - timedelta(seconds=1))
+    live = domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD)
+    assert live is not None
+    assert live.status is SeminarStatus.LIVE
+
+
+def test_a_seminar_completes_only_once_its_last_session_has_started() -> None:
+    future = seminar()
+    with pytest.raises(NotYet, match="last session starts at 2026-03-10T17:00:00"):
         domain.complete(future, now=NOW)
-    assert domain.complete(future, now=datetime(2026, 3, 10, 16, tzinfo=UTC)) is not None
+    assert domain.complete(future, now=STARTS) is not None
+    second = datetime(2026, 3, 17, 16, tzinfo=UTC)
+    two_sessions = seminar(
+        kind=Kind.LEARNING_EVENT,
+        sessions=[(STARTS, STARTS + timedelta(hours=2)), (second, second + timedelta(hours=2))],
+    )
+    live = domain.go_live(two_sessions, now=STARTS)
+    assert live is not None
+    with pytest.raises(NotYet, match="2026-03-17T17:00:00"):
+        domain.complete(live, now=second - timedelta(seconds=1))
+    assert domain.complete(live, now=second) is not None
+
+
+def test_a_past_season_is_attended_and_completed_at_once() -> None:
+    last_year = seminar(sessions=[(STARTS - timedelta(days=365), STARTS - timedelta(days=364))])
+    domain.check_attendance_open(last_year, now=NOW)
+    completed = domain.complete(last_year, now=NOW)
+    assert completed is not None
+    assert completed.year == 2025
 
 
 def test_reschedule_changes_times_and_capacity_and_is_idempotent() -> None:
@@ -296,22 +328,25 @@ def test_a_live_learning_event_can_move_a_later_session() -> None:
 # ---- attendance --------------------------------------------------------------------------
 
 
-def test_attendance_is_open_only_while_the_seminar_runs_or_has_run() -> None:
+def test_attendance_is_open_only_once_the_first_session_started() -> None:
     future = seminar()
-    with pytest.raises(IllegalTransition, match="before the seminar starts"):
+    with pytest.raises(NotYet, match="before the seminar starts"):
         domain.check_attendance_open(future, now=NOW)
     domain.check_attendance_open(future, now=future.starts_at)
-    live = domain.go_live(future, now=NOW)
+    live = domain.go_live(future, now=STARTS - domain.GO_LIVE_LEAD)
     assert live is not None
-    domain.check_attendance_open(live, now=NOW)
-    completed = domain.complete(live, now=NOW)
+    # Live in the room an hour early: nobody has attended a session yet.
+    with pytest.raises(NotYet):
+        domain.check_attendance_open(live, now=STARTS - timedelta(minutes=1))
+    domain.check_attendance_open(live, now=STARTS)
+    completed = domain.complete(live, now=STARTS)
     assert completed is not None
     with pytest.raises(IllegalTransition, match="completed"):
-        domain.check_attendance_open(completed, now=NOW)
+        domain.check_attendance_open(completed, now=STARTS)
     cancelled = domain.cancel(future, reason=None, now=NOW)
     assert cancelled is not None
     with pytest.raises(IllegalTransition, match="cancelled"):
-        domain.check_attendance_open(cancelled, now=NOW)
+        domain.check_attendance_open(cancelled, now=STARTS)
 
 
 def test_only_confirmed_registrants_become_attendees_and_nobody_twice() -> None:
@@ -388,6 +423,38 @@ def test_past_seminars_and_finished_ones_get_no_reminders() -> None:
     assert domain.reminders_for(cancelled, offsets_minutes=[60], now=NOW) == []
 
 
+def test_a_session_inside_its_lead_time_gets_one_reminder_at_once() -> None:
+    soon = NOW + timedelta(minutes=30, seconds=59)
+    later = NOW + timedelta(hours=3)
+    learning = seminar(
+        kind=Kind.LEARNING_EVENT,
+        sessions=[
+            (NOW - timedelta(hours=1), NOW - timedelta(minutes=30)),  # started: nothing
+            (soon, soon + timedelta(hours=1)),  # both offsets passed: one, now
+            (later, later + timedelta(hours=1)),  # the 60 still ahead: that one only
+        ],
+    )
+    reminders = domain.reminders_for(learning, offsets_minutes=[1440, 60], now=NOW)
+    assert [(r.job_id, r.offset_minutes, r.due_at) for r in reminders] == [
+        ("reminder:sem-1:1:60", 30, NOW),
+        ("reminder:sem-1:2:60", 60, later - timedelta(hours=1)),
+    ]
+    # Planned again (a reschedule) after it went out: not twice for the same start...
+    assert domain.reminders_for(
+        learning, offsets_minutes=[1440, 60], now=NOW, sent={(1, soon)}
+    ) == [reminders[1]]
+    # ... but a session moved to another time inside the lead gets one for its new time.
+    assert (
+        domain.reminders_for(
+            learning, offsets_minutes=[1440, 60], now=NOW, sent={(1, soon - timedelta(minutes=5))}
+        )
+        == reminders
+    )
+    one_minute = seminar(sessions=[(NOW + timedelta(seconds=20), NOW + timedelta(hours=1))])
+    [last_moment] = domain.reminders_for(one_minute, offsets_minutes=[60], now=NOW)
+    assert last_moment.offset_minutes == 1
+
+
 def test_a_reminder_fires_only_for_the_session_it_was_planned_for() -> None:
     planned = seminar()
     start = planned.starts_at
@@ -405,3 +472,34 @@ def test_a_reminder_fires_only_for_the_session_it_was_planned_for() -> None:
     assert not domain.reminder_still_due(
         cancelled, session_index=0, session_starts_at=start, now=NOW
     )
+
+
+# ---- the participant journey's settings ------------------------------------------------
+
+
+def test_offer_hours_default_with_an_offer_and_are_refused_without_one() -> None:
+    assert define(promotion=Promotion.OFFER).offer_hours == domain.DEFAULT_OFFER_HOURS == 48
+    assert define(promotion=Promotion.OFFER, offer_hours=6).offer_hours == 6
+    assert define().offer_hours is None
+    with pytest.raises(InvalidSeminar, match="only with promotion 'offer'"):
+        define(offer_hours=6)
+    with pytest.raises(InvalidSeminar, match="between 1 and 168"):
+        define(promotion=Promotion.OFFER, offer_hours=169)
+
+
+def test_eligible_countries_are_upper_case_and_each_once() -> None:
+    definition = define(eligible_countries=["ua", "MD", "Ua", "ge"])
+    assert definition.eligible_countries == ("UA", "MD", "GE")
+    assert define().eligible_countries is None
+    with pytest.raises(InvalidSeminar, match="at least one country"):
+        define(eligible_countries=[])
+
+
+def test_a_definition_without_journey_settings_keeps_its_earlier_fingerprint() -> None:
+    plain = define()
+    # The digest of this definition before the journey's fields existed.
+    assert plain.fingerprint() == (
+        "7bc393a3dbd897fda6f7ec5303a7dd781537ebbe1b8f46dced23197c3cfcce77"
+    )
+    assert define(promotion=Promotion.OFFER).fingerprint() != plain.fingerprint()
+    assert define(eligible_countries=["UA"]).fingerprint() != plain.fingerprint()

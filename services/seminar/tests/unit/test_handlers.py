@@ -13,7 +13,7 @@ import pytest
 from seminar import domain
 from seminar.domain import IllegalTransition, RosterStatus, Seminar, SeminarStatus
 from seminar.handlers import IdConflict, ImportRow, SeminarNotFound, SeminarService
-from seminar.repository import ConcurrentUpdate, RosterEntry
+from seminar.repository import ConcurrentUpdate, RosterEntry, SentReminder
 from seminarops_shared import privacy
 from seminarops_shared.events import Event
 from seminarops_shared.events.seminar import (
@@ -160,6 +160,18 @@ class FakeAttendance:
         return len(moved)
 
 
+class FakeReminderLog:
+    def __init__(self) -> None:
+        self.sent: dict[str, tuple[str, SentReminder]] = {}
+
+    async def record(self, seminar_id: str, sent: SentReminder, *, session: Any) -> None:
+        key = f"{sent.job_id}@{sent.session_starts_at.isoformat()}"
+        self.sent.setdefault(key, (seminar_id, sent))
+
+    async def of_seminar(self, seminar_id: str, *, session: Any = None) -> list[SentReminder]:
+        return sorted((r for s, r in self.sent.values() if s == seminar_id), key=lambda r: r.due_at)
+
+
 class FakeScheduler:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
@@ -220,6 +232,7 @@ def world() -> World:
         seminars=seminars,  # type: ignore[arg-type]
         roster=roster,  # type: ignore[arg-type]
         attendance=attendance,  # type: ignore[arg-type]
+        reminder_log=FakeReminderLog(),  # type: ignore[arg-type]
         uow=uow,  # type: ignore[arg-type]
         scheduler=scheduler,  # type: ignore[arg-type]
         reminder_offsets_minutes=[1440, 60],
