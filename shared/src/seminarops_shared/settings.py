@@ -247,8 +247,9 @@ def development_warnings(auth: AuthSettings, privacy: PrivacySettings) -> list[s
         )
     elif auth.allow_anonymous:
         warnings.append(
-            "AUTH_ALLOW_ANONYMOUS: calls without a token are let through unrestricted "
-            "(presented tokens are still checked); local development only"
+            "the API runs OPEN: calls without a token are let through unrestricted "
+            "(AUTH_ALLOW_ANONYMOUS; tokens presented are still checked); "
+            "local development only"
         )
     if privacy.development_key:
         warnings.append(
