@@ -201,3 +201,23 @@ async def test_a_failed_reread_keeps_the_known_keys(tmp_path: Path) -> None:
     assert await keys.key_for("only") is not None
     # A token without kid is accepted while the set holds exactly one key.
     assert await keys.key_for(None) is not None
+
+
+async def test_a_failing_identity_provider_is_asked_once_per_interval_not_per_request() -> None:
+    key = SigningKey.generate("kept")
+    clock = FakeMonotonic()
+    with serving_jwks(key) as served:
+        keys = JwksKeys(
+            auth_settings(served.url, jwks_refresh_interval_s=30, jwks_max_age_s=60),
+            monotonic=clock,
+        )
+        await keys.load()
+        served.document = b"<html>maintenance</html>"
+        clock.now += 61  # old enough to be read again: every lookup wants a re-read
+        for _ in range(20):
+            assert await keys.key_for("kept") is not None
+            assert await keys.key_for("rotated-away") is None
+        assert served.fetches == 2  # start-up, then one failed re-read
+        clock.now += 30
+        assert await keys.key_for("kept") is not None
+        assert served.fetches == 3

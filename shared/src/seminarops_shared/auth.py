@@ -106,8 +106,7 @@ class Caller:
         return (
             Role.PARTICIPANT in self.roles
             and self.participant_id is not None
-            and participant_id is not None
-            and hmac.compare_digest(self.participant_id.encode(), participant_id.encode())
+            and self.participant_id == participant_id
         )
 
     def may_act_for(self, participant_id: str | None) -> None:
@@ -171,7 +170,9 @@ class JwksKeys:
         self._max_age_s = settings.jwks_max_age_s
         self._monotonic = monotonic
         self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._read_at: float | None = None
+        # When the keys were last read (their age), and last tried (the rate limit).
+        self._loaded_at: float | None = None
+        self._tried_at: float | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -180,9 +181,10 @@ class JwksKeys:
 
     async def load(self) -> None:
         """Read the keys now; ``JwksUnavailable`` with the reason when that fails."""
+        self._tried_at = self._monotonic()
         raw = await self._read()
         self._keys = parse_jwks(raw, algorithms=self._algorithms)
-        self._read_at = self._monotonic()
+        self._loaded_at = self._monotonic()
         _log.info("jwks loaded", jwks=self._location, kids=sorted(str(k) for k in self._keys))
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK | None:
@@ -199,22 +201,20 @@ class JwksKeys:
         return self._keys.get(kid)
 
     def _stale(self) -> bool:
-        return self._read_at is None or self._monotonic() - self._read_at >= self._max_age_s
+        return self._loaded_at is None or self._monotonic() - self._loaded_at >= self._max_age_s
 
     async def _refresh(self) -> None:
         async with self._lock:
-            # Another request may have re-read while this one waited for the lock.
+            # Another request may have re-read (or tried to) while this one waited: a
+            # failing identity provider is not asked on every request either.
             if (
-                self._read_at is not None
-                and self._monotonic() - self._read_at < self._refresh_interval_s
+                self._tried_at is not None
+                and self._monotonic() - self._tried_at < self._refresh_interval_s
             ):
                 return
             try:
                 await self.load()
             except JwksUnavailable as exc:
-                # Count the attempt, so a failing identity provider is not asked on every
-                # request either.
-                self._read_at = self._monotonic()
                 _log.warning("jwks re-read failed; keeping the known keys", reason=str(exc))
 
     async def _read(self) -> bytes:
@@ -223,7 +223,9 @@ class JwksKeys:
                 raw = await asyncio.to_thread(Path(self._location).read_bytes)
             except OSError as exc:
                 raise JwksUnavailable(f"cannot read {self._location}: {exc.strerror}") from None
-            return raw[: _MAX_JWKS_BYTES + 1]
+            if len(raw) > _MAX_JWKS_BYTES:
+                raise JwksUnavailable(f"{self._location} is larger than a JWKS can be")
+            return raw
         try:
             async with (
                 httpx.AsyncClient(timeout=_JWKS_FETCH_TIMEOUT_S, follow_redirects=False) as client,
@@ -313,23 +315,23 @@ class Authenticator:
         if self.keys is None or token.count(".") != 2:
             raise _unauthorized("unknown bearer token", presented=True)
         try:
-            return await self._verified(token)
+            return await self._verified(token, self.keys)
         except _InvalidToken as exc:
             raise _unauthorized(str(exc), presented=True) from None
 
-    async def _verified(self, token: str) -> Caller:
-        assert self.keys is not None
+    async def _verified(self, token: str, keys: JwksKeys) -> Caller:
         settings = self.settings
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise _InvalidToken("malformed token") from None
         if header.get("alg") not in settings.jwt_algorithms:
-            raise _InvalidToken(f"token algorithm {str(header.get('alg'))[:20]!r} is not accepted")
+            # The reason goes into a response header: nothing of the token is echoed.
+            raise _InvalidToken("token algorithm not accepted")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _InvalidToken("malformed token (kid)")
-        key = await self.keys.key_for(kid)
+        key = await keys.key_for(kid)
         if key is None:
             raise _InvalidToken("token signed by an unknown key")
         try:
