@@ -20,6 +20,7 @@ help:
 	@echo "make up       start broker, database and the four services (idempotent)"
 	@echo "make down     stop what 'make up' started (the database files stay)"
 	@echo "make status   what runs"
+	@echo "make token    ROLE=participant SUB=p-1: a development JWT the services of 'make up' accept"
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
@@ -51,6 +52,12 @@ down: $(SYNCED)
 status: $(SYNCED)
 	@$(STACK) status || test $$? -eq 3
 
+# ROLE: operator, platform or participant (several: comma-separated); SUB: the participant id.
+ROLE = participant
+SUB = p-1
+token: $(SYNCED)
+	@$(VENV)/bin/python -m seminarops_devtools.tokens --role "$(ROLE)" --sub "$(SUB)"
+
 lint: $(SYNCED)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -79,4 +86,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status lint test bench chaos docs clean
+.PHONY: help sync up down status token lint test bench chaos docs clean

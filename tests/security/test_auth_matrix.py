@@ -10,6 +10,12 @@ about who may call it fails here. For each route:
 - with a token of each allowed role: neither 401 nor 403 (the request then fails or
   succeeds on its merits: 404, 422, 200, ...).
 
+Each role calls twice: with its static token and with a JWT of the identity provider
+(``sub`` = the identifier the paths are filled with). Routes about one person
+(``PERSONAL``) admit participants for their own data only: there a static participant
+token, which names nobody, is 403 ``not_your_data``, and so is a participant JWT for a
+registration that is not theirs (tests/security/test_identity.py covers them precisely).
+
 The OpenAPI documents must say the same: an operation declares bearer security exactly
 when it needs a role.
 """
@@ -24,17 +30,24 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from pydantic import SecretStr
 
 from seminarops_devtools.testing.server_fixtures import Infrastructure
 from seminarops_devtools.testing.stack import new_namespace, running
-from seminarops_shared.settings import AuthSettings, Role
+from seminarops_devtools.tokens import SigningKey
+from seminarops_shared.settings import Role
 
 from ..conftest import SERVICES
+from .identity_support import STATIC_TOKENS, auth_settings, token, write_jwks
 
 pytestmark = pytest.mark.integration
 
-TOKENS = {role: f"matrix-{role.value}-token" for role in Role}
+KEY = SigningKey.generate("matrix")
+# The identifier every path parameter is filled with, and the JWTs' subject.
+PATH_ID = "matrix-x1"
+CALLERS = {
+    **{f"static {role.value}": (role, STATIC_TOKENS[role]) for role in Role},
+    **{f"jwt {role.value}": (role, token(KEY, PATH_ID, role.value)) for role in Role},
+}
 
 OPERATOR, PLATFORM, PARTICIPANT = Role.OPERATOR, Role.PLATFORM, Role.PARTICIPANT
 PUBLIC: frozenset[Role] = frozenset()  # no token needed
@@ -122,6 +135,18 @@ EXPECTED: dict[str, Routes] = {
 }
 
 
+# Routes about one person's data: a participant only for their own (Caller.may_act_for).
+PERSONAL: dict[str, set[tuple[str, str]]] = {
+    "registration": {
+        ("POST", "/v1/registrations"),
+        ("GET", "/v1/registrations/{registration_id}"),
+        ("DELETE", "/v1/registrations/{registration_id}"),
+        ("POST", "/v1/registrations/{registration_id}/cancel"),
+        ("GET", "/v1/participants/{participant_id}/registrations"),
+    },
+}
+
+
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
     """Every (method, path) the app answers, HEAD aside (it follows GET)."""
     return {
@@ -143,10 +168,15 @@ ROUTES = sorted(
 
 
 @pytest.fixture(scope="module")
-async def clients(infrastructure: Infrastructure) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """The four services with tokens for every role, running once for the module."""
+async def clients(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """The four services with static tokens for every role and the identity provider's
+    keys, running once for the module."""
     namespace = new_namespace(infrastructure.kafka_bootstrap_servers, infrastructure.mongodb_uri)
-    auth = AuthSettings(tokens={role: [SecretStr(token)] for role, token in TOKENS.items()})
+    jwks_path = tmp_path_factory.mktemp("matrix") / "jwks.json"
+    write_jwks(jwks_path, KEY)
+    auth = auth_settings(str(jwks_path))
     async with AsyncExitStack() as stack:
         found = {}
         for name, (factory, settings_class) in SERVICES.items():
@@ -157,7 +187,7 @@ async def clients(infrastructure: Infrastructure) -> AsyncIterator[dict[str, htt
 
 def _url(path: str) -> str:
     # Any well-formed identifier: the auth check comes before the route looks it up.
-    return re.sub(r"\{[^}]+\}", "matrix-x1", path)
+    return re.sub(r"\{[^}]+\}", PATH_ID, path)
 
 
 async def _call(
@@ -165,10 +195,6 @@ async def _call(
 ) -> httpx.Response:
     body = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
     return await client.request(method, _url(path), headers=headers, **body)
-
-
-def _bearer(role: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
 def test_every_route_is_classified_and_every_classified_route_exists() -> None:
@@ -194,15 +220,23 @@ async def test_route_answers_each_caller_as_classified(
     assert anonymous.headers.get("www-authenticate") == "Bearer"
     unknown = await _call(client, method, path, {"Authorization": "Bearer not-a-known-token"})
     assert unknown.status_code == 401, unknown.text
+    assert unknown.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
     basic = await _call(client, method, path, {"Authorization": "Basic b3BlcmF0b3I6eA=="})
     assert basic.status_code == 401, basic.text
-    for role in Role:
-        response = await _call(client, method, path, _bearer(role))
-        if role in allowed:
-            assert response.status_code not in {401, 403}, (role, response.text)
-        else:
-            assert response.status_code == 403, (role, response.text)
+    personal = (method, path) in PERSONAL.get(service, set())
+    for caller, (role, presented) in CALLERS.items():
+        response = await _call(client, method, path, {"Authorization": f"Bearer {presented}"})
+        if role not in allowed:
+            assert response.status_code == 403, (caller, response.text)
             assert role.value in response.json()["detail"]
+        elif personal and caller == "static participant":
+            # 422: a body that fails validation is answered before whose it is is known.
+            assert response.status_code in {403, 422}, (caller, response.text)
+        elif personal and role is PARTICIPANT and response.status_code == 403:
+            # Allowed in, then held to their own data (a static token names nobody).
+            assert response.json()["code"] == "not_your_data", (caller, response.text)
+        else:
+            assert response.status_code not in {401, 403}, (caller, response.text)
 
 
 @pytest.mark.parametrize("service", SERVICES)

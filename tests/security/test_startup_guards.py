@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from seminarops_devtools.testing.stack import running
-from seminarops_shared.service import AuthNotConfigured
+from seminarops_shared.auth import AuthNotConfigured
 from seminarops_shared.settings import AuthSettings
 
 from ..conftest import SERVICES

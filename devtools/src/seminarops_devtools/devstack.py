@@ -40,6 +40,12 @@ Environment:
 - ``SEMINAROPS_DRAIN_TIMEOUT_S`` (60): how long ``down`` waits for the services to pass
   on what they hold before it stops them anyway (nothing is lost then either: it stays
   in the outbox and on the broker for the next ``up``).
+- ``AUTH_JWKS`` unset: the services trust a development identity, a key pair ``up``
+  generates once into ``.run/identity/`` (``make token ROLE=participant SUB=p-1`` prints
+  a token it signed; ``seminarops_devtools.tokens``). Without ``AUTH_TOKENS`` they
+  still let calls without a token through (``AUTH_ALLOW_ANONYMOUS``), as an open API
+  does, while presented tokens are checked. ``up`` and ``status`` print a warning for
+  that and for the public development pseudonym key (no ``PRIVACY_PSEUDONYM_KEY``).
 """
 
 from __future__ import annotations
@@ -63,11 +69,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
 from seminarops_shared.kafka_clients import client_options, end_offsets
-from seminarops_shared.settings import KafkaSettings
+from seminarops_shared.privacy import DEVELOPMENT_PSEUDONYM_KEY, PrivacySettings
+from seminarops_shared.settings import AuthSettings, KafkaSettings, development_warnings
 from seminarops_shared.topics_admin import StartupError
 
 from .processes import (
@@ -104,6 +111,7 @@ from .processes import (
     utc_timestamp,
     wait_until,
 )
+from .tokens import DevelopmentIdentity, ensure_development_identity, identity_directory
 
 SERVICE_PORTS: Mapping[str, int] = {
     "registration": 8001,
@@ -302,7 +310,43 @@ class StackConfig:
         )
         if self.durable_log:
             env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", _DURABLE_LOG_FETCH_MAX_WAIT_MS)
+        env.update(self.identity_env())
         return env
+
+    def identity_env(self) -> dict[str, str]:
+        """Unless ``AUTH_JWKS`` names the platform's identity provider, the services
+        trust the development identity (``make token``). Without ``AUTH_TOKENS`` they
+        still let calls without a token through, as an open API does, while the tokens
+        presented are checked: participants are held to their own data."""
+        if self.env.get("AUTH_JWKS", "").strip():
+            return {}
+        env = DevelopmentIdentity(identity_directory(self.run_dir)).service_env()
+        if not _has_tokens(self.env.get("AUTH_TOKENS")) and not _truthy(
+            self.env.get("AUTH_REQUIRED")
+        ):
+            env["AUTH_ALLOW_ANONYMOUS"] = "true"
+        return env
+
+    def development_warnings(self) -> list[str]:
+        """What makes the services' configuration fit for local development only."""
+        env = {**self.env, **self.identity_env()}
+        try:
+            auth = AuthSettings(
+                tokens=json.loads(env.get("AUTH_TOKENS") or "{}"),
+                required=_truthy(env.get("AUTH_REQUIRED")),
+                jwks=env.get("AUTH_JWKS"),
+                jwt_issuer=env.get("AUTH_JWT_ISSUER"),
+                jwt_audience=env.get("AUTH_JWT_AUDIENCE"),
+                allow_anonymous=_truthy(env.get("AUTH_ALLOW_ANONYMOUS")),
+            )
+            privacy = PrivacySettings(
+                pseudonym_key=SecretStr(
+                    env.get("PRIVACY_PSEUDONYM_KEY") or DEVELOPMENT_PSEUDONYM_KEY
+                )
+            )
+        except (ValueError, ValidationError) as exc:
+            raise StackError(f"invalid AUTH_* / PRIVACY_* settings: {exc}") from None
+        return development_warnings(auth, privacy)
 
     def embedded_command(self, name: str) -> list[str]:
         """The command line ``up`` starts an embedded server with (also how a process
@@ -322,6 +366,20 @@ class StackConfig:
             config_path=self.run_dir / "secantusd.toml",
             sync_on_commit=True,
         )
+
+
+def _truthy(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _has_tokens(raw: str | None) -> bool:
+    """Whether an ``AUTH_TOKENS`` value holds a token (unparsable: assume it does, and
+    let the services say what is wrong with it)."""
+    try:
+        parsed = json.loads(raw or "{}")
+    except ValueError:
+        return True
+    return not isinstance(parsed, dict) or any(parsed.values())
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -455,9 +513,13 @@ def up(config: StackConfig, *, infra_only: bool = False) -> None:
                     + ", ".join(running_before)
                     + " kept running; `make down && make up` gives them a clean start"
                 )
+            if config.identity_env():
+                ensure_development_identity(config.run_dir)
             spawned = _ensure_services(config)
             _wait_services_ready(config, spawned)
     _print_summary(config, infra_only=infra_only, elapsed_s=time.monotonic() - started_at)
+    if not infra_only:
+        _print_development_warnings(config)
 
 
 def _ensure_kafka(config: StackConfig) -> bool:
@@ -1058,7 +1120,20 @@ def status(config: StackConfig) -> bool:
         rows.append((spec.name, state, spec.base_url))
     for name, state, address in rows:
         _say(f"{name:<13} {state:<42} {address}")
+    _print_development_warnings(config)
     return healthy
+
+
+def _print_development_warnings(config: StackConfig) -> None:
+    """Said on stdout, not only in the services' logs: nobody reads those before
+    trusting a stack with real data."""
+    for warning in config.development_warnings():
+        _say(f"WARNING: {warning}")
+    if "AUTH_JWKS" in config.identity_env():
+        _say(
+            "tokens: `make token ROLE=participant SUB=p-1` prints a development JWT "
+            f"(keys in {_relative(config, identity_directory(config.run_dir))}/)"
+        )
 
 
 def _process_state(config: StackConfig, name: str, host: str, port: int) -> tuple[str, bool]:

@@ -28,6 +28,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
+from .auth import Authenticator
 from .clock import Clock, utc_now
 from .errors import install_error_handlers
 from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
@@ -44,7 +45,7 @@ from .observability import ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .publishing import RecordPublisher
 from .scheduler import Scheduler
-from .settings import ServiceSettings
+from .settings import ServiceSettings, development_warnings
 from .subscriptions import Subscription
 from .topics_admin import create_topics
 from .unit_of_work import UnitOfWorkFactory, current_traceparent
@@ -54,10 +55,6 @@ _log = structlog.get_logger(__name__)
 
 # Internal topics accept only their owner's events; the inbound topic only platform systems.
 INBOUND_SOURCE_PREFIXES: tuple[str, ...] = ("/platform/",)
-
-
-class AuthNotConfigured(RuntimeError):
-    """Tokens are required (``AUTH_REQUIRED``) and none are configured: the service stops."""
 
 
 def service_source(name: str) -> str:
@@ -207,25 +204,15 @@ def create_service_app(
 ) -> FastAPI:
     metrics = ServiceMetrics(settings.service_name)
     doors = Doors()
+    authenticator = Authenticator(settings.auth)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.auth.open:
-            if settings.auth.required:
-                raise AuthNotConfigured(
-                    "AUTH_REQUIRED is set but AUTH_TOKENS holds no token: refusing to start "
-                    "an open API"
-                )
-            _log.warning(
-                "no auth tokens configured: the API is OPEN; local development only",
-                service=settings.service_name,
-            )
-        if settings.privacy.development_key:
-            _log.warning(
-                "no PRIVACY_PSEUDONYM_KEY configured: erasure pseudonyms use the public "
-                "development key; local development only",
-                service=settings.service_name,
-            )
+        # Before anything connects: a configuration that cannot protect the API (or a
+        # JWKS that cannot be read) stops the start with its reason.
+        await authenticator.start()
+        for warning in development_warnings(settings.auth, settings.privacy):
+            _log.warning(warning, service=settings.service_name)
         mongo = Mongo(settings.mongo, settings.database_name)
         broker = build_broker(settings.kafka, client_id=settings.service_name)
         publisher = RecordPublisher(broker)
@@ -295,6 +282,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.auth_settings = settings.auth
+    app.state.authenticator = authenticator
     app.state.metrics = metrics
     app.state.readiness_checks = {}
     app.include_router(health.router)

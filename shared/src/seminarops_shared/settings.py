@@ -10,9 +10,11 @@ test, never at import time.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .privacy import PrivacySettings
@@ -87,22 +89,124 @@ class Role(enum.StrEnum):
     PARTICIPANT = "participant"
 
 
-class AuthSettings(BaseSettings):
-    """Bearer tokens per role (``AUTH_TOKENS='{"operator": ["..."], "platform": ["..."]}'``).
+# Asymmetric signatures only: a JWKS holds public keys, and an HS* algorithm would let
+# anyone holding a public key (everyone) sign tokens with it as the shared secret.
+ASYMMETRIC_JWT_ALGORITHMS: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
-    No tokens at all means the service runs open, for local development only; it says
-    so in a warning at start-up. ``AUTH_REQUIRED=true`` (docker-compose.yml, deploy/)
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a URL's host name) is this machine."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AuthSettings(BaseSettings):
+    """Who may call: static bearer tokens per role for machines
+    (``AUTH_TOKENS='{"operator": ["..."], "platform": ["..."]}'``) and JWTs of the
+    platform's identity provider for people (``AUTH_JWKS``: a JWKS file path or an https
+    URL, with ``AUTH_JWT_ISSUER`` and ``AUTH_JWT_AUDIENCE``; see docs/security.md).
+
+    No tokens and no JWKS means the service runs open, for local development only; it
+    says so in a warning at start-up. ``AUTH_REQUIRED=true`` (docker-compose.yml, deploy/)
     turns that into a refusal to start: ``AUTH_TOKENS='{}'`` cannot open a production API.
+    ``AUTH_ALLOW_ANONYMOUS=true`` (``make up`` only) lets calls without any token through
+    unrestricted while presented tokens are still verified; ``AUTH_REQUIRED`` refuses it.
     """
 
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     tokens: dict[Role, list[SecretStr]] = Field(default_factory=dict)
     required: bool = False
+    jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ASYMMETRIC_JWT_ALGORITHMS
+    # Clock skew tolerated on exp / nbf / iat.
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    # An unknown kid re-reads the JWKS (key rotation), at most once per this interval,
+    # so a stream of forged kids cannot turn every request into a fetch.
+    jwks_refresh_interval_s: float = Field(default=30.0, ge=0)
+    # A JWKS is re-read after this long even without an unknown kid (revoked keys go).
+    jwks_max_age_s: float = Field(default=3600.0, gt=0)
+    # Plain http for a JWKS URL on a host other than loopback: tests only.
+    jwks_allow_http: bool = False
+    allow_anonymous: bool = False
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [a for a in algorithms if a not in ASYMMETRIC_JWT_ALGORITHMS]
+        if refused or not algorithms:
+            raise ValueError(
+                f"AUTH_JWT_ALGORITHMS may only hold asymmetric algorithms "
+                f"({', '.join(ASYMMETRIC_JWT_ALGORITHMS)}); refused: {refused or 'an empty list'}"
+            )
+        return algorithms
+
+    @field_validator("jwks")
+    @classmethod
+    def _blank_is_unset(cls, jwks: str | None) -> str | None:
+        # ``AUTH_JWKS=`` (an empty variable, as compose files write "unset") is no JWKS.
+        if jwks is None or not jwks.strip():
+            return None
+        return jwks.strip()
+
+    @model_validator(mode="after")
+    def _identity_complete(self) -> AuthSettings:
+        if self.jwks is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("AUTH_JWT_ISSUER", self.jwt_issuer),
+                ("AUTH_JWT_AUDIENCE", self.jwt_audience),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"AUTH_JWKS is set, so {' and '.join(missing)} must be set too")
+        if "://" in self.jwks:
+            url = urlsplit(self.jwks)
+            if url.scheme not in {"https", "http"} or not url.hostname:
+                raise ValueError(f"AUTH_JWKS={self.jwks!r} is neither a file path nor an https URL")
+            if url.scheme == "http" and not (is_loopback(url.hostname) or self.jwks_allow_http):
+                raise ValueError(
+                    f"AUTH_JWKS={self.jwks!r}: keys must come over https (plain http only "
+                    "from a loopback address, or with AUTH_JWKS_ALLOW_HTTP for tests)"
+                )
+        return self
 
     @property
     def open(self) -> bool:
-        return not any(self.tokens.values())
+        """No credential of any kind is configured: every call is let through."""
+        return not any(self.tokens.values()) and self.jwks is None
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """Calls without a token are let through unrestricted (open, or ``make up``'s
+        development identity beside an open API)."""
+        return self.open or self.allow_anonymous
+
+    @property
+    def jwks_is_url(self) -> bool:
+        return self.jwks is not None and "://" in self.jwks
 
 
 class ServiceSettings(BaseSettings):
@@ -131,3 +235,25 @@ class ServiceSettings(BaseSettings):
     @property
     def database_name(self) -> str:
         return f"{self.mongo.database_prefix}{self.service_name}"
+
+
+def development_warnings(auth: AuthSettings, privacy: PrivacySettings) -> list[str]:
+    """What makes this configuration fit for local development only, said for a person:
+    logged by every service at start-up, printed by ``make up`` and ``make status``."""
+    warnings = []
+    if auth.open:
+        warnings.append(
+            "no auth tokens or JWKS configured: the API is OPEN to anyone; local development only"
+        )
+    elif auth.allow_anonymous:
+        warnings.append(
+            "the API runs OPEN: calls without a token are let through unrestricted "
+            "(AUTH_ALLOW_ANONYMOUS; tokens presented are still checked); "
+            "local development only"
+        )
+    if privacy.development_key:
+        warnings.append(
+            "no PRIVACY_PSEUDONYM_KEY configured: erasure pseudonyms use the public "
+            "development key; local development only"
+        )
+    return warnings

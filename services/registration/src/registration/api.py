@@ -1,7 +1,10 @@
 """HTTP entry points: translate requests into the use cases of ``handlers``.
 
 Every route needs a bearer token: the state-changing ones, and the reads, which all
-return personal data (names, e-mail addresses).
+return personal data (names, e-mail addresses). Operators and platform systems act for
+anyone; a participant (a JWT whose ``sub`` is their id) only for themselves
+(``Caller.may_act_for``: 403 otherwise). A seminar's whole list stays with operators and
+platform systems (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from seminarops_shared.auth import require_role
+from seminarops_shared.auth import Caller, require_role
 from seminarops_shared.errors import NotFound
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import RegistrationStatus
@@ -33,10 +36,12 @@ HTTP_SOURCE = service_source("registration") + "/http"
 
 PathId = Annotated[Identifier, Path()]
 
-_writers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
 _readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
-_participant_readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
 _operators = Depends(require_role(Role.OPERATOR))
+# Routes about one person: who calls is needed in the route, for ``may_act_for``.
+PersonalCaller = Annotated[
+    Caller, Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
+]
 
 
 async def registrations(request: Request) -> RegistrationsOverHttp:
@@ -140,16 +145,17 @@ def _decision(outcome: Outcome) -> DecisionOut:
     "/registrations",
     response_model=DecisionOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[_writers],
     responses={
         200: {"description": "the registration existed already (a repeat)"},
         202: {"description": "the seminar is not known yet: the request is parked"},
+        403: {"description": "a participant registering someone else"},
     },
     summary="Register a participant (the same as registration.requested.v1)",
 )
 async def request_registration(
-    body: RegistrationIn, service: Service, response: Response
+    body: RegistrationIn, service: Service, response: Response, caller: PersonalCaller
 ) -> DecisionOut:
+    caller.may_act_for(body.participant.id)
     # A write conflict that outlasts the retries is a 503 (the shared error handler).
     outcome = await service.request(
         RegistrationRequest(
@@ -168,23 +174,42 @@ async def request_registration(
     return _decision(outcome)
 
 
-@router.get(
-    "/registrations/{registration_id}",
-    response_model=RegistrationOut,
-    dependencies=[_participant_readers],
-    summary="One registration (or a parked request, status pending)",
-)
-async def get_registration(registration_id: PathId, service: Service) -> RegistrationOut:
+async def _found(registration_id: str, service: RegistrationsOverHttp) -> RegistrationOut | None:
+    """The registration, or the parked request, by that id."""
     doc = await service.registrations.registration(registration_id)
     if doc is not None:
         return _registration(doc)
     parked = await service.registrations.parked_request(registration_id)
-    if parked is not None:
-        return _pending(parked)
-    raise NotFound(f"no registration {registration_id}")
+    return None if parked is None else _pending(parked)
 
 
-async def _cancel(registration_id: str, service: RegistrationsOverHttp) -> DecisionOut:
+@router.get(
+    "/registrations/{registration_id}",
+    response_model=RegistrationOut,
+    responses={403: {"description": "a participant asking for a registration not theirs"}},
+    summary="One registration (or a parked request, status pending)",
+)
+async def get_registration(
+    registration_id: PathId, service: Service, caller: PersonalCaller
+) -> RegistrationOut:
+    found = await _found(registration_id, service)
+    if not caller.acts_for_anyone:
+        # Before "not found": registration ids derive from (seminar, participant), so a
+        # 404 for a stranger's id would tell a participant whether that person registered.
+        caller.may_act_for(None if found is None else found.participant_id)
+    if found is None:
+        raise NotFound(f"no registration {registration_id}")
+    return found
+
+
+async def _cancel(
+    registration_id: str, service: RegistrationsOverHttp, caller: Caller
+) -> DecisionOut:
+    if not caller.acts_for_anyone:
+        # Whose a registration is never changes (erasure makes it nobody's), so checking
+        # before the transaction is as good as inside it.
+        found = await _found(registration_id, service)
+        caller.may_act_for(None if found is None else found.participant_id)
     traceparent = current_traceparent.get()
 
     async def work(uow: UnitOfWork) -> Outcome | None:
@@ -202,28 +227,33 @@ async def _cancel(registration_id: str, service: RegistrationsOverHttp) -> Decis
 @router.delete(
     "/registrations/{registration_id}",
     response_model=DecisionOut,
-    dependencies=[_writers],
+    responses={403: {"description": "a participant cancelling a registration not theirs"}},
     summary="Cancel a registration (frees the seat; the waiting list moves up)",
 )
-async def delete_registration(registration_id: PathId, service: Service) -> DecisionOut:
-    return await _cancel(registration_id, service)
+async def delete_registration(
+    registration_id: PathId, service: Service, caller: PersonalCaller
+) -> DecisionOut:
+    return await _cancel(registration_id, service, caller)
 
 
 @router.post(
     "/registrations/{registration_id}/cancel",
     response_model=DecisionOut,
-    dependencies=[_writers],
+    responses={403: {"description": "a participant cancelling a registration not theirs"}},
     summary="Cancel a registration (the same as DELETE)",
 )
-async def cancel_registration(registration_id: PathId, service: Service) -> DecisionOut:
-    return await _cancel(registration_id, service)
+async def cancel_registration(
+    registration_id: PathId, service: Service, caller: PersonalCaller
+) -> DecisionOut:
+    return await _cancel(registration_id, service, caller)
 
 
 @router.get(
     "/seminars/{seminar_id}/registrations",
     response_model=SeminarRegistrationsOut,
     dependencies=[_readers],
-    summary="A seminar's registrations and their status (personal data: token needed)",
+    summary="A seminar's registrations and their status (personal data: operators and "
+    "platform systems only)",
 )
 async def seminar_registrations(
     seminar_id: PathId,
@@ -254,14 +284,16 @@ async def seminar_registrations(
 @router.get(
     "/participants/{participant_id}/registrations",
     response_model=ParticipantRegistrationsOut,
-    dependencies=[_participant_readers],
+    responses={403: {"description": "a participant asking for someone else's"}},
     summary="A participant's registrations",
 )
 async def participant_registrations(
     participant_id: PathId,
     service: Service,
+    caller: PersonalCaller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> ParticipantRegistrationsOut:
+    caller.may_act_for(participant_id)
     docs = await service.registrations.of_participant(participant_id, limit=limit)
     return ParticipantRegistrationsOut(
         participant_id=participant_id, registrations=[_registration(d) for d in docs]

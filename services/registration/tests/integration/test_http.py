@@ -61,8 +61,13 @@ async def test_tokens_and_roles(namespace: Namespace) -> None:
             json=http_body(seminar, "p1"),
             headers={"Authorization": "Bearer nope"},
         )
+        # A static participant token names no person, so it may register nobody
+        # (participants carry JWTs: tests/security/test_identity.py).
         by_participant = await client.post(
             "/v1/registrations", json=http_body(seminar, "p1"), headers=_auth("participant")
+        )
+        by_platform = await client.post(
+            "/v1/registrations", json=http_body(seminar, "p1"), headers=_auth("platform")
         )
         list_anonymous = await client.get(f"/v1/seminars/{seminar}/registrations")
         list_participant = await client.get(
@@ -75,7 +80,8 @@ async def test_tokens_and_roles(namespace: Namespace) -> None:
         erase_operator = await client.post("/v1/participants/p1/erase", headers=_auth("operator"))
         health = await client.get("/health/live")
     assert (anonymous.status_code, wrong.status_code) == (401, 401)
-    assert (by_participant.status_code, by_participant.json()["status"]) == (202, "pending")
+    assert (by_participant.status_code, by_participant.json()["code"]) == (403, "not_your_data")
+    assert (by_platform.status_code, by_platform.json()["status"]) == (202, "pending")
     assert (list_anonymous.status_code, list_participant.status_code) == (401, 403)
     assert list_operator.status_code == 200
     assert list_operator.json()["seminar_status"] == "unknown"
