@@ -20,6 +20,7 @@ help:
 	@echo "make up       start broker, database and the four services (idempotent)"
 	@echo "make down     stop what 'make up' started (the database files stay)"
 	@echo "make status   what runs"
+	@echo "make demo     load a multi-year demo season into the running stack (idempotent)"
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
@@ -51,6 +52,10 @@ down: $(SYNCED)
 status: $(SYNCED)
 	@$(STACK) status || test $$? -eq 3
 
+# Through the public doors only (HTTP APIs, the inbound topic); a second run adds nothing.
+demo: $(SYNCED)
+	@$(VENV)/bin/python -m seminarops_devtools.demo
+
 lint: $(SYNCED)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -79,4 +84,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status lint test bench chaos docs clean
+.PHONY: help sync up down status demo lint test bench chaos docs clean

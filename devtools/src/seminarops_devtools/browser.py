@@ -123,10 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     shot.add_argument("url", nargs="?", default="http://127.0.0.1:8004/")
     shot.add_argument("--out", type=Path, default=Path("docs"), help="directory for the PNGs")
     shot.add_argument("--name", default="dashboard", help="file name stem")
+    shot.add_argument(
+        "--page-height",
+        type=int,
+        default=0,
+        help="also a desktop-wide shot this many pixels tall (most of the page)",
+    )
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for size in (DESKTOP, PHONE):
+    sizes = [DESKTOP, PHONE]
+    if args.page_height:
+        sizes.append(WindowSize("page", DESKTOP.width, args.page_height))
+    for size in sizes:
         path = asyncio.run(screenshot(args.url, out / f"{args.name}-{size.name}.png", size))
         print(f"{path} ({size.width}x{size.height})")  # noqa: T201 - a command-line tool
     return 0
