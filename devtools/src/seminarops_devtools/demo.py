@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -245,11 +246,20 @@ class Counts:
 
 
 class Stack:
-    def __init__(self, config: StackConfig, auth: AuthSettings, producer: AIOKafkaProducer):
-        self.urls = {spec.name: spec.base_url for spec in config.services}
-        self.topic = config.topic_prefix + REGISTRATION_REQUESTS
+    """The four services (one HTTP client each, its base URL set) and a producer on the
+    inbound topic, as a platform system sees them."""
+
+    def __init__(
+        self,
+        clients: Mapping[str, httpx.AsyncClient],
+        *,
+        producer: AIOKafkaProducer,
+        topic: str,
+        auth: AuthSettings,
+    ) -> None:
+        self.clients = clients
+        self.topic = topic
         self.producer = producer
-        self.http = httpx.AsyncClient(timeout=30.0)
         operator = _token(auth, Role.OPERATOR)
         self.operator = _bearer(operator)
         self.platform = _bearer(_token(auth, Role.PLATFORM) or operator)
@@ -265,8 +275,8 @@ class Stack:
         **kwargs: Any,
     ) -> httpx.Response:
         async def attempt() -> httpx.Response:
-            response = await self.http.request(
-                method, self.urls[service] + path, headers=headers or self.operator, **kwargs
+            response = await self.clients[service].request(
+                method, path, headers=headers or self.operator, **kwargs
             )
             if response.status_code == 503:
                 raise Unavailable(f"{service} {path}: 503")
@@ -466,8 +476,7 @@ async def _evaluate(stack: Stack, plan: SeminarPlan, counts: Counts) -> None:
 
 
 async def load(config: StackConfig, auth: AuthSettings, today: date, console: Console) -> Counts:
-    plans = plan_season(today)
-    counts = Counts()
+    """The demo season into the stack ``config`` describes (``make up``'s)."""
     kafka = config.kafka_settings()
     # As the services produce: acks=all; idempotence as configured (off against the
     # embedded broker, README "KAFKA_ENABLE_IDEMPOTENCE").
@@ -477,8 +486,28 @@ async def load(config: StackConfig, auth: AuthSettings, today: date, console: Co
         enable_idempotence=kafka.enable_idempotence,
     )
     await producer.start()
-    stack = Stack(config, auth, producer)
-    # A few seminars at a time: the services are busy with the others' events meanwhile.
+    async with contextlib.AsyncExitStack() as exits:
+        exits.push_async_callback(producer.stop)
+        clients = {
+            spec.name: await exits.enter_async_context(
+                httpx.AsyncClient(base_url=spec.base_url, timeout=30.0)
+            )
+            for spec in config.services
+        }
+        stack = Stack(
+            clients,
+            producer=producer,
+            topic=config.topic_prefix + REGISTRATION_REQUESTS,
+            auth=auth,
+        )
+        return await load_plans(stack, plan_season(today), console)
+
+
+async def load_plans(stack: Stack, plans: Sequence[SeminarPlan], console: Console) -> Counts:
+    """Every seminar of ``plans``, a few at a time (the services are busy with the
+    others' events meanwhile), with a progress bar."""
+    await _ready(stack)
+    counts = Counts()
     gate = asyncio.Semaphore(6)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -486,31 +515,28 @@ async def load(config: StackConfig, auth: AuthSettings, today: date, console: Co
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    try:
-        await _ready(stack)
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("seminars", total=len(plans))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("seminars", total=len(plans))
 
-            async def one(plan: SeminarPlan) -> None:
-                async with gate:
-                    await load_seminar(stack, plan, counts)
-                    progress.advance(task)
+        async def one(plan: SeminarPlan) -> None:
+            async with gate:
+                await load_seminar(stack, plan, counts)
+                progress.advance(task)
 
-            await asyncio.gather(*(one(plan) for plan in plans))
-    finally:
-        await stack.http.aclose()
-        await producer.stop()
+        await asyncio.gather(*(one(plan) for plan in plans))
     return counts
 
 
 async def _ready(stack: Stack) -> None:
-    for service, url in stack.urls.items():
+    for service, client in stack.clients.items():
         try:
-            response = await stack.http.get(url + "/health/ready")
+            response = await client.get("/health/ready")
         except httpx.TransportError:
-            raise DemoError(f"{service} does not answer at {url}: run `make up` first") from None
+            raise DemoError(
+                f"{service} does not answer at {client.base_url}: run `make up` first"
+            ) from None
         if response.status_code != 200:
-            raise DemoError(f"{service} at {url} is not ready ({response.status_code})")
+            raise DemoError(f"{service} is not ready ({response.status_code})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
