@@ -289,3 +289,21 @@ async def test_dashboard_shows_the_numbers_of_the_api_on_desktop_and_phone(
     assert library.text.startswith("/*!\n * Chart.js v4.6.2")
     assert "MIT License" in license_text.text
     assert missing.status_code == 404
+
+
+async def test_dashboard_without_data_says_so_instead_of_drawing_empty_charts(
+    namespace: Namespace,
+) -> None:
+    chromium = _chromium()
+    app = create_app(namespace.settings(MetricsSettings))
+    async with serving(app) as base:
+        dom = Elements()
+        dom.feed(await dump_dom(base + "/", PHONE, chromium=chromium))
+
+    assert dom.tag("body")["data-ready"] == "true"
+    cards = ("years-card", "funnel-card", "participation-card", "seminars-card", "kpis")
+    assert {dom.by_id(card)["data-state"] for card in cards} == {"empty"}
+    assert dom.by_id("lag-card")["data-state"] == "ready"
+    text = " ".join(" ".join(dom.text).split())
+    assert "No seminars yet: nothing to report." in text
+    assert not dom.with_class("seminar-row")
