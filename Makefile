@@ -21,6 +21,7 @@ help:
 	@echo "make down     stop what 'make up' started (the database files stay)"
 	@echo "make status   what runs"
 	@echo "make token    ROLE=participant SUB=p-1: a development JWT the services of 'make up' accept"
+	@echo "make demo     load a multi-year demo season into the running stack (idempotent)"
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
@@ -57,6 +58,9 @@ ROLE = participant
 SUB = p-1
 token: $(SYNCED)
 	@$(VENV)/bin/python -m seminarops_devtools.tokens --role "$(ROLE)" --sub "$(SUB)"
+# Through the public doors only (HTTP APIs, the inbound topic); a second run adds nothing.
+demo: $(SYNCED)
+	@$(VENV)/bin/python -m seminarops_devtools.demo
 
 lint: $(SYNCED)
 	$(RUN) ruff check .
@@ -86,4 +90,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status token lint test bench chaos docs clean
+.PHONY: help sync up down status token demo lint test bench chaos docs clean

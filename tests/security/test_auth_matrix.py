@@ -121,7 +121,14 @@ EXPECTED: dict[str, Routes] = {
         **COMMON,
         **{
             ("GET", f"/v1/reports/{report}{suffix}"): PUBLIC
-            for report in ("participation", "satisfaction", "funnel", "countries", "schools")
+            for report in (
+                "participation",
+                "satisfaction",
+                "funnel",
+                "countries",
+                "schools",
+                "seminars",
+            )
             for suffix in ("", ".csv")
         },
         ("GET", "/v1/reports/series"): PUBLIC,
@@ -131,6 +138,7 @@ EXPECTED: dict[str, Routes] = {
         ("GET", "/v1/status/projections"): PUBLIC,
         ("GET", "/"): PUBLIC,
         ("GET", "/dashboard/{asset}"): PUBLIC,
+        ("GET", "/dashboard/vendor/{package}/{asset}"): PUBLIC,
     },
 }
 

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from seminarops_shared.errors import Busy, Invalid, NotFound
 from seminarops_shared.events.vocabulary import Kind
@@ -22,13 +22,16 @@ from .reports import (
     ParticipationReport,
     SatisfactionReport,
     SchoolsReport,
+    SeminarsReport,
     SeriesReport,
     countries_csv,
     funnel_csv,
     participation_csv,
     satisfaction_csv,
     schools_csv,
+    seminars_csv,
     series_csv,
+    year_to_open,
 )
 
 router = APIRouter()
@@ -195,14 +198,43 @@ async def series_as_csv(service: Service, from_year: FromYear, to: ToYear) -> Re
     return cast(Response, await series(service, from_year, to, "csv"))
 
 
+@router.get(
+    "/v1/reports/seminars",
+    response_model=SeminarsReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Seminars of the year: fill rate, waiting list, attendance and response rate",
+)
+async def seminars(
+    service: Service, year: Year, kind: Kind | None = None, fmt: Format = "json"
+) -> Any:
+    report = await service.seminars(year, kind)
+    return _answer(report, fmt, seminars_csv, f"seminars-{year}.csv")
+
+
+@router.get("/v1/reports/seminars.csv", tags=["reports"], response_class=Response, responses=_CSV)
+async def seminars_as_csv(service: Service, year: Year, kind: Kind | None = None) -> Response:
+    return cast(Response, await seminars(service, year, kind, "csv"))
+
+
 class Years(BaseModel):
-    years: list[int]
+    years: list[int] = Field(description="Years with seminars or participants, ascending.")
+    with_participants: list[int] = Field(description="Years in which someone attended.")
+    latest_with_data: int | None = Field(
+        description="The year to open a dashboard on: the latest with participants, "
+        "else the latest with seminars; null when nothing is known yet."
+    )
 
 
 @router.get("/v1/reports/years", response_model=Years, tags=["reports"])
 async def years(service: Service) -> Years:
     """The years that have seminars or participants (for pickers and the dashboard)."""
-    return Years(years=await service.years())
+    every, with_participants = await service.years()
+    return Years(
+        years=every,
+        with_participants=with_participants,
+        latest_with_data=year_to_open(every, with_participants),
+    )
 
 
 # ---- status --------------------------------------------------------------------------
@@ -293,6 +325,28 @@ async def dashboard() -> Response:
         (_STATIC / "dashboard.html").read_text(encoding="utf-8"),
         media_type="text/html; charset=utf-8",
         headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
+    )
+
+
+# Third-party files, unmodified, under a path that names their version: a new version
+# is a new path, so browsers may keep a copy for a year without asking again.
+CHART_JS = "chart.js-4.6.2"
+_VENDORED = {
+    f"{CHART_JS}/chart.umd.min.js": "text/javascript; charset=utf-8",
+    f"{CHART_JS}/LICENSE.md": "text/plain; charset=utf-8",
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get("/dashboard/vendor/{package}/{asset}", include_in_schema=False)
+async def vendored_asset(package: str, asset: str) -> Response:
+    media_type = _VENDORED.get(f"{package}/{asset}")
+    if media_type is None:
+        raise NotFound("no such asset")
+    return Response(
+        (_STATIC / "vendor" / package / asset).read_bytes(),
+        media_type=media_type,
+        headers={"Cache-Control": IMMUTABLE},
     )
 
 

@@ -52,12 +52,15 @@ from .reports import (
     SatisfactionReport,
     SchoolsReport,
     SeminarFunnelInput,
+    SeminarsReport,
+    SeminarTableInput,
     SeriesReport,
     countries_report,
     funnel_report,
     participation_report,
     satisfaction_report,
     schools_report,
+    seminars_report,
     series_report,
 )
 from .repository import ProjectionPointer, Projections, ReportQueries
@@ -460,5 +463,27 @@ class ProjectionService:
             hosted=await queries.schools_hosting(year),
         )
 
-    async def years(self) -> list[int]:
-        return await (await self.queries()).years()
+    async def years(self) -> tuple[list[int], list[int]]:
+        """(years with seminars or participants, years with participants)."""
+        queries = await self.queries()
+        return await queries.years(), await queries.years_with_participants()
+
+    async def seminars(self, year: int, kind: Kind | None) -> SeminarsReport:
+        queries = await self.queries()
+        seminars = await queries.seminars_of(year, kind)
+        counts = await queries.funnel_counts([s.seminar_id for s in seminars])
+        return seminars_report(
+            year,
+            [
+                SeminarTableInput(
+                    seminar_id=s.seminar_id,
+                    title=s.title,
+                    kind=s.kind,
+                    programme=s.programme,
+                    status=s.status.value,
+                    capacity=s.capacity,
+                    counts=counts[s.seminar_id],
+                )
+                for s in seminars
+            ],
+        )

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from seminarops_shared.csv_cells import safe_cell
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
 
+from .domain import STATUS_TALLY_PREFIX
+
 # (year, kind, programme) -> number of participants (attended registrants)
 ParticipantCounts = Mapping[tuple[int, Kind, Programme], int]
 # (year, kind, programme, rating) -> number of responses
@@ -439,6 +441,92 @@ def funnel_report(
     )
 
 
+# ---- seminars table and the year to open on -----------------------------------------
+
+
+class SeminarRow(_Shape):
+    """One seminar of the year as the table shows it. ``confirmed`` / ``waitlisted``:
+    registrations with that status now; ``fill_rate_pct``: confirmed of capacity;
+    ``attended``: participants; ``evaluated``: responses; ``response_rate_pct``:
+    responses of participants."""
+
+    seminar_id: str
+    title: str | None
+    kind: Kind | None
+    programme: Programme | None
+    status: str
+    capacity: int | None
+    confirmed: int
+    waitlisted: int
+    fill_rate_pct: float | None
+    attended: int
+    evaluated: int
+    response_rate_pct: float | None
+
+
+class SeminarsReport(_Shape):
+    year: int
+    rows: list[SeminarRow]
+
+
+@dataclass(frozen=True, slots=True)
+class SeminarTableInput:
+    seminar_id: str
+    title: str | None
+    kind: Kind | None
+    programme: Programme | None
+    status: str
+    capacity: int | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+def seminars_report(year: int, seminars: Sequence[SeminarTableInput]) -> SeminarsReport:
+    """``counts``: the seminar's tally (``status:<status>`` for registrations by status
+    now, ``attended``, ``evaluated``). Rows sorted by kind, programme, title, id; the
+    fill rate is ``null`` while the capacity is unknown (a seminar only heard of
+    through registrations)."""
+    rows = []
+    for s in sorted(
+        seminars,
+        key=lambda s: (
+            s.kind.value if s.kind else "~",
+            s.programme.value if s.programme else "~",
+            s.title or "",
+            s.seminar_id,
+        ),
+    ):
+        confirmed = int(s.counts.get(f"{STATUS_TALLY_PREFIX}confirmed", 0))
+        attended = int(s.counts.get("attended", 0))
+        evaluated = int(s.counts.get("evaluated", 0))
+        rows.append(
+            SeminarRow(
+                seminar_id=s.seminar_id,
+                title=s.title,
+                kind=s.kind,
+                programme=s.programme,
+                status=s.status,
+                capacity=s.capacity,
+                confirmed=confirmed,
+                waitlisted=int(s.counts.get(f"{STATUS_TALLY_PREFIX}waitlisted", 0)),
+                fill_rate_pct=_pct(confirmed, s.capacity) if s.capacity else None,
+                attended=attended,
+                evaluated=evaluated,
+                response_rate_pct=_pct(evaluated, attended),
+            )
+        )
+    return SeminarsReport(year=year, rows=rows)
+
+
+def year_to_open(seminar_years: Iterable[int], participant_years: Iterable[int]) -> int | None:
+    """The year a dashboard opens on: the latest with participants; without any, the
+    latest with seminars (a season being prepared); ``None`` when nothing is known.
+    Not simply the latest year with seminars: a season scheduled ahead has none yet."""
+    with_participants = max(participant_years, default=None)
+    if with_participants is not None:
+        return with_participants
+    return max(seminar_years, default=None)
+
+
 # ---- countries and schools -----------------------------------------------------------
 
 
@@ -648,6 +736,45 @@ def funnel_csv(report: FunnelReport) -> str:
                 *(getattr(s, stage) for stage in FUNNEL_STAGES),
             )
             for s in report.seminars
+        ),
+    )
+
+
+def seminars_csv(report: SeminarsReport) -> str:
+    header = (
+        "year",
+        "seminar_id",
+        "title",
+        "kind",
+        "programme",
+        "status",
+        "capacity",
+        "confirmed",
+        "waitlisted",
+        "fill_rate_pct",
+        "attended",
+        "evaluated",
+        "response_rate_pct",
+    )
+    return _csv(
+        header,
+        (
+            (
+                report.year,
+                r.seminar_id,
+                r.title,
+                r.kind.value if r.kind else None,
+                r.programme.value if r.programme else None,
+                r.status,
+                r.capacity,
+                r.confirmed,
+                r.waitlisted,
+                r.fill_rate_pct,
+                r.attended,
+                r.evaluated,
+                r.response_rate_pct,
+            )
+            for r in report.rows
         ),
     )
 

@@ -635,10 +635,14 @@ class ReportQueries:
 
     async def years(self) -> list[int]:
         """Years with seminars or participants (distinct over the year indexes)."""
-        found: set[int] = set()
-        for collection in (self._p.seminars.collection, self._p.participations.collection):
-            found |= {int(y) for y in await collection.distinct("year") if y is not None}
+        found = set(await self.years_with_participants())
+        found |= {int(y) for y in await self._p.seminars.collection.distinct("year") if y}
         return sorted(found)
+
+    async def years_with_participants(self) -> list[int]:
+        """Years in which someone attended a seminar."""
+        collection = self._p.participations.collection
+        return sorted({int(y) for y in await collection.distinct("year", {"attended": True}) if y})
 
     # ---- gauges (whole-collection summaries, refreshed in the background) -----------
 

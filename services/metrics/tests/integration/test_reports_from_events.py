@@ -56,7 +56,42 @@ async def test_two_year_history_yields_exactly_the_expected_reports(
         ).json() == expected.countries_2025
         assert (await client.get("/v1/reports/schools?year=2024")).json() == expected.schools_2024
         assert (await client.get("/v1/reports/schools?year=2025")).json() == expected.schools_2025
-        assert (await client.get("/v1/reports/years")).json() == {"years": [2024, 2025]}
+        seminars = (await client.get("/v1/reports/seminars?year=2024")).json()
+        # s1: p1-p4 and p6 (promoted) hold seats, p5 cancelled; 4 attended, 3 answered.
+        # s2: 3 of 30, all attended, 1 answered. s3: cancelled, its seats given back.
+        assert [
+            (
+                r["seminar_id"],
+                r["status"],
+                r["capacity"],
+                r["confirmed"],
+                r["waitlisted"],
+                r["fill_rate_pct"],
+                r["attended"],
+                r["evaluated"],
+                r["response_rate_pct"],
+            )
+            for r in seminars["rows"]
+        ] == [
+            ("s2", "completed", 30, 3, 0, 10.0, 3, 1, 33.3),
+            ("s1", "completed", 30, 5, 0, 16.7, 4, 3, 75.0),
+            ("s3", "cancelled", 30, 0, 0, 0.0, 0, 0, None),
+        ]
+        s6 = (await client.get("/v1/reports/seminars?year=2025&kind=learning_event")).json()
+        assert [(r["seminar_id"], r["confirmed"], r["waitlisted"]) for r in s6["rows"]] == [
+            ("s6", 2, 1)
+        ]
+        csv_lines = (await client.get("/v1/reports/seminars.csv?year=2024")).text.splitlines()
+        assert csv_lines[0].startswith("year,seminar_id,title,kind,programme,status,capacity")
+        assert (
+            csv_lines[2]
+            == "2024,s1,Seminar s1,online_seminar,etwinning,completed,30,5,0,16.7,4,3,75.0"
+        )
+        assert (await client.get("/v1/reports/years")).json() == {
+            "years": [2024, 2025],
+            "with_participants": [2024, 2025],
+            "latest_with_data": 2025,
+        }
 
         series = (await client.get("/v1/reports/series?from=2024&to=2025")).json()
         assert (series["from"], series["to"]) == (2024, 2025)
