@@ -69,6 +69,12 @@ class ServiceMetrics:
             ["service", "method", "route", "status"],
             registry=r,
         )
+        self.http_requests_shed = Counter(
+            "seminarops_http_requests_shed",
+            "HTTP requests answered 503 at once because too many were in flight.",
+            ["service"],
+            registry=r,
+        ).labels(**labels)
         self.http_request_seconds = Histogram(
             "seminarops_http_request_seconds",
             "HTTP request duration by route template.",

@@ -23,7 +23,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pymongo.errors import ConnectionFailure, OperationFailure
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -289,6 +289,9 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     _install_observability(app, metrics)
+    app.add_middleware(
+        _Admission, max_in_flight=settings.http_max_in_flight, shed=metrics.http_requests_shed
+    )
     # Outermost: a closed door answers before anything else runs.
     app.add_middleware(_DoorsGate, doors=doors)
     return app
@@ -329,6 +332,41 @@ class _DoorsGate:
             headers={"Retry-After": "5"},
         )
         await response(scope, receive, send)
+
+
+class _Admission:
+    """At most ``max_in_flight`` API requests at once (health and ``/metrics`` aside);
+    one more is answered 503 with Retry-After at once instead of queueing. A flood then
+    holds a bounded number of requests in memory, and those admitted are decided as
+    fast as ever rather than all of them slowly. A counter, not a semaphore: nothing
+    waits, so there is nothing to bound."""
+
+    _ALWAYS_OPEN = ("/health/", "/metrics")
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, shed: Counter) -> None:
+        self._app = app
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._shed = shed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self._ALWAYS_OPEN):
+            await self._app(scope, receive, send)
+            return
+        if self._in_flight >= self._max_in_flight:
+            self._shed.inc()
+            response = JSONResponse(
+                {"detail": "too many requests in flight; try again shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        self._in_flight += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._in_flight -= 1
 
 
 def _readiness_checks(runtime: Runtime) -> dict[str, health.ReadinessCheck]:

@@ -231,6 +231,10 @@ class ServiceSettings(BaseSettings):
     outbox_takeover_after_s: float = Field(default=10.0, gt=0)
     # Durable timers (reminders, windows, parked requests): how often due jobs are looked for.
     scheduler_poll_interval_s: float = Field(default=1.0, gt=0)
+    # HTTP admission: API requests in flight at once; one more is answered 503 with
+    # Retry-After at once, so a flood costs a bounded amount of memory and the requests
+    # already admitted are decided at full speed.
+    http_max_in_flight: int = Field(default=256, ge=1, le=100_000)
 
     @property
     def database_name(self) -> str:
