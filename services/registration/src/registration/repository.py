@@ -290,7 +290,7 @@ class RegistrationRepository(Repository):
     ) -> None:
         """Set ``(id, expected_version, fields)``, each only if the registration still
         has ``expected_version``, which stays: for what no event announces (the time of
-        its earliest request, a cancellation held for an earlier request)."""
+        its latest request, the time of a later cancellation of a cancelled one)."""
         if not changes:
             return
         operations = [

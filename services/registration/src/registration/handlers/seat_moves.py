@@ -96,6 +96,7 @@ class SeatMoves:
                     for item in items
                     if item.reason == reason
                 ],
+                # held_cancellation: left by an earlier version of this service.
                 unset=("waitlist_seq", "held_cancellation", "offer_expires_at"),
                 session=session,
             )
