@@ -364,3 +364,21 @@ async def test_any_order_of_consumption_gives_the_publishing_order_outcome(
     assert book.pending_cancellations == len(world.cancellations.docs)
     if doc is not None:
         assert world.cancellations.docs == {}
+
+
+async def test_a_replayed_request_never_registers_again_even_with_skewed_clocks(
+    world: World,
+) -> None:
+    # HTTP cancellations carry this service's clock, here behind the producer's: by time
+    # alone a replayed old request would look newer than them. Its id says otherwise.
+    open_seminar(world, 5)
+    reg_id = registration_id("s", "x")
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    [anew] = await world.service.requests.decide(world.uow(), [request(world, "x", at=5)])
+    assert (anew.status, anew.created) == (OutcomeStatus.CONFIRMED, True)
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    replay = world.uow()
+    [outcome] = await world.service.requests.decide(replay, [request(world, "x", at=1)])
+    assert (outcome.status, outcome.created, replay.emitted) == (OutcomeStatus.CANCELLED, False, [])
+    assert world.registrations.docs[reg_id]["request_ids"] == ["req-x-1", "req-x-5"]

@@ -84,6 +84,18 @@ def _latest_of_batch(requests: Sequence[RegistrationRequest]) -> dict[str, int]:
     return latest
 
 
+# How many request ids a registration remembers (those that decided it): a replay of an
+# older one is already refused by its time (published before the cancellation that
+# followed it); the ids guard against producers' clocks that disagree.
+_REMEMBERED_REQUESTS = 16
+
+
+def _applied_requests(doc: Mapping[str, Any]) -> list[str]:
+    """The ids of the requests that decided this registration, oldest first."""
+    remembered: list[str] | None = doc.get("request_ids")
+    return remembered if remembered is not None else [doc["request_id"]]
+
+
 def _decided_anew(doc: Mapping[str, Any], book: Seats | None, request: RegistrationRequest) -> bool:
     """Whether a new request for an existing registration is decided again.
 
@@ -95,7 +107,7 @@ def _decided_anew(doc: Mapping[str, Any], book: Seats | None, request: Registrat
     same one again (a redelivery or a replay of the topic) changes nothing, and an older
     one was cancelled by that cancellation, so requests need no processed-event marker.
     """
-    if doc.get("request_id") == request.request_id or book is None:
+    if request.request_id in _applied_requests(doc) or book is None:
         return False
     status, reason = doc["status"], doc.get("reason")
     if status == RegistrationStatus.REJECTED.value and reason == domain.REASON_SEMINAR_UNKNOWN:
@@ -314,6 +326,10 @@ class RequestDecisions:
         for (request, previous), decision in zip(items, decisions, strict=True):
             version = int(previous["version"]) + 1 if previous else 1
             doc = registration_doc(request, decision, now=uow.now, version=version)
+            if previous is not None:
+                doc["request_ids"] = [*_applied_requests(previous), request.request_id][
+                    -_REMEMBERED_REQUESTS:
+                ]
             writes.decided[doc["_id"]] = (doc, version - 1 if previous else None)
             emit_decision(uow, request, doc, decision)
             outcomes.append(
