@@ -76,9 +76,20 @@ class RegistrationOut(BaseModel):
     id: str
     seminar_id: str
     participant_id: str
-    status: str
+    status: str = Field(
+        description="confirmed, waitlisted, offered, cancelled, rejected, or pending "
+        "(parked: the seminar is not known yet)"
+    )
     version: int | None = None
     waitlist_seq: int | None = None
+    waitlist_position: int | None = Field(
+        default=None,
+        description="place in the waiting list at this read (1 = promoted next); "
+        "null unless waitlisted",
+    )
+    offer_expires_at: datetime | None = Field(
+        default=None, description="when the seat offer lapses; null unless offered"
+    )
     reason: str | None = None
     country: str | None = None
     school_id: str | None = None
@@ -96,6 +107,7 @@ class SeminarRegistrationsOut(BaseModel):
     capacity: int
     confirmed: int
     waitlisted: int
+    offered: int
     parked: int
     limit: int
     offset: int
@@ -176,10 +188,10 @@ async def request_registration(
 
 async def _found(registration_id: str, service: RegistrationsOverHttp) -> RegistrationOut | None:
     """The registration, or the parked request, by that id."""
-    doc = await service.registrations.registration(registration_id)
+    doc = await service.registrations.reads.registration(registration_id)
     if doc is not None:
         return _registration(doc)
-    parked = await service.registrations.parked_request(registration_id)
+    parked = await service.registrations.reads.parked_request(registration_id)
     return None if parked is None else _pending(parked)
 
 
@@ -213,7 +225,7 @@ async def _cancel(
     traceparent = current_traceparent.get()
 
     async def work(uow: UnitOfWork) -> Outcome | None:
-        return await service.registrations.cancel(
+        return await service.registrations.cancelling.cancel(
             uow, registration_id=registration_id, traceparent=traceparent, source=HTTP_SOURCE
         )
 
@@ -248,6 +260,62 @@ async def cancel_registration(
     return await _cancel(registration_id, service, caller)
 
 
+_OFFER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "a participant answering an offer not theirs"},
+    404: {"description": "no registration by that id"},
+    409: {"description": "no seat offer to answer: never offered, answered, or expired"},
+}
+
+
+async def _may_answer_offer(
+    registration_id: str, service: RegistrationsOverHttp, caller: Caller
+) -> None:
+    if not caller.acts_for_anyone:
+        # As for a cancellation: whose a registration is never changes.
+        found = await _found(registration_id, service)
+        caller.may_act_for(None if found is None else found.participant_id)
+
+
+@router.post(
+    "/registrations/{registration_id}/accept",
+    response_model=DecisionOut,
+    responses=_OFFER_ANSWERS,
+    summary="Accept a seat offer (status offered): the registration is confirmed",
+)
+async def accept_offer(
+    registration_id: PathId, service: Service, caller: PersonalCaller
+) -> DecisionOut:
+    await _may_answer_offer(registration_id, service, caller)
+    traceparent = current_traceparent.get()
+
+    async def work(uow: UnitOfWork) -> Outcome:
+        return await service.registrations.offers.accept(
+            uow, registration_id=registration_id, traceparent=traceparent
+        )
+
+    return _decision(await service.run(work))
+
+
+@router.post(
+    "/registrations/{registration_id}/decline",
+    response_model=DecisionOut,
+    responses=_OFFER_ANSWERS,
+    summary="Decline a seat offer: cancelled (offer_declined); the seat goes to the next",
+)
+async def decline_offer(
+    registration_id: PathId, service: Service, caller: PersonalCaller
+) -> DecisionOut:
+    await _may_answer_offer(registration_id, service, caller)
+    traceparent = current_traceparent.get()
+
+    async def work(uow: UnitOfWork) -> Outcome:
+        return await service.registrations.offers.decline(
+            uow, registration_id=registration_id, traceparent=traceparent
+        )
+
+    return _decision(await service.run(work))
+
+
 @router.get(
     "/seminars/{seminar_id}/registrations",
     response_model=SeminarRegistrationsOut,
@@ -262,10 +330,10 @@ async def seminar_registrations(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SeminarRegistrationsOut:
-    book = await service.registrations.seat_book(seminar_id)
+    book = await service.registrations.reads.seat_book(seminar_id)
     if book is None:
         raise NotFound(f"no seminar {seminar_id} known here")
-    docs = await service.registrations.of_seminar(
+    docs = await service.registrations.reads.of_seminar(
         seminar_id, status=status_filter, limit=limit, offset=offset
     )
     return SeminarRegistrationsOut(
@@ -274,6 +342,7 @@ async def seminar_registrations(
         capacity=book.capacity,
         confirmed=book.confirmed,
         waitlisted=book.waitlisted,
+        offered=book.offered,
         parked=book.parked,
         limit=limit,
         offset=offset,
@@ -294,7 +363,7 @@ async def participant_registrations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> ParticipantRegistrationsOut:
     caller.may_act_for(participant_id)
-    docs = await service.registrations.of_participant(participant_id, limit=limit)
+    docs = await service.registrations.reads.of_participant(participant_id, limit=limit)
     return ParticipantRegistrationsOut(
         participant_id=participant_id, registrations=[_registration(d) for d in docs]
     )
@@ -309,7 +378,7 @@ async def participant_registrations(
 )
 async def erase_participant(participant_id: PathId, service: Service) -> ErasureOut:
     async def work(uow: UnitOfWork) -> int:
-        return await service.registrations.erase(uow, participant_id=participant_id)
+        return await service.registrations.erasure.erase(uow, participant_id=participant_id)
 
     changed = await service.run(work)
     return ErasureOut(participant_id=participant_id, registrations_anonymised=changed)

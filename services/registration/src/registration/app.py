@@ -12,6 +12,7 @@ from seminarops_shared.service import Runtime, create_service_app
 
 from . import api
 from .handlers import (
+    OFFER_EXPIRY_JOB,
     PARK_TIMEOUT_JOB,
     PENDING_CANCELLATION_JOB,
     RegistrationService,
@@ -56,10 +57,11 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         # Every write of a seminar's registrations goes through its seat book: claimed
         # first in each transaction, one writer per seminar at a time in this process
         # (the consumer's batches and the HTTP groups alike).
-        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
+        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
         runtime.consume(subscription(service, seat_books=seat_books))
-        runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
-        runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.on_cancellation_expired)
+        runtime.scheduler.on(PARK_TIMEOUT_JOB, service.parking.on_park_timeout)
+        runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.kept.on_cancellation_expired)
+        runtime.scheduler.on(OFFER_EXPIRY_JOB, service.offers.on_offer_expired)
         return RegistrationsOverHttp(
             service=service,
             uow=runtime.uow,

@@ -30,6 +30,7 @@ from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.subscriptions import Batch, Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
+from .domain import SeatTerms
 from .handlers import (
     CancellationRequest,
     RegistrationClosed,
@@ -66,6 +67,15 @@ def cancellation_of(event: ReceivedEvent) -> CancellationRequest:
     )
 
 
+def terms_of(data: SeminarScheduled) -> SeatTerms:
+    countries = data.eligible_countries
+    return SeatTerms(
+        promotion=data.promotion,
+        offer_hours=data.offer_hours,
+        eligible_countries=frozenset(countries) if countries is not None else None,
+    )
+
+
 def seminars_of(events: Sequence[ReceivedEvent]) -> set[str]:
     """The seminars whose seat books a batch may change (its writers' turns)."""
     return {
@@ -83,35 +93,41 @@ def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Su
     transaction claims the seat books of its seminars first (``seat_books``)."""
 
     async def decide(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
-        outcomes = await service.decide(uow, [request_of(e) for e in events])
+        outcomes = await service.requests.decide(uow, [request_of(e) for e in events])
         return [e.id for e, o in zip(events, outcomes, strict=True) if not o.created]
 
     async def cancel(event: ReceivedEvent, uow: UnitOfWork) -> None:
         try:
-            await service.cancel_requested(uow, cancellation_of(event))
+            await service.cancelling.cancel_requested(uow, cancellation_of(event))
         except RegistrationClosed as closed:
             raise PermanentError(str(closed)) from None
 
     async def erase(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.erase(
+        await service.erasure.erase(
             uow, participant_id=_as(event, ParticipantErasureRequested).participant_id
         )
 
     async def scheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarScheduled)
-        await service.on_seminar_scheduled(uow, seminar_id=data.seminar_id, capacity=data.capacity)
+        await service.seminar_changes.on_seminar_scheduled(
+            uow, seminar_id=data.seminar_id, capacity=data.capacity, terms=terms_of(data)
+        )
 
     async def rescheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarRescheduled)
-        await service.on_capacity_changed(
+        await service.seminar_changes.on_capacity_changed(
             uow, seminar_id=data.seminar_id, capacity=data.new_capacity
         )
 
     async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.on_seminar_cancelled(uow, seminar_id=_as(event, SeminarCancelled).seminar_id)
+        await service.seminar_changes.on_seminar_cancelled(
+            uow, seminar_id=_as(event, SeminarCancelled).seminar_id
+        )
 
     async def completed(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.on_seminar_completed(uow, seminar_id=_as(event, SeminarCompleted).seminar_id)
+        await service.seminar_changes.on_seminar_completed(
+            uow, seminar_id=_as(event, SeminarCompleted).seminar_id
+        )
 
     return Subscription(
         topics=TOPICS,

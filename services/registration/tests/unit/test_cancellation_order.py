@@ -59,7 +59,7 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
 ) -> None:
     open_seminar(world, 1)
     first = world.uow()
-    await world.service.cancel_requested(first, cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(first, cancellation(world, "x", at=2))
     assert first.emitted == []
     reg_id = registration_id("s", "x")
     assert world.cancellations.docs[reg_id]["cancelled_at"] == world.now + timedelta(seconds=2)
@@ -69,7 +69,7 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
 
     # The request (published before the cancellation) and another person's, in one batch.
     second = world.uow()
-    outcomes = await world.service.decide(
+    outcomes = await world.service.requests.decide(
         second, [request(world, "x", at=1), request(world, "y", at=3)]
     )
     assert [(o.status, o.created) for o in outcomes] == [
@@ -91,42 +91,52 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
     assert (book.confirmed, book.waitlisted, book.pending_cancellations) == (1, 0, 0)
     assert (world.cancellations.docs, world.scheduler.jobs) == ({}, {})
 
-    # The same request again (a redelivery) and a later one: repeats, nothing changes.
+    # The same request again (a redelivery), and an older one: nothing changes.
     again = world.uow()
-    repeats = await world.service.decide(
-        again, [request(world, "x", at=1), request(world, "x", at=9)]
+    repeats = await world.service.requests.decide(
+        again, [request(world, "x", at=1), request(world, "x", at=0)]
     )
     assert [(o.status, o.created) for o in repeats] == [(OutcomeStatus.CANCELLED, False)] * 2
     assert again.emitted == []
+    # One published after the cancellation registers x again: waitlisted at the end of
+    # the queue (y holds the one seat), the same registration, its version moving on.
+    later = world.uow()
+    [anew] = await world.service.requests.decide(later, [request(world, "x", at=9)])
+    assert (anew.status, anew.created, anew.position) == (OutcomeStatus.WAITLISTED, True, 1)
+    assert emitted(later) == [("RegistrationWaitlisted", "x", 3)]
+    doc = world.registrations.docs[reg_id]
+    assert (doc["status"], doc["version"], doc.get("reason")) == ("waitlisted", 3, None)
+    assert "cancellation_published_at" not in doc
+    # And that request again changes nothing.
+    replay = world.uow()
+    await world.service.requests.decide(replay, [request(world, "x", at=9)])
+    assert replay.emitted == []
 
 
 async def test_a_request_published_after_a_kept_cancellation_stays_registered(
     world: World,
 ) -> None:
     open_seminar(world, 5)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=1))
     uow = world.uow()
-    [outcome] = await world.service.decide(uow, [request(world, "x", at=2)])
+    [outcome] = await world.service.requests.decide(uow, [request(world, "x", at=2)])
     assert (outcome.status, emitted(uow)) == (
         OutcomeStatus.CONFIRMED,
         [("RegistrationConfirmed", "x", 1)],
     )
-    doc = world.registrations.docs[registration_id("s", "x")]
-    # Held by the registration (an earlier request may still come), no longer kept.
-    assert doc["held_cancellation"]["event_id"] == "cancel-x-1"
+    # The cancellation is settled (dropped): the request after it registered x.
     assert world.cancellations.docs == {}
     assert world.seminars.books["s"].pending_cancellations == 0
 
-    # The same request again changes nothing; one published before the cancellation
-    # (from the other partition) shows the cancellation was meant for this registration.
+    # The same request again changes nothing; so does one published before the
+    # cancellation (from the other partition): in publishing order it registered x,
+    # the cancellation cancelled it, and the later request registered x again.
     again = world.uow()
-    await world.service.decide(again, [request(world, "x", at=2)])
+    await world.service.requests.decide(again, [request(world, "x", at=2)])
     assert again.emitted == []
     earlier = world.uow()
-    [late] = await world.service.decide(earlier, [request(world, "x", at=0)])
-    assert (late.status, late.created) == (OutcomeStatus.CANCELLED, False)
-    assert emitted(earlier) == [("RegistrationCancelled", "x", 2)]
-    assert "held_cancellation" not in world.registrations.docs[registration_id("s", "x")]
+    [late] = await world.service.requests.decide(earlier, [request(world, "x", at=0)])
+    assert (late.status, late.created, earlier.emitted) == (OutcomeStatus.CONFIRMED, False, [])
 
 
 async def test_a_cancellation_consumed_after_a_later_request_does_not_cancel_it(
@@ -134,64 +144,70 @@ async def test_a_cancellation_consumed_after_a_later_request_does_not_cancel_it(
 ) -> None:
     # Published: cancellation (t=1), request (t=2); consumed the other way round.
     open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=2)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=2)])
     uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=1))
     assert uow.emitted == []
     doc = world.registrations.docs[registration_id("s", "x")]
     assert (doc["status"], doc["version"]) == ("confirmed", 1)
-    assert doc["held_cancellation"]["event_id"] == "cancel-x-1"
-    # An older cancellation does not replace the held one.
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=0))
-    held = world.registrations.docs[registration_id("s", "x")]["held_cancellation"]
-    assert held["event_id"] == "cancel-x-1"
+    # Nor does an older one, nor an earlier request consumed after them.
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=0))
+    earlier = world.uow()
+    await world.service.requests.decide(earlier, [request(world, "x", at=-1)])
+    assert earlier.emitted == []
+    assert world.registrations.docs[registration_id("s", "x")]["status"] == "confirmed"
 
 
-async def test_a_repeat_published_after_the_cancellation_does_not_save_the_registration(
+async def test_a_repeat_published_after_the_cancellation_is_noted_and_keeps_it_registered(
     world: World,
 ) -> None:
     # Published: request (t=1), cancellation (t=2), request again (t=3); the repeat is
-    # consumed before the cancellation. In publishing order the repeat meets a cancelled
-    # registration (re-registering after a cancellation is not supported in v1): so the
-    # cancellation wins here too.
+    # consumed before the cancellation. In publishing order the repeat registers x again
+    # after the cancellation: so the registration stands.
     open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     repeat = world.uow()
-    [outcome] = await world.service.decide(repeat, [request(world, "x", at=3)])
+    [outcome] = await world.service.requests.decide(repeat, [request(world, "x", at=3)])
     assert (outcome.status, outcome.created, repeat.emitted) == (
         OutcomeStatus.CONFIRMED,
         False,
         [],
     )
-    uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=2))
-    assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
-
-
-async def test_an_earlier_repeat_is_noted_for_cancellations_still_to_come(world: World) -> None:
-    # Published: request (t=1), cancellation (t=2), request again (t=3); consumed: the
-    # repeat first, then the original request, then the cancellation.
-    open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=3)])
-    noted = world.uow()
-    [outcome] = await world.service.decide(noted, [request(world, "x", at=1)])
-    assert (outcome.created, noted.emitted) == (False, [])
     doc = world.registrations.docs[registration_id("s", "x")]
-    assert (doc["first_requested_at"], doc["version"]) == (world.now + timedelta(seconds=1), 1)
+    assert (doc["last_requested_at"], doc["version"]) == (world.now + timedelta(seconds=3), 1)
     uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=2))
-    assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
+    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=2))
+    assert uow.emitted == []
+    # A cancellation published after every request cancels.
+    last = world.uow()
+    await world.service.cancelling.cancel_requested(last, cancellation(world, "x", at=3))
+    assert emitted(last) == [("RegistrationCancelled", "x", 2)]
+
+
+async def test_a_later_cancellation_of_a_cancelled_registration_is_noted(world: World) -> None:
+    # Published: request (t=1), cancellation (t=2), request (t=3), cancellation (t=4);
+    # consumed: both cancellations, then the second request, which was cancelled by the
+    # later cancellation in publishing order.
+    open_seminar(world, 5)
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=4))
+    doc = world.registrations.docs[registration_id("s", "x")]
+    assert doc["cancellation_published_at"] == world.now + timedelta(seconds=4)
+    uow = world.uow()
+    [outcome] = await world.service.requests.decide(uow, [request(world, "x", at=3)])
+    assert (outcome.status, outcome.created, uow.emitted) == (OutcomeStatus.CANCELLED, False, [])
 
 
 async def test_the_later_of_two_kept_cancellations_is_kept_and_expires(world: World) -> None:
     open_seminar(world, 5)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=5))
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=5))
+    await world.service.cancelling.cancel_requested(
         world.uow(later=timedelta(hours=1)), cancellation(world, "x", at=3)
     )
     reg_id = registration_id("s", "x")
     assert world.cancellations.docs[reg_id]["event_id"] == "cancel-x-5"
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(
         world.uow(later=timedelta(hours=2)), cancellation(world, "x", at=7)
     )
     assert world.cancellations.docs[reg_id]["event_id"] == "cancel-x-7"
@@ -201,27 +217,27 @@ async def test_the_later_of_two_kept_cancellations_is_kept_and_expires(world: Wo
 
     world.scheduler.jobs.clear()  # the scheduler deletes a job it runs
     expiry = world.uow(later=timedelta(days=7, hours=2))
-    await world.service.on_cancellation_expired(
+    await world.service.kept.on_cancellation_expired(
         Job(id=job_id, kind=job["kind"], group="s", due_at=job["due_at"], payload=job["payload"]),
         expiry,
     )
     assert world.cancellations.docs == {}
     assert world.seminars.books["s"].pending_cancellations == 0
     # Its request, when it finally comes, registers the person.
-    [outcome] = await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    [outcome] = await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     assert outcome.status is OutcomeStatus.CONFIRMED
 
 
 async def test_a_kept_cancellation_waits_for_an_unknown_seminar(world: World) -> None:
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
     book = world.seminars.books["s"]
     assert (book.status, book.pending_cancellations) == (SeminarStatus.UNKNOWN, 1)
     # Parked, like every request for an unknown seminar; decided (and cancelled) with
     # the others when the seminar is scheduled.
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
-    await world.service.decide(world.uow(), [request(world, "y", at=3)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "y", at=3)])
     opening = world.uow()
-    await world.service.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
+    await world.service.seminar_changes.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
     assert emitted(opening) == [
         ("RegistrationConfirmed", "x", 1),
         ("RegistrationWaitlisted", "y", 1),
@@ -236,14 +252,14 @@ async def test_a_kept_cancellation_waits_for_an_unknown_seminar(world: World) ->
 async def test_a_cancellation_withdraws_a_parked_request_and_its_redelivery(
     world: World,
 ) -> None:
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
     assert world.parked.docs == {}
     assert world.seminars.books["s"].parked == 0
     # The withdrawal is kept: the same request delivered again ends cancelled.
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     opening = world.uow()
-    await world.service.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
+    await world.service.seminar_changes.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
     assert [name for name, _, _ in emitted(opening)] == [
         "RegistrationConfirmed",
         "RegistrationCancelled",
@@ -256,20 +272,22 @@ async def test_completion_cancellation_and_erasure_drop_kept_cancellations(
 ) -> None:
     for seminar in ["done", "gone"]:
         open_seminar(world, 5, seminar)
-        await world.service.cancel_requested(
+        await world.service.cancelling.cancel_requested(
             world.uow(), cancellation(world, "x", at=1, seminar=seminar)
         )
-    await world.service.cancel_requested(world.uow(), cancellation(world, "z", at=1, seminar="s"))
+    await world.service.cancelling.cancel_requested(
+        world.uow(), cancellation(world, "z", at=1, seminar="s")
+    )
     assert len(world.cancellations.docs) == 3
-    await world.service.on_seminar_completed(world.uow(), seminar_id="done")
-    await world.service.on_seminar_cancelled(world.uow(), seminar_id="gone")
+    await world.service.seminar_changes.on_seminar_completed(world.uow(), seminar_id="done")
+    await world.service.seminar_changes.on_seminar_cancelled(world.uow(), seminar_id="gone")
     assert {d["seminar_id"] for d in world.cancellations.docs.values()} == {"s"}
     assert world.seminars.books["done"].pending_cancellations == 0
     assert world.seminars.books["gone"].pending_cancellations == 0
-    await world.service.erase(world.uow(), participant_id="z")
+    await world.service.erasure.erase(world.uow(), participant_id="z")
     assert (world.cancellations.docs, world.scheduler.jobs) == ({}, {})
     # Nothing is kept for a seminar that can register nobody any more.
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(
         world.uow(), cancellation(world, "y", at=1, seminar="done")
     )
     assert world.cancellations.docs == {}
@@ -279,11 +297,11 @@ async def test_http_cancellation_of_a_kept_one_is_not_found_and_of_a_decided_one
     world: World,
 ) -> None:
     open_seminar(world, 1)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=1))
     reg_id = registration_id("s", "x")
-    assert await world.service.cancel(world.uow(), registration_id=reg_id) is None
-    await world.service.decide(world.uow(), [request(world, "x", at=2)])
-    outcome = await world.service.cancel(world.uow(), registration_id=reg_id)
+    assert await world.service.cancelling.cancel(world.uow(), registration_id=reg_id) is None
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=2)])
+    outcome = await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
     assert outcome is not None
     assert outcome.status is OutcomeStatus.CANCELLED
     assert "held_cancellation" not in world.registrations.docs[reg_id]
@@ -294,11 +312,11 @@ async def test_http_cancellation_of_a_kept_one_is_not_found_and_of_a_decided_one
 
 def _publishing_order_outcome(events: list[tuple[str, int]]) -> str | None:
     """What consuming ``events`` in publishing order gives: the first request registers,
-    a cancellation after it cancels, anything after that changes nothing (re-registering
-    after a cancellation is not supported in v1). At equal times the request is first."""
+    a cancellation after it cancels, a request after that registers again. At equal
+    times the request is first."""
     status: str | None = None
     for kind, _ in sorted(events, key=lambda e: (e[1], e[0] == "cancel")):
-        if kind == "request" and status is None:
+        if kind == "request" and status in {None, "cancelled"}:
             status = "confirmed"
         elif kind == "cancel" and status == "confirmed":
             status = "cancelled"
@@ -330,12 +348,14 @@ async def test_any_order_of_consumption_gives_the_publishing_order_outcome(
             if data.draw(st.booleans()):
                 continue
         if batch:
-            await world.service.decide(world.uow(), batch)
+            await world.service.requests.decide(world.uow(), batch)
             batch = []
         if kind == "cancel":
-            await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=at))
+            await world.service.cancelling.cancel_requested(
+                world.uow(), cancellation(world, "x", at=at)
+            )
     if batch:
-        await world.service.decide(world.uow(), batch)
+        await world.service.requests.decide(world.uow(), batch)
 
     doc = world.registrations.docs.get(registration_id("s", "x"))
     assert (doc["status"] if doc else None) == _publishing_order_outcome(published)
@@ -344,3 +364,21 @@ async def test_any_order_of_consumption_gives_the_publishing_order_outcome(
     assert book.pending_cancellations == len(world.cancellations.docs)
     if doc is not None:
         assert world.cancellations.docs == {}
+
+
+async def test_a_replayed_request_never_registers_again_even_with_skewed_clocks(
+    world: World,
+) -> None:
+    # HTTP cancellations carry this service's clock, here behind the producer's: by time
+    # alone a replayed old request would look newer than them. Its id says otherwise.
+    open_seminar(world, 5)
+    reg_id = registration_id("s", "x")
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    [anew] = await world.service.requests.decide(world.uow(), [request(world, "x", at=5)])
+    assert (anew.status, anew.created) == (OutcomeStatus.CONFIRMED, True)
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    replay = world.uow()
+    [outcome] = await world.service.requests.decide(replay, [request(world, "x", at=1)])
+    assert (outcome.status, outcome.created, replay.emitted) == (OutcomeStatus.CANCELLED, False, [])
+    assert world.registrations.docs[reg_id]["request_ids"] == ["req-x-1", "req-x-5"]
