@@ -392,3 +392,43 @@ async def test_redrive_puts_a_dead_letter_back_on_the_partition_it_came_from(
     )
     assert not any(name.startswith("x-dlq-") for name, _ in again.headers)
     assert counts == {"redriven": 1, "skipped": 0, "rehashed": 0}
+
+
+async def test_dead_letter_metrics_carry_the_event_type_whenever_the_envelope_parsed(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    """``type`` on ``outcome="dead_lettered"`` is the envelope's type when this system
+    knows it (invalid data, a forbidden source, the wrong topic), ``unknown`` only for a
+    record without a readable envelope or with a type nobody registered (a label made
+    of any string a producer sends would grow the series without bound)."""
+    app = probe_app(namespace.settings(ProbeSettings))
+    seminar = _seminar()
+    template = json.loads(
+        envelope_for(_request(seminar, "x"), source="/platform/x", time=utc_now()).to_json_bytes()
+    )
+
+    def variant(**changes: object) -> bytes:
+        return json.dumps({**template, "id": uuid.uuid4().hex, **changes}).encode()
+
+    poison = [
+        variant(data={"seminar_id": seminar}),  # invalid data
+        variant(source="/services/seminar"),  # forbidden source
+        variant(type="seminar.cancelled.v1", data={"seminar_id": seminar}),  # wrong topic
+        variant(type="registration.teleported.v1"),  # a type nobody knows
+        b"{not json",
+    ]
+    async with running(app):
+        for value in poison:
+            await kafka.send_raw(REGISTRATION_REQUESTS, value, key=seminar.encode())
+        await eventually(
+            lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"),
+            until=lambda r: len(r) >= len(poison),
+            what="every poison record dead-lettered",
+        )
+        metrics = await _metrics_text(app)
+    dead = {
+        line.split('type="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("seminarops_events_processed_total") and "dead_lettered" in line
+    }
+    assert dead == {"registration.requested.v1": 2, "seminar.cancelled.v1": 1, "unknown": 2}
