@@ -471,7 +471,11 @@ class EventConsumer:
             raise
 
     def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
-        """Consumer lag per partition seen in this batch: high watermark - next offset."""
+        """Consumer lag per partition seen in this batch: high watermark - next offset.
+        Nothing when the consumer knows no high watermarks (FastStream's in-memory
+        ``TestKafkaBroker`` hands over a stand-in without them)."""
+        if not hasattr(consumer, "highwater"):
+            return
         last: dict[tuple[str, int], int] = {}
         for record in records:
             last[(record.topic, record.partition)] = record.offset
