@@ -64,6 +64,7 @@ from .kafka_clients import (
 from .settings import KafkaSettings
 
 REDRIVE_GROUP = "dlq-redrive"
+REDRIVEN_FROM = "x-redriven-from"
 DEFAULT_MAX_REDRIVES = 3
 _DLQ_SUFFIX = dead_letter_topic("")
 
@@ -194,14 +195,15 @@ def _original_partition(headers: dict[str, str], partitions: set[int]) -> int | 
 
 
 def _redriven_headers(headers: dict[str, str], record: ConsumerRecord[Any, Any]) -> list[Any]:
-    """The original headers, without the dead letter's own, plus where it came from and
-    how often it has now been re-driven (kept if it is dead-lettered again)."""
+    """The original headers, without the dead letter's own, plus where it came from (this
+    round's place only) and how often it has now been re-driven (kept if it is
+    dead-lettered again)."""
     kept = [
         (name, value.encode())
         for name, value in headers.items()
-        if not name.startswith(DLQ_HEADER_PREFIX)
+        if not name.startswith(DLQ_HEADER_PREFIX) and name != REDRIVEN_FROM
     ]
-    kept.append(("x-redriven-from", f"{record.topic}:{record.partition}:{record.offset}".encode()))
+    kept.append((REDRIVEN_FROM, f"{record.topic}:{record.partition}:{record.offset}".encode()))
     kept.append((DLQ_REDRIVES, str(redrives_of(headers) + 1).encode()))
     return kept
 

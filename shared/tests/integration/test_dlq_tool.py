@@ -181,7 +181,9 @@ async def test_a_record_that_keeps_failing_is_re_driven_at_most_max_redrives_tim
                 until=lambda r, n=round_: len(r) == n + 1,
                 what=f"dead-lettered again after round {round_}",
             )
+            headers = [name for name, _ in letters[-1].headers]
             assert dict(letters[-1].headers)["x-dlq-redrives"] == str(round_).encode()
+            assert headers.count("x-redriven-from") == 1  # this round's origin only
 
         refused = await redrive(namespace.kafka(), DLQ, max_redrives=2)
         assert (refused["redriven"], refused["refused"]) == (0, 1)
