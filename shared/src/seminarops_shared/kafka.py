@@ -161,10 +161,14 @@ async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
 
 
 class Rejected(Exception):
-    def __init__(self, reason_kind: str, reason: str) -> None:
+    """A record that is not a valid event here. ``event_type``: the envelope's ``type``
+    when the envelope parsed (the metrics label it), ``None`` when it did not."""
+
+    def __init__(self, reason_kind: str, reason: str, *, event_type: str | None = None) -> None:
         super().__init__(reason)
         self.reason_kind = reason_kind
         self.reason = reason
+        self.event_type = event_type
 
 
 def logical_topic(physical: str, kafka: KafkaSettings) -> str:
@@ -193,11 +197,15 @@ def decode_record(
             raise Rejected("invalid_json", "not valid JSON: " + _summary(error)) from None
         raise Rejected("invalid_envelope", "invalid envelope: " + _summary(error)) from None
     logical = logical_topic(record.topic, kafka)
+    # The type labels the dead letter's metrics only when this system knows it: a label
+    # taken from any string a producer sends would grow the series without bound.
+    known_type = envelope.type if REGISTRY.knows(envelope.type) else None
     allowed = allowed_sources.get(logical)
     if allowed is not None and not any(envelope.source.startswith(p) for p in allowed):
         raise Rejected(
             "forbidden_source",
             f"source {envelope.source!r} may not publish to {logical} (allowed: {list(allowed)})",
+            event_type=known_type,
         )
     try:
         received = REGISTRY.decode(envelope)
@@ -205,11 +213,15 @@ def decode_record(
         raise Rejected("unknown_type", str(error)) from None
     except ValidationError as error:
         raise Rejected(
-            "invalid_data", f"invalid data for {envelope.type}: {_summary(error)}"
+            "invalid_data",
+            f"invalid data for {envelope.type}: {_summary(error)}",
+            event_type=envelope.type,
         ) from None
     if received.data.topic != logical:
         raise Rejected(
-            "wrong_topic", f"{envelope.type} belongs on {received.data.topic}, not {logical}"
+            "wrong_topic",
+            f"{envelope.type} belongs on {received.data.topic}, not {logical}",
+            event_type=envelope.type,
         )
     return received, logical
 
@@ -279,7 +291,9 @@ class EventConsumer:
                     record, reason=rejected.reason, reason_kind=rejected.reason_kind, attempts=1
                 )
                 self._metrics.processed(
-                    topic=record.topic, event_type="unknown", outcome="dead_lettered"
+                    topic=record.topic,
+                    event_type=rejected.event_type or "unknown",
+                    outcome="dead_lettered",
                 )
                 continue
             if type(item.event.data) in self._handlers:
@@ -457,7 +471,11 @@ class EventConsumer:
             raise
 
     def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
-        """Consumer lag per partition seen in this batch: high watermark - next offset."""
+        """Consumer lag per partition seen in this batch: high watermark - next offset.
+        Nothing when the consumer knows no high watermarks (FastStream's in-memory
+        ``TestKafkaBroker`` hands over a stand-in without them)."""
+        if not hasattr(consumer, "highwater"):
+            return
         last: dict[tuple[str, int], int] = {}
         for record in records:
             last[(record.topic, record.partition)] = record.offset

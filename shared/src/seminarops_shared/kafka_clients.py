@@ -41,6 +41,7 @@ __all__ = [
     "DLQ_ORIGINAL_TOPIC",
     "DLQ_REASON",
     "DLQ_REASON_KIND",
+    "DLQ_REDRIVES",
     "client_options",
     "end_offsets",
     "header_text",
@@ -61,6 +62,9 @@ DLQ_ORIGINAL_PARTITION = "x-dlq-original-partition"
 DLQ_ORIGINAL_OFFSET = "x-dlq-original-offset"
 DLQ_CONSUMER_GROUP = "x-dlq-consumer-group"
 DLQ_FAILED_AT = "x-dlq-failed-at"
+# How often a record was re-driven from its DLQ (``dlq redrive`` sets it; dead-lettering
+# keeps the record's headers, so it survives the next round and caps the rounds).
+DLQ_REDRIVES = "x-dlq-redrives"
 
 
 def header_text(value: bytes | None) -> str:

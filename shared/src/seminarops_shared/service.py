@@ -28,6 +28,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import health
+from .api_docs import install_api_docs
 from .auth import Authenticator
 from .clock import Clock, utc_now
 from .errors import install_error_handlers
@@ -280,7 +281,7 @@ def create_service_app(
             await mongo.close()
             _log.info("service stopped", service=settings.service_name)
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = _documented_app(title=title, description=description, version=version, lifespan=lifespan)
     app.state.auth_settings = settings.auth
     app.state.authenticator = authenticator
     app.state.metrics = metrics
@@ -294,6 +295,23 @@ def create_service_app(
     )
     # Outermost: a closed door answers before anything else runs.
     app.add_middleware(_DoorsGate, doors=doors)
+    return app
+
+
+def _documented_app(
+    *, title: str, description: str, version: str, lifespan: Callable[[FastAPI], Any]
+) -> FastAPI:
+    """The app with its API documentation pages. FastAPI's own ``/docs`` and ``/redoc``
+    load their scripts from CDNs; these are served by the service itself."""
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_api_docs(app)
     return app
 
 

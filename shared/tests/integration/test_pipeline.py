@@ -318,10 +318,21 @@ async def test_dead_letters_are_listed_and_redriven_once_after_a_fix(
 
         behaviour.before_effect = lambda participant_id: None  # type: ignore[method-assign]  # the fix
         dlq = REGISTRATION_REQUESTS + ".dlq"
-        assert await redrive(namespace.kafka(), dlq) == {"redriven": 1, "skipped": 0, "rehashed": 0}
+        assert await redrive(namespace.kafka(), dlq) == _counts(redriven=1)
         await eventually(lambda: _applied(app, seminar), what="re-driven event applied")
         # A second run finds nothing new to re-drive.
-        assert await redrive(namespace.kafka(), dlq) == {"redriven": 0, "skipped": 0, "rehashed": 0}
+        assert await redrive(namespace.kafka(), dlq) == _counts(redriven=0)
+
+
+def _counts(*, redriven: int, skipped: int = 0, rehashed: int = 0) -> dict[str, object]:
+    """A real re-drive's result that refused nothing."""
+    return {
+        "redriven": redriven,
+        "skipped": skipped,
+        "rehashed": rehashed,
+        "refused": 0,
+        "refused_records": [],
+    }
 
 
 async def test_a_filtered_redrive_leaves_the_other_dead_letters_to_a_later_run(
@@ -341,10 +352,10 @@ async def test_a_filtered_redrive_leaves_the_other_dead_letters_to_a_later_run(
 
     only_bugs = await redrive(namespace.kafka(), dlq, reason_kind="handler_error")
     # Made by hand, without x-dlq-original-partition: re-driven by their key's hash.
-    assert only_bugs == {"redriven": 1, "skipped": 2, "rehashed": 1}
+    assert only_bugs == _counts(redriven=1, skipped=2, rehashed=1)
     # The unfiltered run keeps its own position: it still sees every dead letter (the
     # one re-driven already is absorbed by the consumers' markers).
-    assert await redrive(namespace.kafka(), dlq) == {"redriven": 3, "skipped": 0, "rehashed": 3}
+    assert await redrive(namespace.kafka(), dlq) == _counts(redriven=3, rehashed=3)
     records = await kafka.read_all(REGISTRATION_REQUESTS)
     assert sorted(r.value for r in records) == [b"letter-0", b"letter-1", b"letter-1", b"letter-2"]
     assert {r.partition for r in records} == {_murmur2_partition(b"sem", 3)}
@@ -390,5 +401,47 @@ async def test_redrive_puts_a_dead_letter_back_on_the_partition_it_came_from(
     assert dict(again.headers)["x-redriven-from"] == (
         f"{namespace.topic(dlq)}:{letter.partition}:{letter.offset}".encode()
     )
-    assert not any(name.startswith("x-dlq-") for name, _ in again.headers)
-    assert counts == {"redriven": 1, "skipped": 0, "rehashed": 0}
+    # The dead letter's own headers stay behind; only the redrive count goes along.
+    assert [name for name, _ in again.headers if name.startswith("x-dlq-")] == ["x-dlq-redrives"]
+    assert dict(again.headers)["x-dlq-redrives"] == b"1"
+    assert counts == _counts(redriven=1)
+
+
+async def test_dead_letter_metrics_carry_the_event_type_whenever_the_envelope_parsed(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    """``type`` on ``outcome="dead_lettered"`` is the envelope's type when this system
+    knows it (invalid data, a forbidden source, the wrong topic), ``unknown`` only for a
+    record without a readable envelope or with a type nobody registered (a label made
+    of any string a producer sends would grow the series without bound)."""
+    app = probe_app(namespace.settings(ProbeSettings))
+    seminar = _seminar()
+    template = json.loads(
+        envelope_for(_request(seminar, "x"), source="/platform/x", time=utc_now()).to_json_bytes()
+    )
+
+    def variant(**changes: object) -> bytes:
+        return json.dumps({**template, "id": uuid.uuid4().hex, **changes}).encode()
+
+    poison = [
+        variant(data={"seminar_id": seminar}),  # invalid data
+        variant(source="/services/seminar"),  # forbidden source
+        variant(type="seminar.cancelled.v1", data={"seminar_id": seminar}),  # wrong topic
+        variant(type="registration.teleported.v1"),  # a type nobody knows
+        b"{not json",
+    ]
+    async with running(app):
+        for value in poison:
+            await kafka.send_raw(REGISTRATION_REQUESTS, value, key=seminar.encode())
+        await eventually(
+            lambda: kafka.read_all(REGISTRATION_REQUESTS + ".dlq"),
+            until=lambda r: len(r) >= len(poison),
+            what="every poison record dead-lettered",
+        )
+        metrics = await _metrics_text(app)
+    dead = {
+        line.split('type="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("seminarops_events_processed_total") and "dead_lettered" in line
+    }
+    assert dead == {"registration.requested.v1": 2, "seminar.cancelled.v1": 1, "unknown": 2}

@@ -15,6 +15,10 @@ Format (UTF-8, a header row, comma-separated, fields quoted as usual in CSV):
 Other columns are ignored (and reported). A file-level problem (not UTF-8, no header,
 a required column missing, too many rows) is ``InvalidSeasonFile``; a row-level one
 rejects that row only.
+
+``split_season`` cuts a long file between rows into parts that each carry the header,
+for a client that sends it a part at a time (``python -m seminar import``); every row
+and line number the service reports for a part maps back to the file.
 """
 
 from __future__ import annotations
@@ -58,6 +62,61 @@ class InvalidSeasonFile(Invalid):
 class SeasonFile:
     rows: list[ImportRow]
     ignored_columns: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonPart:
+    """Consecutive rows of a season file, with its header: a season file itself.
+
+    Row ``r`` of the part is row ``rows_before + r`` of the file; line ``n`` of the part
+    (past its header) is line ``n + line_offset`` of the file."""
+
+    data: bytes
+    rows: int
+    rows_before: int
+    line_offset: int
+
+
+def split_season(data: bytes, *, rows_per_part: int) -> list[SeasonPart]:
+    """``data`` cut between rows into parts of at most ``rows_per_part`` rows, each
+    starting with the file's header, every other byte as in the file (quoted line
+    breaks, blank lines). A file that cannot be read as CSV here (not UTF-8, a CSV
+    error, no header) stays whole, one part: ``parse_season`` then says what is wrong."""
+    whole = [SeasonPart(data=data, rows=0, rows_before=0, line_offset=0)]
+    try:
+        lines = io.StringIO(data.decode("utf-8-sig"), newline="").readlines()
+        ends = _record_ends(lines)
+    except (UnicodeDecodeError, csv.Error):
+        return whole
+    if not ends:
+        return whole
+    header_lines, row_ends = ends[0], ends[1:]
+    header = "".join(lines[:header_lines])
+    parts: list[SeasonPart] = []
+    start = header_lines  # the first line (index) of the next part
+    for first in range(0, len(row_ends), rows_per_part):
+        end = row_ends[min(first + rows_per_part, len(row_ends)) - 1]
+        if first + rows_per_part >= len(row_ends):
+            end = len(lines)  # blank lines after the last row stay with it
+        text = header + "".join(lines[start:end])
+        rows = min(rows_per_part, len(row_ends) - first)
+        parts.append(
+            SeasonPart(
+                data=text.encode(),
+                rows=rows,
+                rows_before=first,
+                line_offset=start - header_lines,
+            )
+        )
+        start = end
+    return parts or whole
+
+
+def _record_ends(lines: list[str]) -> list[int]:
+    """After which line each non-blank CSV record ends (the header first), counting as
+    ``csv`` does: a quoted field may span lines; blank lines are no record."""
+    reader = csv.reader(iter(lines))
+    return [reader.line_num for record in reader if record]
 
 
 def csv_from_upload(body: bytes, content_type: str) -> bytes:

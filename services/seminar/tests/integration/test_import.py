@@ -3,12 +3,22 @@ file-level refusals with nothing stored."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from seminar.__main__ import import_file
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, running
+from seminarops_shared.settings import Role
 
-from ..conftest import OPERATOR, AppFactory, Published
+from ..conftest import OPERATOR, TOKENS, AppFactory, Published
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +154,52 @@ async def test_limits_and_roles(make_app: AppFactory) -> None:
         )
         assert anonymous.status_code == 401
         assert (await client.get("/v1/seminars")).json()["items"] == []
+
+
+async def test_the_command_line_sends_a_long_file_in_parts_with_the_same_outcome(
+    make_app: AppFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m seminar import`` against the real endpoint, two rows per request: the
+    same outcome as one request (a repeated id in a later part meets the stored seminar),
+    every rejected row numbered as in the file, the ignored column reported."""
+    ids = {key: f"cli-{key}-{id(object())}" for key in "abcde"}
+    season = tmp_path / "season.csv"
+    season.write_text(SEASON.format(**ids))
+    app = make_app()
+    async with running(app), _served(app) as url:
+        code = await asyncio.to_thread(
+            import_file,
+            season,
+            url=url,
+            token=TOKENS[Role.OPERATOR],
+            dry_run=False,
+            rows_per_request=2,
+        )
+    # The service's own log lines (timestamped) share stdout with the command here.
+    out = [line for line in capsys.readouterr().out.splitlines() if not line[:4].isdigit()]
+    assert code == 1
+    assert out[0] == "ignored columns: notes"
+    assert [line.split(":")[0] for line in out[1:-1]] == [
+        "row 3 (line 4)",
+        "row 4 (line 5)",
+        "row 5 (line 6)",
+        "row 6 (line 7)",
+        "row 8 (line 9)",
+    ]
+    assert "a different seminar with id" in out[4]  # row 6: row 1's id, stored by then
+    assert out[-1] == "2 created, 1 unchanged, 5 rejected"
+
+
+@asynccontextmanager
+async def _served(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` (its lifespan already running) over real HTTP on a free loopback port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # a connection made before uvicorn accepts waits in the backlog
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task

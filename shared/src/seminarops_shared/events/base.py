@@ -80,6 +80,10 @@ class EventRegistry:
         except KeyError:
             raise UnknownEventType(f"unknown event type {event_type!r}") from None
 
+    def knows(self, event_type: str) -> bool:
+        """A type this system decodes (its own or an older one it upcasts)."""
+        return event_type in self._models or event_type in self._upcasters
+
     def models(self) -> dict[str, type[Event]]:
         return dict(sorted(self._models.items()))
 
