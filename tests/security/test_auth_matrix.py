@@ -94,6 +94,12 @@ EXPECTED: dict[str, Routes] = {
         ("POST", "/v1/registrations/{registration_id}/cancel"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
+        ("POST", "/v1/registrations/{registration_id}/accept"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("POST", "/v1/registrations/{registration_id}/decline"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
         ("GET", "/v1/seminars/{seminar_id}/registrations"): frozenset({OPERATOR, PLATFORM}),
         ("GET", "/v1/participants/{participant_id}/registrations"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
@@ -151,6 +157,8 @@ PERSONAL: dict[str, set[tuple[str, str]]] = {
         ("GET", "/v1/registrations/{registration_id}"),
         ("DELETE", "/v1/registrations/{registration_id}"),
         ("POST", "/v1/registrations/{registration_id}/cancel"),
+        ("POST", "/v1/registrations/{registration_id}/accept"),
+        ("POST", "/v1/registrations/{registration_id}/decline"),
         ("GET", "/v1/participants/{participant_id}/registrations"),
     },
 }
