@@ -42,6 +42,10 @@ router = APIRouter(prefix="/v1")
 
 FormId = Annotated[str, StringConstraints(pattern=FORM_ID_PATTERN)]
 SeminarIdPath = Annotated[Identifier, Path()]
+# A form's version number: bounded so that no number a client sends reaches the database
+# beyond the 64-bit integers it holds (a 422, not a driver error).
+MAX_FORM_VERSION = 1_000_000
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_FORM_VERSION)]
 
 
 async def get_service(request: Request) -> FeedbackService:
@@ -108,7 +112,7 @@ class FormEdit(BaseModel):
 
     # Read-only fields of a form as GET shows it: accepted so that a read form can be
     # edited and written back, and ignored.
-    version: int | None = Field(default=None, description="read-only; ignored")
+    version: VersionNumber | None = Field(default=None, description="read-only; ignored")
     created_at: datetime | None = Field(default=None, description="read-only; ignored")
 
 
@@ -164,7 +168,7 @@ class AssignmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     form_id: FormId
-    version: Annotated[int, Field(ge=1)] | None = Field(
+    version: VersionNumber | None = Field(
         default=None, description="pin a version; absent: the latest when the window opens"
     )
 
@@ -286,7 +290,7 @@ async def list_forms(service: Service) -> list[FormSummaryOut]:
 async def get_form(
     form_id: str,
     service: Service,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[VersionNumber | None, Query()] = None,
 ) -> FormOut:
     return FormOut.of(await service.form(form_id, version))
 

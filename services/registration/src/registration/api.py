@@ -32,6 +32,9 @@ router = APIRouter(prefix="/v1", tags=["registrations"])
 HTTP_SOURCE = service_source("registration") + "/http"
 
 PathId = Annotated[Identifier, Path()]
+# Far beyond any seminar's registrations and well inside the 64-bit integers the
+# database takes: a larger offset is a 422 naming the parameter, not a driver error.
+MAX_OFFSET = 1_000_000
 
 _writers = Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
 _readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
@@ -230,7 +233,7 @@ async def seminar_registrations(
     service: Service,
     status_filter: Annotated[RegistrationStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SeminarRegistrationsOut:
     book = await service.registrations.seat_book(seminar_id)
     if book is None:
