@@ -82,7 +82,7 @@ class Busy(DomainError):
         self.retry_after_s = retry_after_s
 
 
-InputPart = Literal["body", "query", "path"]
+InputPart = Literal["body", "query", "path", "header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,8 @@ class FieldProblem:
 
 class Invalid(DomainError, ValueError):
     """Input that can never succeed as given. ``fields``: each problem, by field;
-    ``part``: whether those fields are a command's body or a query's parameters.
+    ``part``: whether those fields are a command's body, a query's parameters, the
+    path or a header.
 
     A ``ValueError`` too, so a pydantic validator may raise it (and pydantic reports
     it as its own validation error)."""

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from seminarops_shared.auth import require_role
 from seminarops_shared.errors import FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Rating, Year
+from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRequest, IdempotentRoute
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
@@ -38,7 +39,7 @@ from .domain import (
 from .handlers import FeedbackService, FormSummary
 from .repository import kind_target, seminar_target
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 FormId = Annotated[str, StringConstraints(pattern=FORM_ID_PATTERN)]
 SeminarIdPath = Annotated[Identifier, Path()]
@@ -270,9 +271,16 @@ class NonRespondentsOut(BaseModel):
     summary="Create a form (version 1)",
     tags=["forms"],
 )
-async def create_form(body: FormCreate, service: Service) -> FormOut:
+async def create_form(
+    body: FormCreate,
+    service: Service,
+    idempotent: Annotated[IdempotentRequest | None, IDEMPOTENT],
+) -> FormOut:
+    # Without an id of its own, a form created under an Idempotency-Key gets the key's:
+    # a run after a crash finds it instead of creating a second one.
+    form_id = body.id or (idempotent.resource_id("form", length=24) if idempotent else None)
     form = await service.create_form(
-        form_id=body.id,
+        form_id=form_id,
         title=body.title,
         description=body.description,
         anonymous=body.anonymous,
@@ -324,7 +332,7 @@ async def update_form(form_id: str, body: FormUpdate, service: Service) -> FormO
 
 @router.post(
     "/seminars/{seminar_id}/form",
-    dependencies=[operator_only],
+    dependencies=[operator_only, IDEMPOTENT],
     summary="Evaluate this seminar with a given form (before its window opens)",
     tags=["forms"],
 )
@@ -339,7 +347,7 @@ async def assign_seminar_form(
 
 @router.post(
     "/kinds/{kind}/form",
-    dependencies=[operator_only],
+    dependencies=[operator_only, IDEMPOTENT],
     summary="Evaluate seminars of this kind with a given form (windows opening from now on)",
     tags=["forms"],
 )
@@ -363,7 +371,7 @@ async def seminar_form(seminar_id: SeminarIdPath, service: Service) -> FormOut:
 @router.post(
     "/evaluations",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[may_submit],
+    dependencies=[may_submit, IDEMPOTENT],
     summary="One attendee's evaluation of a seminar",
     tags=["evaluations"],
     responses={

@@ -18,6 +18,7 @@ from seminarops_shared.errors import NotFound
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Identifier
+from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRoute
 from seminarops_shared.mongo import Document
 from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
@@ -25,7 +26,7 @@ from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
 
 from .handlers import Outcome, OutcomeStatus, RegistrationRequest, RegistrationsOverHttp
 
-router = APIRouter(prefix="/v1", tags=["registrations"])
+router = APIRouter(prefix="/v1", tags=["registrations"], route_class=IdempotentRoute)
 
 # The `source` of requests made over this API (the events' `source` field says which
 # path a registration came by; the envelope's is always /services/registration).
@@ -143,7 +144,7 @@ def _decision(outcome: Outcome) -> DecisionOut:
     "/registrations",
     response_model=DecisionOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[_writers],
+    dependencies=[_writers, IDEMPOTENT],
     responses={
         200: {"description": "the registration existed already (a repeat)"},
         202: {"description": "the seminar is not known yet: the request is parked"},
