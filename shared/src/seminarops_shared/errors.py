@@ -167,8 +167,13 @@ def http_answer(error: DomainError) -> HttpAnswer | None:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error of the vocabulary raised in ``app``'s routes and dependencies
-    (see the module docstring). Anything else keeps the app's other handlers."""
+    (see the module docstring), and declare those answers (``problems``) in its OpenAPI
+    document. Anything else keeps the app's other handlers."""
     from starlette.responses import JSONResponse
+
+    from .problems import declare_problems
+
+    declare_problems(app)
 
     async def answer(_request: Request, error: Exception) -> Response:
         found = http_answer(error) if isinstance(error, DomainError) else None
