@@ -68,6 +68,7 @@ __all__ = [
     "StoredAnswer",
     "StoredAnswers",
     "idempotency",
+    "request_fingerprint",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -276,7 +277,7 @@ def _caller(request: Request) -> str:
     return "anonymous"
 
 
-async def _fingerprint(request: Request) -> str:
+async def request_fingerprint(request: Request) -> str:
     """What makes two requests "the same": method, path, query and body. JSON bodies
     are compared as JSON (key order and spacing do not matter); a multipart body
     without its boundary (each client picks its own)."""
@@ -327,7 +328,7 @@ async def idempotency(
     route = getattr(request.scope.get("route"), "path", request.url.path)
     scope = "\n".join((answers.service, f"{request.method} {route}", _caller(request), key))
     key_id = hashlib.sha256(scope.encode()).hexdigest()
-    claim = await answers.claim(key_id, fingerprint=await _fingerprint(request))
+    claim = await answers.claim(key_id, fingerprint=await request_fingerprint(request))
     if isinstance(claim, Replay):
         raise _ReplayAnswer(claim.answer)
     if isinstance(claim, Refusal):

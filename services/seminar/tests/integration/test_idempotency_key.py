@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pymongo.errors import ConnectionFailure
 
 from seminarops_devtools.testing.stack import running
+from seminarops_shared.http_idempotency import IDEMPOTENCY_LEASE, StoredAnswers
 from seminarops_shared.service import Runtime
 
-from ..conftest import OPERATOR, PLATFORM, AppFactory, Body
+from ..conftest import OPERATOR, PLATFORM, AppFactory, Body, FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +148,35 @@ async def test_an_import_repeated_with_its_key_answers_the_same_report(
     assert (again.status_code, again.content) == (200, first.content)
     # A new key runs the import again: the row exists, unchanged.
     assert fresh.json()["unchanged"] == 1
+
+
+async def test_after_a_crash_before_the_answer_the_key_runs_again_and_creates_nothing_twice(
+    make_app: AppFactory, seminar_body: Body, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash window of ``http_idempotency``: the seminar is committed but its answer
+    never stored (the process died). The key answers 409 while its lease runs, then the
+    next request runs again and finds the seminar it created under the key's id."""
+    title = f"Crash {uuid.uuid4().hex[:8]}"
+    payload = seminar_body(title=title)
+    clock = FakeClock(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))
+    app = make_app(clock=clock)
+
+    async def dies_before_storing(*_args: object) -> None:
+        raise ConnectionFailure("the process died before storing the answer")
+
+    async with running(app) as client:
+        with monkeypatch.context() as crash:
+            crash.setattr(StoredAnswers, "answer", dies_before_storing)
+            first = await client.post("/v1/seminars", json=payload, headers=keyed("crash"))
+        during_lease = await client.post("/v1/seminars", json=payload, headers=keyed("crash"))
+        clock.advance(IDEMPOTENCY_LEASE + timedelta(seconds=1))
+        after_lease = await client.post("/v1/seminars", json=payload, headers=keyed("crash"))
+        replayed = await client.post("/v1/seminars", json=payload, headers=keyed("crash"))
+        count = await seminars_titled(app, title)
+    assert first.status_code == 201, first.text
+    assert during_lease.status_code == 409
+    assert during_lease.json()["code"] == "idempotency_key_in_use"
+    # Run again: the seminar exists under the key's id, so it is found, not doubled.
+    assert (after_lease.status_code, after_lease.json()["id"]) == (200, first.json()["id"])
+    assert (replayed.status_code, replayed.content) == (200, after_lease.content)
+    assert count == 1
