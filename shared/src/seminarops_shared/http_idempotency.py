@@ -252,6 +252,8 @@ class IdempotentRequest:
 # scope (``request.state`` may be one dict shared by every request, as a test harness's
 # lifespan state is).
 _HELD = "seminarops.idempotent_request"
+# Set by ``IdempotentRoute`` before the dependencies run: someone will answer or free the key.
+_ROUTE_COMPLETES = "seminarops.idempotent_route"
 
 
 def _held(request: Request) -> IdempotentRequest | None:
@@ -324,6 +326,10 @@ async def idempotency(
     Put it after the route's authentication: an unauthenticated request holds nothing."""
     if key is None:
         return None
+    if not request.scope.get(_ROUTE_COMPLETES):
+        # Held and never answered nor freed, the key would refuse every repeat until
+        # its lease ends: a wiring mistake, said at the first request.
+        raise TypeError("a route depending on `idempotency` needs route_class=IdempotentRoute")
     answers = _stored_answers(request)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     scope = "\n".join((answers.service, f"{request.method} {route}", _caller(request), key))
@@ -375,6 +381,7 @@ class IdempotentRoute(APIRoute):
             return handler
 
         async def answer_once(request: Request) -> Response:
+            request.scope[_ROUTE_COMPLETES] = True
             try:
                 response = await handler(request)
             except _ReplayAnswer as replay:

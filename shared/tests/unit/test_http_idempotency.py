@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.types import Message
 
-from seminarops_shared.http_idempotency import IdempotentRequest, request_fingerprint
+from seminarops_shared.http_idempotency import (
+    IDEMPOTENT,
+    IdempotentRequest,
+    request_fingerprint,
+)
 
 
 def request(
@@ -66,3 +73,20 @@ def test_a_resource_id_is_the_keys_own() -> None:
     held = IdempotentRequest(key_id="ab" * 32, token="t")
     assert held.resource_id("sem") == "sem-" + "ab" * 16
     assert held.resource_id("form", length=24) == "form-" + "ab" * 12
+
+
+async def test_a_route_without_the_route_class_is_refused_at_its_first_keyed_request() -> None:
+    router = APIRouter()
+
+    @router.post("/things", dependencies=[IDEMPOTENT])
+    async def create() -> dict[str, str]:
+        return {"id": "t-1"}
+
+    app = FastAPI()
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        unkeyed = await client.post("/things")
+        with pytest.raises(TypeError, match="IdempotentRoute"):
+            await client.post("/things", headers={"Idempotency-Key": "k"})
+    assert unkeyed.status_code == 200
