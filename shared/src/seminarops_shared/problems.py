@@ -13,8 +13,9 @@ parsed), one with a path parameter 404 (it
 names something that may not exist), one that writes (POST, PUT, PATCH, DELETE) 409
 (the state does not allow it, or a concurrent request holds its Idempotency-Key), and
 every one 503 (the doors are closed, the database is unreachable or too busy). A
-route declares what else it gives itself (``responses={413: ...}``); this fills in the
-body schema of every error response it declares.
+route declares what else it gives itself (``responses={413: ...}``), and which implied
+answer it can never give (``openapi_extra=never_answers(404)``: a list that is empty
+rather than missing); this fills in the body schema of every error response.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Problem", "ValidationIssue", "declare_problems"]
+__all__ = ["Problem", "ValidationIssue", "declare_problems", "never_answers"]
 
 
 class ValidationIssue(BaseModel):
@@ -81,6 +82,15 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _OWN_SHAPES = ("/health/",)
 
 
+# Consumed by ``_declare``: never seen in a published document.
+_NEVER = "x-seminarops-never-answers"
+
+
+def never_answers(*statuses: int) -> dict[str, Any]:
+    """``openapi_extra`` of a route that cannot give these implied answers."""
+    return {_NEVER: list(statuses)}
+
+
 def _answers(operation: dict[str, Any], method: str) -> set[int]:
     """What the operation answers besides what it declares, read off the document."""
     parameters = operation.get("parameters", [])
@@ -95,7 +105,7 @@ def _answers(operation: dict[str, Any], method: str) -> set[int]:
         found.add(404)
     if method in _WRITES:
         found.add(409)
-    return found
+    return found - set(operation.pop(_NEVER, ()))
 
 
 def _declare(document: dict[str, Any]) -> None:

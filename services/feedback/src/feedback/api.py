@@ -18,6 +18,7 @@ from seminarops_shared.auth import require_role
 from seminarops_shared.errors import FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Rating, Year
 from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRequest, IdempotentRoute
+from seminarops_shared.problems import never_answers
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
@@ -333,6 +334,8 @@ async def update_form(form_id: str, body: FormUpdate, service: Service) -> FormO
 @router.post(
     "/seminars/{seminar_id}/form",
     dependencies=[operator_only, IDEMPOTENT],
+    # A seminar not known yet gets its form all the same; an unknown form is a 422.
+    openapi_extra=never_answers(404),
     summary="Evaluate this seminar with a given form (before its window opens)",
     tags=["forms"],
 )
@@ -348,6 +351,7 @@ async def assign_seminar_form(
 @router.post(
     "/kinds/{kind}/form",
     dependencies=[operator_only, IDEMPOTENT],
+    openapi_extra=never_answers(404),
     summary="Evaluate seminars of this kind with a given form (windows opening from now on)",
     tags=["forms"],
 )

@@ -20,6 +20,7 @@ from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Identifier
 from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRoute
 from seminarops_shared.mongo import Document
+from seminarops_shared.problems import never_answers
 from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
@@ -259,6 +260,7 @@ async def seminar_registrations(
     "/participants/{participant_id}/registrations",
     response_model=ParticipantRegistrationsOut,
     dependencies=[_participant_readers],
+    openapi_extra=never_answers(404),  # none yet is an empty list
     summary="A participant's registrations",
 )
 async def participant_registrations(
@@ -277,6 +279,7 @@ async def participant_registrations(
     response_model=ErasureOut,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[_operators],
+    openapi_extra=never_answers(404, 409),  # an unknown person: nothing to erase, 0
     summary="Erase a participant (the same as participant.erasure_requested.v1)",
 )
 async def erase_participant(participant_id: PathId, service: Service) -> ErasureOut:
