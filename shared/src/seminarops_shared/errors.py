@@ -183,3 +183,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for cls in _STATUS:
         app.add_exception_handler(cls, answer)
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
+    async def invalid_request(_request: Request, error: Exception) -> Response:
+        # FastAPI's own answer, but an error a validator raised is given as its message:
+        # encoded as it is, an ``Invalid`` would show its attributes.
+        issues = error.errors() if isinstance(error, RequestValidationError) else []
+        return JSONResponse(
+            {"detail": jsonable_encoder([_readable(issue) for issue in issues])}, status_code=422
+        )
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+def _readable(issue: Any) -> Any:
+    context = issue.get("ctx") if isinstance(issue, dict) else None
+    if isinstance(context, dict) and isinstance(context.get("error"), BaseException):
+        return {**issue, "ctx": {**context, "error": str(context["error"])}}
+    return issue
