@@ -383,7 +383,12 @@ async def current_caller(
 ) -> Caller:
     """The route dependency: who calls (401 when that cannot be established)."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.caller(credentials)
+    caller = await authenticator.caller(credentials)
+    if caller.participant_id is not None:
+        # A person: what their Idempotency-Keys belong to (a refreshed token is the
+        # same person), see http_idempotency.
+        request.state.caller = caller.participant_id
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

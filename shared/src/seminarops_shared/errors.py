@@ -82,7 +82,7 @@ class Busy(DomainError):
         self.retry_after_s = retry_after_s
 
 
-InputPart = Literal["body", "query", "path"]
+InputPart = Literal["body", "query", "path", "header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,8 @@ class FieldProblem:
 
 class Invalid(DomainError, ValueError):
     """Input that can never succeed as given. ``fields``: each problem, by field;
-    ``part``: whether those fields are a command's body or a query's parameters.
+    ``part``: whether those fields are a command's body, a query's parameters, the
+    path or a header.
 
     A ``ValueError`` too, so a pydantic validator may raise it (and pydantic reports
     it as its own validation error)."""
@@ -166,8 +167,13 @@ def http_answer(error: DomainError) -> HttpAnswer | None:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error of the vocabulary raised in ``app``'s routes and dependencies
-    (see the module docstring). Anything else keeps the app's other handlers."""
+    (see the module docstring), and declare those answers (``problems``) in its OpenAPI
+    document. Anything else keeps the app's other handlers."""
     from starlette.responses import JSONResponse
+
+    from .problems import declare_problems
+
+    declare_problems(app)
 
     async def answer(_request: Request, error: Exception) -> Response:
         found = http_answer(error) if isinstance(error, DomainError) else None
@@ -177,3 +183,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for cls in _STATUS:
         app.add_exception_handler(cls, answer)
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
+    async def invalid_request(_request: Request, error: Exception) -> Response:
+        # FastAPI's own answer, but an error a validator raised is given as its message:
+        # encoded as it is, an ``Invalid`` would show its attributes.
+        issues = error.errors() if isinstance(error, RequestValidationError) else []
+        return JSONResponse(
+            {"detail": jsonable_encoder([_readable(issue) for issue in issues])}, status_code=422
+        )
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+def _readable(issue: Any) -> Any:
+    context = issue.get("ctx") if isinstance(issue, dict) else None
+    if isinstance(context, dict) and isinstance(context.get("error"), BaseException):
+        return {**issue, "ctx": {**context, "error": str(context["error"])}}
+    return issue

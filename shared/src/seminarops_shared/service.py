@@ -33,6 +33,7 @@ from .auth import Authenticator
 from .clock import Clock, utc_now
 from .errors import install_error_handlers
 from .events.topics import ALL_TOPICS, EVENT_TOPICS, REGISTRATION_REQUESTS, SUBSCRIPTIONS
+from .http_idempotency import StoredAnswers
 from .idempotency import ProcessedEvents
 from .kafka import (
     DeadLetters,
@@ -132,6 +133,8 @@ class Runtime:
     relay: OutboxRelay
     uow: UnitOfWorkFactory
     scheduler: Scheduler
+    # The answers of requests made with an Idempotency-Key (``http_idempotency``).
+    stored_answers: StoredAnswers
     consumers: list[EventConsumer] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
     doors: Doors = field(default_factory=Doors)
@@ -139,6 +142,12 @@ class Runtime:
     @property
     def source(self) -> str:
         return service_source(self.settings.service_name)
+
+    async def ensure_indexes(self) -> None:
+        """The shared library's own collections (a service's ``setup`` adds its own)."""
+        await self.outbox.ensure_indexes()
+        await self.scheduler.ensure_indexes()
+        await self.stored_answers.ensure_indexes()
 
     def consume(self, subscription: Subscription, *, group: str | None = None) -> EventConsumer:
         """Subscribe this service (consumer group = service name) as ``subscription``
@@ -247,12 +256,12 @@ def create_service_app(
             scheduler=Scheduler(
                 mongo.db, uow=uow, clock=clock, poll_interval_s=settings.scheduler_poll_interval_s
             ),
+            stored_answers=StoredAnswers(mongo.db, service=settings.service_name, clock=clock),
             doors=doors,
         )
         try:
             await create_missing_topics(settings)
-            await outbox.ensure_indexes()
-            await runtime.scheduler.ensure_indexes()
+            await runtime.ensure_indexes()
             app.state.service = await setup(runtime)
             app.state.runtime = runtime
             await broker.start()

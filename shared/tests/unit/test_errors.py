@@ -149,3 +149,29 @@ async def test_installed_handlers_answer_raised_errors_and_leave_the_rest() -> N
         }
         # FastAPI's own answers are untouched.
         assert (await client.get("/nowhere")).json() == {"detail": "Not Found"}
+
+
+class Zoned(BaseModel):
+    zone: str
+
+    @field_validator("zone")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        raise Invalid(f"unknown time zone {value!r}", code="unknown_zone")
+
+
+async def test_an_invalid_raised_by_a_validator_is_shown_as_its_message() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/things")
+    async def create(thing: Zoned) -> Zoned:
+        return thing
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        response = await client.post("/things", json={"zone": "Mars/Olympus"})
+    assert response.status_code == 422
+    (issue,) = response.json()["detail"]
+    assert issue["loc"] == ["body", "zone"]
+    assert issue["ctx"] == {"error": "unknown time zone 'Mars/Olympus'"}

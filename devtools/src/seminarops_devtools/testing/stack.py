@@ -4,9 +4,12 @@ Kafka access for publishing and reading records."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -69,6 +72,38 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+@contextmanager
+def served(app: FastAPI, *, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve the app over real HTTP (uvicorn, its own thread and event loop, a free
+    port on 127.0.0.1) for tools that send requests themselves (schemathesis'
+    re-sending checks); yields its base URL. Shut down (lifespan included) on exit."""
+    import uvicorn
+
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=20)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name=f"served:{port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the app did not start serving on port {port}")
+        time.sleep(0.05)  # polling a flag with a deadline, not synchronising by sleep
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        listening.close()
 
 
 class KafkaProbe:

@@ -17,6 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from seminarops_shared.auth import require_role
 from seminarops_shared.errors import FieldProblem, Invalid
 from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Rating, Year
+from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRequest, IdempotentRoute
+from seminarops_shared.problems import never_answers
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
@@ -41,10 +43,14 @@ from .domain import (
 from .handlers import FeedbackService, FormSummary
 from .repository import kind_target, seminar_target
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 FormId = Annotated[str, StringConstraints(pattern=FORM_ID_PATTERN)]
 SeminarIdPath = Annotated[Identifier, Path()]
+# A form's version number: bounded so that no number a client sends reaches the database
+# beyond the 64-bit integers it holds (a 422, not a driver error).
+MAX_FORM_VERSION = 1_000_000
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_FORM_VERSION)]
 
 
 async def get_service(request: Request) -> FeedbackService:
@@ -111,7 +117,7 @@ class FormEdit(BaseModel):
 
     # Read-only fields of a form as GET shows it: accepted so that a read form can be
     # edited and written back, and ignored.
-    version: int | None = Field(default=None, description="read-only; ignored")
+    version: VersionNumber | None = Field(default=None, description="read-only; ignored")
     created_at: datetime | None = Field(default=None, description="read-only; ignored")
 
 
@@ -167,7 +173,7 @@ class AssignmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     form_id: FormId
-    version: Annotated[int, Field(ge=1)] | None = Field(
+    version: VersionNumber | None = Field(
         default=None, description="pin a version; absent: the latest when the window opens"
     )
 
@@ -302,9 +308,16 @@ class NonRespondentsOut(BaseModel):
     summary="Create a form (version 1)",
     tags=["forms"],
 )
-async def create_form(body: FormCreate, service: Service) -> FormOut:
+async def create_form(
+    body: FormCreate,
+    service: Service,
+    idempotent: Annotated[IdempotentRequest | None, IDEMPOTENT],
+) -> FormOut:
+    # Without an id of its own, a form created under an Idempotency-Key gets the key's:
+    # a run after a crash finds it instead of creating a second one.
+    form_id = body.id or (idempotent.resource_id("form", length=24) if idempotent else None)
     form = await service.create_form(
-        form_id=body.id,
+        form_id=form_id,
         title=body.title,
         description=body.description,
         anonymous=body.anonymous,
@@ -322,7 +335,7 @@ async def list_forms(service: Service) -> list[FormSummaryOut]:
 async def get_form(
     form_id: str,
     service: Service,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[VersionNumber | None, Query()] = None,
 ) -> FormOut:
     return FormOut.of(await service.form(form_id, version))
 
@@ -356,7 +369,9 @@ async def update_form(form_id: str, body: FormUpdate, service: Service) -> FormO
 
 @router.post(
     "/seminars/{seminar_id}/form",
-    dependencies=[operator_only],
+    dependencies=[operator_only, IDEMPOTENT],
+    # A seminar not known yet gets its form all the same; an unknown form is a 422.
+    openapi_extra=never_answers(404),
     summary="Evaluate this seminar with a given form (before its window opens)",
     tags=["forms"],
 )
@@ -371,7 +386,8 @@ async def assign_seminar_form(
 
 @router.post(
     "/kinds/{kind}/form",
-    dependencies=[operator_only],
+    dependencies=[operator_only, IDEMPOTENT],
+    openapi_extra=never_answers(404),
     summary="Evaluate seminars of this kind with a given form (windows opening from now on)",
     tags=["forms"],
 )
@@ -437,7 +453,7 @@ async def seminar_form(seminar_id: SeminarIdPath, service: Service) -> FormOut:
 @router.post(
     "/evaluations",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[may_submit],
+    dependencies=[may_submit, IDEMPOTENT],
     summary="One attendee's evaluation of a seminar",
     tags=["evaluations"],
     responses={

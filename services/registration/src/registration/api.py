@@ -21,27 +21,31 @@ from seminarops_shared.errors import NotFound
 from seminarops_shared.events.inbound import Participant
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Identifier
+from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRoute
 from seminarops_shared.mongo import Document
+from seminarops_shared.problems import never_answers
 from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
 
 from .handlers import Outcome, OutcomeStatus, RegistrationRequest, RegistrationsOverHttp
 
-router = APIRouter(prefix="/v1", tags=["registrations"])
+router = APIRouter(prefix="/v1", tags=["registrations"], route_class=IdempotentRoute)
 
 # The `source` of requests made over this API (the events' `source` field says which
 # path a registration came by; the envelope's is always /services/registration).
 HTTP_SOURCE = service_source("registration") + "/http"
 
 PathId = Annotated[Identifier, Path()]
+# Far beyond any seminar's registrations and well inside the 64-bit integers the
+# database takes: a larger offset is a 422 naming the parameter, not a driver error.
+MAX_OFFSET = 1_000_000
 
 _readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
 _operators = Depends(require_role(Role.OPERATOR))
 # Routes about one person: who calls is needed in the route, for ``may_act_for``.
-PersonalCaller = Annotated[
-    Caller, Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
-]
+_personal = require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT)
+PersonalCaller = Annotated[Caller, Depends(_personal)]
 
 
 async def registrations(request: Request) -> RegistrationsOverHttp:
@@ -157,6 +161,8 @@ def _decision(outcome: Outcome) -> DecisionOut:
     "/registrations",
     response_model=DecisionOut,
     status_code=status.HTTP_201_CREATED,
+    # The caller first: the key belongs to the caller (http_idempotency).
+    dependencies=[Depends(_personal), IDEMPOTENT],
     responses={
         200: {"description": "the registration existed already (a repeat)"},
         202: {"description": "the seminar is not known yet: the request is parked"},
@@ -328,7 +334,7 @@ async def seminar_registrations(
     service: Service,
     status_filter: Annotated[RegistrationStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SeminarRegistrationsOut:
     book = await service.registrations.reads.seat_book(seminar_id)
     if book is None:
@@ -354,6 +360,7 @@ async def seminar_registrations(
     "/participants/{participant_id}/registrations",
     response_model=ParticipantRegistrationsOut,
     responses={403: {"description": "a participant asking for someone else's"}},
+    openapi_extra=never_answers(404),  # none yet is an empty list
     summary="A participant's registrations",
 )
 async def participant_registrations(
@@ -374,6 +381,7 @@ async def participant_registrations(
     response_model=ErasureOut,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[_operators],
+    openapi_extra=never_answers(404, 409),  # an unknown person: nothing to erase, 0
     summary="Erase a participant (the same as participant.erasure_requested.v1)",
 )
 async def erase_participant(participant_id: PathId, service: Service) -> ErasureOut:

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from seminarops_shared.auth import require_role
 from seminarops_shared.events.vocabulary import Identifier, Kind, Programme, Promotion
+from seminarops_shared.http_idempotency import IDEMPOTENT, IdempotentRequest, IdempotentRoute
 from seminarops_shared.service import service_state
 from seminarops_shared.settings import Role
 
@@ -23,7 +24,7 @@ from .ical import seminar_calendar
 from .importing import csv_from_upload, parse_season
 from .repository import SeminarFilter
 
-router = APIRouter(prefix="/v1", tags=["seminars"])
+router = APIRouter(prefix="/v1", tags=["seminars"], route_class=IdempotentRoute)
 
 _operator = Depends(require_role(Role.OPERATOR))
 _operator_or_platform = Depends(require_role(Role.OPERATOR, Role.PLATFORM))
@@ -205,8 +206,16 @@ class RosterOut(BaseModel):
         422: {"description": "invalid seminar; nothing stored"},
     },
 )
-async def create_seminar(body: SeminarIn, service: Service, response: Response) -> SeminarOut:
-    seminar, created = await service.create(body.definition(), seminar_id=body.id)
+async def create_seminar(
+    body: SeminarIn,
+    service: Service,
+    response: Response,
+    idempotent: Annotated[IdempotentRequest | None, IDEMPOTENT],
+) -> SeminarOut:
+    # Without an id of its own, a seminar created under an Idempotency-Key gets the
+    # key's: a run after a crash finds it instead of scheduling a second one.
+    seminar_id = body.id or (idempotent.resource_id("sem") if idempotent else None)
+    seminar, created = await service.create(body.definition(), seminar_id=seminar_id)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/seminars/{seminar.id}"
@@ -232,7 +241,7 @@ again is safe (what was stored comes back `unchanged`)."""
 @router.post(
     "/seminars/import",
     response_model=ImportReport,
-    dependencies=[_operator],
+    dependencies=[_operator, IDEMPOTENT],
     summary="Import a season of seminars from CSV",
     description=_IMPORT_DESCRIPTION,
     openapi_extra={
@@ -420,7 +429,7 @@ async def complete_seminar(seminar_id: Identifier, service: Service) -> SeminarO
     "/seminars/{seminar_id}/attendance",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AttendanceOut,
-    dependencies=[_operator_or_platform],
+    dependencies=[_operator_or_platform, IDEMPOTENT],
     summary="Record who attended (confirmed registrants only; the rest come back)",
     description=(
         "Once the first session has started (409 before, even while live: nobody has "
