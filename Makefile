@@ -26,6 +26,7 @@ help:
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
 	@echo "make chaos    the fault suite (tests/chaos), the whole default stack's restarts included"
+	@echo "make chaos-full  the fault suite at ten times the load (not in CI)"
 	@echo "make docs     regenerate docs/asyncapi.json and docs/openapi/ from the code"
 	@echo "make sync     install uv $(UV_VERSION) in $(TOOLS)/ and the locked environment in $(VENV)/"
 	@echo "make clean    'make down', then DELETE .run/ (the broker's log, the database, logs) and caches"
@@ -79,6 +80,10 @@ bench: $(SYNCED)
 chaos: $(SYNCED)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
+# The fault suite at ten times the load (not in CI: about half an hour on 2 cores).
+chaos-full: $(SYNCED)
+	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
 docs: $(SYNCED)
 	$(RUN) python -m seminarops_devtools.apidocs write
 
@@ -90,4 +95,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status token demo lint test bench chaos docs clean
+.PHONY: help sync up down status token demo lint test bench chaos chaos-full docs clean

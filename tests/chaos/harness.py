@@ -91,10 +91,15 @@ PLATFORM = {"Authorization": f"Bearer {TOKENS['platform'][0]}"}
 PARTICIPANT = {"Authorization": f"Bearer {TOKENS['participant'][0]}"}
 PLATFORM_SOURCE = "/platform/chaos-portal"
 
+# ``make chaos-full`` (CHAOS_LOAD=full): every scenario at ten times the load, at least
+# 1,000 accepted requests over more than 20 seminars; ``make test`` runs the default.
+FULL_LOAD = os.environ.get("CHAOS_LOAD", "default") == "full"
+SCENARIO_TIMEOUT_S = 900 if FULL_LOAD else 300
+
 # Every accepted operation must have been accepted by then (it is retried until then).
-OPERATION_DEADLINE_S = 90.0
+OPERATION_DEADLINE_S = 300.0 if FULL_LOAD else 90.0
 # The audit must hold this long after the fault at the latest.
-RECOVERY_DEADLINE_S = 90.0
+RECOVERY_DEADLINE_S = 300.0 if FULL_LOAD else 90.0
 # A replica killed in the middle of a transaction leaves it open on the server, holding
 # its writes, until the database aborts it: mongod's transactionLifetimeLimitSeconds,
 # 60 s by default. The batch redelivered to the restarted replica writes the same
@@ -649,6 +654,20 @@ class StreamPlan:
     # Operations in flight at once (each retried until accepted: with every service
     # down, HTTP ones wait while Kafka ones still go through).
     concurrency: int = 32
+
+    @classmethod
+    def for_load(cls, **changes: Any) -> StreamPlan:
+        """The default plan, or ten times its load under ``CHAOS_LOAD=full``."""
+        if FULL_LOAD:
+            changes = {
+                "flow_seminars": 20,
+                "requests_per_seminar": 60,
+                "capacity": 25,
+                "rate_per_s": 200.0,
+                "concurrency": 128,
+                **changes,
+            }
+        return cls(**changes)
 
 
 class Traffic:
@@ -1375,7 +1394,7 @@ class Chaos:
         over every seminar of the suite so far with ``audit_everything``), then
         ``check``. Records and returns the result; fails the test when the audit does
         not hold within the deadline or ``check`` fails."""
-        plan = plan or StreamPlan()
+        plan = plan or StreamPlan.for_load()
         self._count += 1
         tag = f"{self._count:02d}{uuid.uuid4().hex[:4]}"
         await self.system.ensure_running()

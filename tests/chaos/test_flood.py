@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .harness import PLATFORM, RESULTS, Chaos, Ledger, ScenarioResult
+from .harness import PLATFORM, RESULTS, SCENARIO_TIMEOUT_S, Chaos, Ledger, ScenarioResult
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 FLOOD_S = 30.0
 CONNECTIONS = 400

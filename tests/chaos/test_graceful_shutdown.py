@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from .harness import SERVICES, Chaos, StreamPlan, service_counter
+from .harness import SCENARIO_TIMEOUT_S, SERVICES, Chaos, StreamPlan, service_counter
 
 # A scenario that fails waits out its deadlines (traffic, then audit) to report why.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -46,7 +46,10 @@ async def test_sigterm_commits_in_flight_work(chaos: Chaos, service: str) -> Non
         return {"duplicates_after_restart": redelivered}
 
     result = await chaos.run(
-        f"SIGTERM {service}", sigterm, plan=StreamPlan(duplicate_share=0.0), check=duplicates
+        f"SIGTERM {service}",
+        sigterm,
+        plan=StreamPlan.for_load(duplicate_share=0.0),
+        check=duplicates,
     )
 
     assert result.notes["exit_code"] in {0, -signal.SIGTERM}

@@ -22,10 +22,10 @@ from seminarops_shared.events.topics import (
     dead_letter_topic,
 )
 
-from .harness import PLATFORM, SERVICES, SUBSCRIPTIONS, Chaos
+from .harness import PLATFORM, SCENARIO_TIMEOUT_S, SERVICES, SUBSCRIPTIONS, Chaos
 
 # A scenario that fails waits out its deadlines (traffic, then audit) to report why.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 
 async def test_broker_crash_and_restart(chaos: Chaos) -> None:

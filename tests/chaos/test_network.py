@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from .harness import Chaos
+from .harness import SCENARIO_TIMEOUT_S, Chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 CUT_S = 10.0
 SLOW_S = 15.0

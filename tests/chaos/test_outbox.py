@@ -12,10 +12,10 @@ import pytest
 
 from seminarops_devtools.testing.polling import eventually
 
-from .harness import Chaos
+from .harness import SCENARIO_TIMEOUT_S, Chaos
 
 # A scenario that fails waits out its deadlines (traffic, then audit) to report why.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 WRITERS = ("registration", "seminar", "feedback")
 

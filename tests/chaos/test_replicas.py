@@ -12,14 +12,14 @@ import pytest
 
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 
-from .harness import SERVICES, Chaos, StreamPlan
+from .harness import SCENARIO_TIMEOUT_S, SERVICES, Chaos, StreamPlan
 
 # A scenario that fails waits out its deadlines (traffic, then audit) to report why.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 
 async def test_second_replica_joins_and_leaves(chaos: Chaos) -> None:
-    plan = StreamPlan()
+    plan = StreamPlan.for_load()
 
     async def join_and_leave(suite: Chaos) -> dict[str, Any]:
         system = suite.system

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from .harness import SERVICES, Chaos, service_counter
+from .harness import SCENARIO_TIMEOUT_S, SERVICES, Chaos, service_counter
 
 # A scenario that fails waits out its deadlines (traffic, then audit) to report why.
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 
 @pytest.mark.parametrize("service", SERVICES)
