@@ -25,6 +25,7 @@ help:
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
+	@echo "make soak     30 minutes at 200 requests/s through every service, watched (not in CI)"
 	@echo "make chaos    the fault suite (tests/chaos), the whole default stack's restarts included"
 	@echo "make chaos-full  the fault suite at ten times the load (not in CI)"
 	@echo "make docs     regenerate docs/asyncapi.json and docs/openapi/ from the code"
@@ -77,6 +78,10 @@ test: lint
 bench: $(SYNCED)
 	$(RUN) python benchmarks/run.py
 
+# Half an hour of steady mixed traffic, watched minute by minute (not in CI).
+soak: $(SYNCED)
+	$(RUN) python benchmarks/soak.py $(SOAK_ARGS)
+
 chaos: $(SYNCED)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
@@ -95,4 +100,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status token demo lint test bench chaos chaos-full docs clean
+.PHONY: help sync up down status token demo lint test bench chaos chaos-full soak docs clean

@@ -428,21 +428,27 @@ class ChaosSystem:
                     except httpx.HTTPError as error:
                         lines.append(f"{replica.name}: {error!r}")
         try:
-            ends: dict[TopicPartition, int] = {}
-            for logical in {t for s in SERVICES for t in SUBSCRIPTIONS[s]}:
-                ends |= await self.high_watermarks(logical)
-            for service in SERVICES:
-                committed = await self.committed_offsets(service)
-                lag = {
-                    f"{tp.topic.removeprefix(self.prefix + '.')}:{tp.partition}": ends[tp]
-                    - max(0, c)
-                    for tp, c in committed.items()
-                    if ends[tp] - max(0, c)
-                }
+            for service, lag in (await self.lags()).items():
                 lines.append(f"group {service} lag: {lag or 0}")
         except (KafkaError, AssertionError, OSError) as error:
             lines.append(f"lag unknown: {error!r}")
         return "\n".join(lines)
+
+    async def lags(self) -> dict[str, dict[str, int]]:
+        """Each service group's lag per ``topic:partition`` (lagging partitions only)."""
+        ends: dict[TopicPartition, int] = {}
+        for logical in {t for s in SERVICES for t in SUBSCRIPTIONS[s]}:
+            ends |= await self.high_watermarks(logical)
+        lags: dict[str, dict[str, int]] = {}
+        for service in SERVICES:
+            committed = await self.committed_offsets(service)
+            lags[service] = {
+                f"{tp.topic.removeprefix(self.prefix + '.')}:{tp.partition}": ends[tp]
+                - max(0, c)
+                for tp, c in committed.items()
+                if ends[tp] - max(0, c)
+            }
+        return lags
 
     async def outbox_backlog(self, service: str) -> int:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
