@@ -82,6 +82,16 @@ EXPECTED: dict[str, Routes] = {
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
         ("POST", "/v1/participants/{participant_id}/erase"): frozenset({OPERATOR}),
+        # The participant journey: a person's certificates and calendar are personal;
+        # a certificate's code verifies it publicly (no e-mail, no participant id).
+        ("GET", "/v1/participants/{participant_id}/certificates"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("GET", "/v1/participants/{participant_id}/calendar.ics"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("GET", "/v1/certificates/{code}"): PUBLIC,
+        ("GET", "/v1/certificates/{code}.pdf"): PUBLIC,
     },
     "feedback": {
         **COMMON,
