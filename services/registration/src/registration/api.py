@@ -177,10 +177,10 @@ async def request_registration(
     summary="One registration (or a parked request, status pending)",
 )
 async def get_registration(registration_id: PathId, service: Service) -> RegistrationOut:
-    doc = await service.registrations.registration(registration_id)
+    doc = await service.registrations.reads.registration(registration_id)
     if doc is not None:
         return _registration(doc)
-    parked = await service.registrations.parked_request(registration_id)
+    parked = await service.registrations.reads.parked_request(registration_id)
     if parked is not None:
         return _pending(parked)
     raise NotFound(f"no registration {registration_id}")
@@ -190,7 +190,7 @@ async def _cancel(registration_id: str, service: RegistrationsOverHttp) -> Decis
     traceparent = current_traceparent.get()
 
     async def work(uow: UnitOfWork) -> Outcome | None:
-        return await service.registrations.cancel(
+        return await service.registrations.cancelling.cancel(
             uow, registration_id=registration_id, traceparent=traceparent, source=HTTP_SOURCE
         )
 
@@ -234,10 +234,10 @@ async def seminar_registrations(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SeminarRegistrationsOut:
-    book = await service.registrations.seat_book(seminar_id)
+    book = await service.registrations.reads.seat_book(seminar_id)
     if book is None:
         raise NotFound(f"no seminar {seminar_id} known here")
-    docs = await service.registrations.of_seminar(
+    docs = await service.registrations.reads.of_seminar(
         seminar_id, status=status_filter, limit=limit, offset=offset
     )
     return SeminarRegistrationsOut(
@@ -264,7 +264,7 @@ async def participant_registrations(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> ParticipantRegistrationsOut:
-    docs = await service.registrations.of_participant(participant_id, limit=limit)
+    docs = await service.registrations.reads.of_participant(participant_id, limit=limit)
     return ParticipantRegistrationsOut(
         participant_id=participant_id, registrations=[_registration(d) for d in docs]
     )
@@ -281,7 +281,7 @@ async def erase_participant(
     participant_id: PathId, service: Service, journey: Journey
 ) -> ErasureOut:
     async def work(uow: UnitOfWork) -> tuple[int, int]:
-        changed = await service.registrations.erase(uow, participant_id=participant_id)
+        changed = await service.registrations.erasure.erase(uow, participant_id=participant_id)
         revoked = await journey.revoke_certificates(uow, participant_id=participant_id)
         return changed, revoked
 

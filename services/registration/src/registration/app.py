@@ -70,13 +70,13 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             certificate_font=settings.certificate_font,
             clock=runtime.clock,
         )
-        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
+        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
         runtime.consume(subscription(service, journey=journey, seat_books=seat_books))
         # The journey's routes find their use cases here; ``app`` is bound by the time
         # setup runs (in the lifespan, after create_app returned).
         app.state.journey = journey
-        runtime.scheduler.on(PARK_TIMEOUT_JOB, service.on_park_timeout)
-        runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.on_cancellation_expired)
+        runtime.scheduler.on(PARK_TIMEOUT_JOB, service.parking.on_park_timeout)
+        runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.kept.on_cancellation_expired)
         return RegistrationsOverHttp(
             service=service,
             uow=runtime.uow,

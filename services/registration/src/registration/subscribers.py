@@ -88,23 +88,25 @@ def subscription(
     transaction claims the seat books of its seminars first (``seat_books``)."""
 
     async def decide(events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
-        outcomes = await service.decide(uow, [request_of(e) for e in events])
+        outcomes = await service.requests.decide(uow, [request_of(e) for e in events])
         return [e.id for e, o in zip(events, outcomes, strict=True) if not o.created]
 
     async def cancel(event: ReceivedEvent, uow: UnitOfWork) -> None:
         try:
-            await service.cancel_requested(uow, cancellation_of(event))
+            await service.cancelling.cancel_requested(uow, cancellation_of(event))
         except RegistrationClosed as closed:
             raise PermanentError(str(closed)) from None
 
     async def erase(event: ReceivedEvent, uow: UnitOfWork) -> None:
         participant_id = _as(event, ParticipantErasureRequested).participant_id
-        await service.erase(uow, participant_id=participant_id)
+        await service.erasure.erase(uow, participant_id=participant_id)
         await journey.revoke_certificates(uow, participant_id=participant_id)
 
     async def scheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarScheduled)
-        await service.on_seminar_scheduled(uow, seminar_id=data.seminar_id, capacity=data.capacity)
+        await service.seminar_changes.on_seminar_scheduled(
+            uow, seminar_id=data.seminar_id, capacity=data.capacity
+        )
         await journey.on_seminar_scheduled(
             uow,
             seminar_id=data.seminar_id,
@@ -117,7 +119,7 @@ def subscription(
 
     async def rescheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarRescheduled)
-        await service.on_capacity_changed(
+        await service.seminar_changes.on_capacity_changed(
             uow, seminar_id=data.seminar_id, capacity=data.new_capacity
         )
         await journey.on_seminar_rescheduled(
@@ -126,12 +128,12 @@ def subscription(
 
     async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         seminar_id = _as(event, SeminarCancelled).seminar_id
-        await service.on_seminar_cancelled(uow, seminar_id=seminar_id)
+        await service.seminar_changes.on_seminar_cancelled(uow, seminar_id=seminar_id)
         await journey.on_seminar_cancelled(uow, seminar_id=seminar_id)
 
     async def completed(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarCompleted)
-        await service.on_seminar_completed(uow, seminar_id=data.seminar_id)
+        await service.seminar_changes.on_seminar_completed(uow, seminar_id=data.seminar_id)
         await journey.issue_certificates(
             uow,
             seminar_id=data.seminar_id,

@@ -59,7 +59,7 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
 ) -> None:
     open_seminar(world, 1)
     first = world.uow()
-    await world.service.cancel_requested(first, cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(first, cancellation(world, "x", at=2))
     assert first.emitted == []
     reg_id = registration_id("s", "x")
     assert world.cancellations.docs[reg_id]["cancelled_at"] == world.now + timedelta(seconds=2)
@@ -69,7 +69,7 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
 
     # The request (published before the cancellation) and another person's, in one batch.
     second = world.uow()
-    outcomes = await world.service.decide(
+    outcomes = await world.service.requests.decide(
         second, [request(world, "x", at=1), request(world, "y", at=3)]
     )
     assert [(o.status, o.created) for o in outcomes] == [
@@ -93,7 +93,7 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
 
     # The same request again (a redelivery) and a later one: repeats, nothing changes.
     again = world.uow()
-    repeats = await world.service.decide(
+    repeats = await world.service.requests.decide(
         again, [request(world, "x", at=1), request(world, "x", at=9)]
     )
     assert [(o.status, o.created) for o in repeats] == [(OutcomeStatus.CANCELLED, False)] * 2
@@ -104,9 +104,9 @@ async def test_a_request_published_after_a_kept_cancellation_stays_registered(
     world: World,
 ) -> None:
     open_seminar(world, 5)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=1))
     uow = world.uow()
-    [outcome] = await world.service.decide(uow, [request(world, "x", at=2)])
+    [outcome] = await world.service.requests.decide(uow, [request(world, "x", at=2)])
     assert (outcome.status, emitted(uow)) == (
         OutcomeStatus.CONFIRMED,
         [("RegistrationConfirmed", "x", 1)],
@@ -120,10 +120,10 @@ async def test_a_request_published_after_a_kept_cancellation_stays_registered(
     # The same request again changes nothing; one published before the cancellation
     # (from the other partition) shows the cancellation was meant for this registration.
     again = world.uow()
-    await world.service.decide(again, [request(world, "x", at=2)])
+    await world.service.requests.decide(again, [request(world, "x", at=2)])
     assert again.emitted == []
     earlier = world.uow()
-    [late] = await world.service.decide(earlier, [request(world, "x", at=0)])
+    [late] = await world.service.requests.decide(earlier, [request(world, "x", at=0)])
     assert (late.status, late.created) == (OutcomeStatus.CANCELLED, False)
     assert emitted(earlier) == [("RegistrationCancelled", "x", 2)]
     assert "held_cancellation" not in world.registrations.docs[registration_id("s", "x")]
@@ -134,15 +134,15 @@ async def test_a_cancellation_consumed_after_a_later_request_does_not_cancel_it(
 ) -> None:
     # Published: cancellation (t=1), request (t=2); consumed the other way round.
     open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=2)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=2)])
     uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=1))
     assert uow.emitted == []
     doc = world.registrations.docs[registration_id("s", "x")]
     assert (doc["status"], doc["version"]) == ("confirmed", 1)
     assert doc["held_cancellation"]["event_id"] == "cancel-x-1"
     # An older cancellation does not replace the held one.
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=0))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=0))
     held = world.registrations.docs[registration_id("s", "x")]["held_cancellation"]
     assert held["event_id"] == "cancel-x-1"
 
@@ -155,16 +155,16 @@ async def test_a_repeat_published_after_the_cancellation_does_not_save_the_regis
     # registration (re-registering after a cancellation is not supported in v1): so the
     # cancellation wins here too.
     open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     repeat = world.uow()
-    [outcome] = await world.service.decide(repeat, [request(world, "x", at=3)])
+    [outcome] = await world.service.requests.decide(repeat, [request(world, "x", at=3)])
     assert (outcome.status, outcome.created, repeat.emitted) == (
         OutcomeStatus.CONFIRMED,
         False,
         [],
     )
     uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=2))
     assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
 
 
@@ -172,26 +172,26 @@ async def test_an_earlier_repeat_is_noted_for_cancellations_still_to_come(world:
     # Published: request (t=1), cancellation (t=2), request again (t=3); consumed: the
     # repeat first, then the original request, then the cancellation.
     open_seminar(world, 5)
-    await world.service.decide(world.uow(), [request(world, "x", at=3)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=3)])
     noted = world.uow()
-    [outcome] = await world.service.decide(noted, [request(world, "x", at=1)])
+    [outcome] = await world.service.requests.decide(noted, [request(world, "x", at=1)])
     assert (outcome.created, noted.emitted) == (False, [])
     doc = world.registrations.docs[registration_id("s", "x")]
     assert (doc["first_requested_at"], doc["version"]) == (world.now + timedelta(seconds=1), 1)
     uow = world.uow()
-    await world.service.cancel_requested(uow, cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=2))
     assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
 
 
 async def test_the_later_of_two_kept_cancellations_is_kept_and_expires(world: World) -> None:
     open_seminar(world, 5)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=5))
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=5))
+    await world.service.cancelling.cancel_requested(
         world.uow(later=timedelta(hours=1)), cancellation(world, "x", at=3)
     )
     reg_id = registration_id("s", "x")
     assert world.cancellations.docs[reg_id]["event_id"] == "cancel-x-5"
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(
         world.uow(later=timedelta(hours=2)), cancellation(world, "x", at=7)
     )
     assert world.cancellations.docs[reg_id]["event_id"] == "cancel-x-7"
@@ -201,27 +201,27 @@ async def test_the_later_of_two_kept_cancellations_is_kept_and_expires(world: Wo
 
     world.scheduler.jobs.clear()  # the scheduler deletes a job it runs
     expiry = world.uow(later=timedelta(days=7, hours=2))
-    await world.service.on_cancellation_expired(
+    await world.service.kept.on_cancellation_expired(
         Job(id=job_id, kind=job["kind"], group="s", due_at=job["due_at"], payload=job["payload"]),
         expiry,
     )
     assert world.cancellations.docs == {}
     assert world.seminars.books["s"].pending_cancellations == 0
     # Its request, when it finally comes, registers the person.
-    [outcome] = await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    [outcome] = await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     assert outcome.status is OutcomeStatus.CONFIRMED
 
 
 async def test_a_kept_cancellation_waits_for_an_unknown_seminar(world: World) -> None:
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
     book = world.seminars.books["s"]
     assert (book.status, book.pending_cancellations) == (SeminarStatus.UNKNOWN, 1)
     # Parked, like every request for an unknown seminar; decided (and cancelled) with
     # the others when the seminar is scheduled.
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
-    await world.service.decide(world.uow(), [request(world, "y", at=3)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "y", at=3)])
     opening = world.uow()
-    await world.service.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
+    await world.service.seminar_changes.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
     assert emitted(opening) == [
         ("RegistrationConfirmed", "x", 1),
         ("RegistrationWaitlisted", "y", 1),
@@ -236,14 +236,14 @@ async def test_a_kept_cancellation_waits_for_an_unknown_seminar(world: World) ->
 async def test_a_cancellation_withdraws_a_parked_request_and_its_redelivery(
     world: World,
 ) -> None:
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
     assert world.parked.docs == {}
     assert world.seminars.books["s"].parked == 0
     # The withdrawal is kept: the same request delivered again ends cancelled.
-    await world.service.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     opening = world.uow()
-    await world.service.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
+    await world.service.seminar_changes.on_seminar_scheduled(opening, seminar_id="s", capacity=1)
     assert [name for name, _, _ in emitted(opening)] == [
         "RegistrationConfirmed",
         "RegistrationCancelled",
@@ -256,20 +256,22 @@ async def test_completion_cancellation_and_erasure_drop_kept_cancellations(
 ) -> None:
     for seminar in ["done", "gone"]:
         open_seminar(world, 5, seminar)
-        await world.service.cancel_requested(
+        await world.service.cancelling.cancel_requested(
             world.uow(), cancellation(world, "x", at=1, seminar=seminar)
         )
-    await world.service.cancel_requested(world.uow(), cancellation(world, "z", at=1, seminar="s"))
+    await world.service.cancelling.cancel_requested(
+        world.uow(), cancellation(world, "z", at=1, seminar="s")
+    )
     assert len(world.cancellations.docs) == 3
-    await world.service.on_seminar_completed(world.uow(), seminar_id="done")
-    await world.service.on_seminar_cancelled(world.uow(), seminar_id="gone")
+    await world.service.seminar_changes.on_seminar_completed(world.uow(), seminar_id="done")
+    await world.service.seminar_changes.on_seminar_cancelled(world.uow(), seminar_id="gone")
     assert {d["seminar_id"] for d in world.cancellations.docs.values()} == {"s"}
     assert world.seminars.books["done"].pending_cancellations == 0
     assert world.seminars.books["gone"].pending_cancellations == 0
-    await world.service.erase(world.uow(), participant_id="z")
+    await world.service.erasure.erase(world.uow(), participant_id="z")
     assert (world.cancellations.docs, world.scheduler.jobs) == ({}, {})
     # Nothing is kept for a seminar that can register nobody any more.
-    await world.service.cancel_requested(
+    await world.service.cancelling.cancel_requested(
         world.uow(), cancellation(world, "y", at=1, seminar="done")
     )
     assert world.cancellations.docs == {}
@@ -279,11 +281,11 @@ async def test_http_cancellation_of_a_kept_one_is_not_found_and_of_a_decided_one
     world: World,
 ) -> None:
     open_seminar(world, 1)
-    await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=1))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=1))
     reg_id = registration_id("s", "x")
-    assert await world.service.cancel(world.uow(), registration_id=reg_id) is None
-    await world.service.decide(world.uow(), [request(world, "x", at=2)])
-    outcome = await world.service.cancel(world.uow(), registration_id=reg_id)
+    assert await world.service.cancelling.cancel(world.uow(), registration_id=reg_id) is None
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=2)])
+    outcome = await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
     assert outcome is not None
     assert outcome.status is OutcomeStatus.CANCELLED
     assert "held_cancellation" not in world.registrations.docs[reg_id]
@@ -330,12 +332,14 @@ async def test_any_order_of_consumption_gives_the_publishing_order_outcome(
             if data.draw(st.booleans()):
                 continue
         if batch:
-            await world.service.decide(world.uow(), batch)
+            await world.service.requests.decide(world.uow(), batch)
             batch = []
         if kind == "cancel":
-            await world.service.cancel_requested(world.uow(), cancellation(world, "x", at=at))
+            await world.service.cancelling.cancel_requested(
+                world.uow(), cancellation(world, "x", at=at)
+            )
     if batch:
-        await world.service.decide(world.uow(), batch)
+        await world.service.requests.decide(world.uow(), batch)
 
     doc = world.registrations.docs.get(registration_id("s", "x"))
     assert (doc["status"] if doc else None) == _publishing_order_outcome(published)

@@ -31,7 +31,7 @@ async def test_a_batch_confirms_waitlists_and_answers_duplicates_with_the_same_r
 ) -> None:
     world.seminars.books["s"] = Seats(status=SeminarStatus.OPEN, capacity=2)
     uow = world.uow()
-    outcomes = await world.service.decide(
+    outcomes = await world.service.requests.decide(
         uow,
         [
             request(world, "s", "a"),
@@ -60,24 +60,26 @@ async def test_a_batch_confirms_waitlists_and_answers_duplicates_with_the_same_r
     assert (book.confirmed, book.waitlisted, book.next_waitlist_seq) == (2, 1, 2)
     # A later repeat changes nothing and emits nothing.
     again = world.uow()
-    [repeat] = await world.service.decide(again, [request(world, "s", "c")])
+    [repeat] = await world.service.requests.decide(again, [request(world, "s", "c")])
     assert (repeat.status, repeat.created, again.emitted) == (OutcomeStatus.WAITLISTED, False, [])
 
 
 async def test_unknown_seminar_parks_then_decides_in_arrival_order(world: World) -> None:
     first = world.uow()
-    outcomes = await world.service.decide(first, [request(world, "s", p) for p in "abc"])
+    outcomes = await world.service.requests.decide(first, [request(world, "s", p) for p in "abc"])
     assert {o.status for o in outcomes} == {OutcomeStatus.PENDING}
     assert first.emitted == []
     [job] = world.scheduler.jobs.values()
     assert job["due_at"] == world.now + timedelta(hours=1)
     second = world.uow()
-    await world.service.decide(second, [request(world, "s", "d"), request(world, "s", "a")])
+    await world.service.requests.decide(
+        second, [request(world, "s", "d"), request(world, "s", "a")]
+    )
     assert len(world.scheduler.jobs) == 1  # one timer per parked seminar
     assert len(world.parked.docs) == 4
 
     opening = world.uow()
-    await world.service.on_seminar_scheduled(opening, seminar_id="s", capacity=2)
+    await world.service.seminar_changes.on_seminar_scheduled(opening, seminar_id="s", capacity=2)
     decided = [(type(e).__name__, e.participant_id) for e in opening.emitted]  # type: ignore[attr-defined]
     assert decided == [
         ("RegistrationConfirmed", "a"),
@@ -92,9 +94,9 @@ async def test_unknown_seminar_parks_then_decides_in_arrival_order(world: World)
 
 async def test_cancelling_a_confirmed_registration_promotes_the_head(world: World) -> None:
     world.seminars.books["s"] = Seats(status=SeminarStatus.OPEN, capacity=1)
-    await world.service.decide(world.uow(), [request(world, "s", p) for p in "abc"])
+    await world.service.requests.decide(world.uow(), [request(world, "s", p) for p in "abc"])
     uow = world.uow()
-    outcome = await world.service.cancel(uow, registration_id=registration_id("s", "a"))
+    outcome = await world.service.cancelling.cancel(uow, registration_id=registration_id("s", "a"))
     assert outcome is not None
     assert outcome.status is OutcomeStatus.CANCELLED
     assert [(type(e).__name__, e.participant_id, e.version) for e in uow.emitted] == [  # type: ignore[attr-defined]
@@ -109,13 +111,13 @@ async def test_cancelling_a_confirmed_registration_promotes_the_head(world: Worl
     }
     assert "waitlist_seq" not in docs["b"]
     again = world.uow()
-    await world.service.cancel(again, registration_id=registration_id("s", "a"))
+    await world.service.cancelling.cancel(again, registration_id=registration_id("s", "a"))
     assert again.emitted == []  # idempotent
 
 
 async def test_parked_requests_time_out_and_only_the_due_ones(world: World) -> None:
-    await world.service.decide(world.uow(), [request(world, "s", "early")])
-    await world.service.decide(
+    await world.service.requests.decide(world.uow(), [request(world, "s", "early")])
+    await world.service.requests.decide(
         world.uow(later=timedelta(minutes=40)), [request(world, "s", "late")]
     )
     [job] = world.scheduler.jobs.values()
@@ -123,7 +125,7 @@ async def test_parked_requests_time_out_and_only_the_due_ones(world: World) -> N
     timeout = world.uow(later=timedelta(minutes=61))
     from seminarops_shared.scheduler import Job
 
-    await world.service.on_park_timeout(
+    await world.service.parking.on_park_timeout(
         Job(id="j", kind=job["kind"], group="s", due_at=job["due_at"], payload=job["payload"]),
         timeout,
     )
@@ -136,9 +138,11 @@ async def test_parked_requests_time_out_and_only_the_due_ones(world: World) -> N
 
 async def test_erasure_pseudonymises_and_announces(world: World) -> None:
     world.seminars.books["s"] = Seats(status=SeminarStatus.OPEN, capacity=5)
-    await world.service.decide(world.uow(), [request(world, "s", "x"), request(world, "s", "y")])
+    await world.service.requests.decide(
+        world.uow(), [request(world, "s", "x"), request(world, "s", "y")]
+    )
     uow = world.uow()
-    changed = await world.service.erase(uow, participant_id="x")
+    changed = await world.service.erasure.erase(uow, participant_id="x")
     assert changed == 1
     [announcement] = uow.emitted
     assert announcement.participant_id == "x"  # type: ignore[attr-defined]
