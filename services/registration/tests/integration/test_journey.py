@@ -259,8 +259,12 @@ async def test_the_calendar_shows_confirmed_seminars_reschedules_and_cancellatio
             ),
             source=SEMINAR_SOURCE,
         )
-        cancel = await kafka.send_event(SeminarCancelled(seminar_id=tokyo), source=SEMINAR_SOURCE)
+        counts = await statuses(app, full)
+        # Cancelled: tokyo, where anna held a seat, and full, where she was waiting.
+        await kafka.send_event(SeminarCancelled(seminar_id=tokyo), source=SEMINAR_SOURCE)
+        cancel = await kafka.send_event(SeminarCancelled(seminar_id=full), source=SEMINAR_SOURCE)
         await eventually(lambda: _processed(app, cancel.id), what="cancellation applied")
+        await eventually(lambda: statuses(app, tokyo), until=lambda c: c["cancelled"] == 1)
 
         async def sequence() -> str:
             response = await client.get("/v1/participants/anna/calendar.ics")
@@ -271,8 +275,7 @@ async def test_the_calendar_shows_confirmed_seminars_reschedules_and_cancellatio
         )
         response = await client.get("/v1/participants/anna/calendar.ics")
         nobody = await client.get("/v1/participants/nobody/calendar.ics")
-        counts = await statuses(app, full)
-    assert counts["waitlisted"] == 1  # anna waits for `full`: not in her calendar
+    assert counts["waitlisted"] == 1  # anna waited for `full`: never in her calendar
     assert response.headers["content-type"].startswith("text/calendar")
     events = _calendar(text)
     assert sorted(events) == sorted(
