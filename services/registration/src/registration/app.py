@@ -17,7 +17,7 @@ from .handlers import (
     RegistrationService,
     RegistrationsOverHttp,
 )
-from .journey import ParticipantJourney
+from .journey import CERTIFICATE_ISSUE_JOB, ParticipantJourney
 from .journey_repository import CertificateRepository, SeminarFactsRepository
 from .repository import (
     ParkedRequestRepository,
@@ -69,12 +69,14 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             pseudonym=settings.privacy.pseudonym,
             certificate_font=settings.certificate_font,
             clock=runtime.clock,
+            scheduler=runtime.scheduler,
         )
         seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
         runtime.consume(subscription(service, journey=journey, seat_books=seat_books))
         # The journey's routes find their use cases here; ``app`` is bound by the time
         # setup runs (in the lifespan, after create_app returned).
         app.state.journey = journey
+        runtime.scheduler.on(CERTIFICATE_ISSUE_JOB, journey.on_issue_due)
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.parking.on_park_timeout)
         runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.kept.on_cancellation_expired)
         return RegistrationsOverHttp(

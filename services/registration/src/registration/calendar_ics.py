@@ -1,7 +1,8 @@
 """The participant's calendar as RFC 5545 text (``text/calendar``), written with the
 ``icalendar`` library: one VEVENT per session, in the seminar's own time zone (with its
-VTIMEZONE), UID ``<seminar_id>-<session_index>@seminar-ops``, SEQUENCE = the number of
-reschedules, STATUS CONFIRMED / TENTATIVE (a seat offered) / CANCELLED."""
+VTIMEZONE), UID ``<seminar_id>-<session_index>@seminar-ops``, SEQUENCE = reschedules
+that moved sessions plus one once cancelled, STATUS CONFIRMED / TENTATIVE (a seat
+offered) / CANCELLED: UID and SEQUENCE as in the seminar service's own calendar."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def render(entries: Sequence[CalendarEntry], *, name: str, now: datetime) -> byt
             event.add("summary", seminar.title or seminar.seminar_id)
             if description := _description(seminar, index):
                 event.add("description", description)
-            event.add("sequence", seminar.reschedules)
+            event.add("sequence", seminar.sequence)
             event.add("status", entry.status.value)
             calendar.add_component(event)
             years += [session.starts_at.year, session.ends_at.year]

@@ -4,7 +4,9 @@ calendar, from the seminar facts this service keeps.
 
 The event use cases run in the consumer's transaction (``uow``), beside the
 registration use cases of the same event, with its processed-event marker: applied
-once, whatever is replayed.
+once, whatever is replayed. Certificates are issued by durable jobs, a chunk of
+attendees each in its own transaction: a seminar may have 20,000 attendees, far more
+than one transaction writes within the database's transaction lifetime.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import structlog
 from seminarops_shared.clock import Clock
 from seminarops_shared.errors import NotFound
 from seminarops_shared.events.seminar import SessionTimes
+from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork
 
 from . import calendar_ics, calendars, certificate_pdf, certificates, seminar_facts
@@ -31,6 +34,10 @@ _log = structlog.get_logger(__name__)
 
 # How many of a person's registrations the calendar looks at (more than anyone has).
 CALENDAR_REGISTRATIONS_LIMIT = 2000
+CERTIFICATE_ISSUE_JOB = "registration.certificate_issue"
+# Attendees per certificate job: about 3 s of work on the embedded database, well
+# inside the job's 60 s lease and the 60 s transaction lifetime.
+CERTIFICATES_PER_JOB = 500
 
 
 def new_verification_code() -> str:
@@ -60,6 +67,7 @@ class ParticipantJourney:
         pseudonym: Callable[[str], str],
         certificate_font: Path | None,
         clock: Clock,
+        scheduler: Scheduler,
         new_code: Callable[[], str] = new_verification_code,
     ) -> None:
         self.facts = facts
@@ -69,6 +77,7 @@ class ParticipantJourney:
         self._font = certificate_font
         self._new_code = new_code
         self._clock = clock
+        self._scheduler = scheduler
 
     # ---- seminar facts -------------------------------------------------------------------
 
@@ -101,14 +110,23 @@ class ParticipantJourney:
         )
 
     async def on_seminar_rescheduled(
-        self, uow: UnitOfWork, *, seminar_id: str, sessions: Sequence[SessionTimes]
+        self,
+        uow: UnitOfWork,
+        *,
+        seminar_id: str,
+        old_sessions: Sequence[SessionTimes],
+        new_sessions: Sequence[SessionTimes],
     ) -> None:
-        """The new sessions, and one reschedule more (the calendar's SEQUENCE). Once per
-        event: the consumer's processed-event marker commits with it."""
+        """The new sessions, and one reschedule more if they moved (the calendar's
+        SEQUENCE). Once per event: the consumer's processed-event marker commits with it."""
         known = await self.facts.get(seminar_id, session=uow.session)
         await self.facts.save(
             seminar_facts.rescheduled(
-                known, seminar_id=seminar_id, sessions=_sessions(sessions), now=uow.now
+                known,
+                seminar_id=seminar_id,
+                old_sessions=_sessions(old_sessions),
+                new_sessions=_sessions(new_sessions),
+                now=uow.now,
             ),
             session=uow.session,
         )
@@ -122,6 +140,51 @@ class ParticipantJourney:
 
     # ---- certificates --------------------------------------------------------------------
 
+    async def on_seminar_completed(
+        self,
+        uow: UnitOfWork,
+        *,
+        seminar_id: str,
+        kind: str,
+        programme: str,
+        year: int,
+        attendee_ids: Sequence[str],
+    ) -> None:
+        """``seminar.completed.v1``: certificates for the attendees are planned as jobs of
+        ``CERTIFICATES_PER_JOB`` attendees each, due now (``on_issue_due``), committed
+        with the event's marker. Idempotent: the same attendees give the same job ids
+        (scheduling again moves a job), and a job run again issues nothing new."""
+        attendees = list(dict.fromkeys(attendee_ids))
+        jobs = [
+            Job(
+                id=f"{CERTIFICATE_ISSUE_JOB}:{seminar_id}:{number}",
+                kind=CERTIFICATE_ISSUE_JOB,
+                group=seminar_id,
+                due_at=uow.now,
+                payload={
+                    "seminar_id": seminar_id,
+                    "kind": kind,
+                    "programme": programme,
+                    "year": year,
+                    "attendee_ids": attendees[start : start + CERTIFICATES_PER_JOB],
+                },
+            )
+            for number, start in enumerate(range(0, len(attendees), CERTIFICATES_PER_JOB))
+        ]
+        await self._scheduler.schedule_many(uow, jobs)
+
+    async def on_issue_due(self, job: Job, uow: UnitOfWork) -> None:
+        """A certificate job: its attendees' certificates, in its own transaction."""
+        payload = job.payload
+        await self.issue_certificates(
+            uow,
+            seminar_id=str(payload["seminar_id"]),
+            kind=str(payload["kind"]),
+            programme=str(payload["programme"]),
+            year=int(payload["year"]),
+            attendee_ids=[str(a) for a in payload["attendee_ids"]],
+        )
+
     async def issue_certificates(
         self,
         uow: UnitOfWork,
@@ -132,8 +195,8 @@ class ParticipantJourney:
         year: int,
         attendee_ids: Sequence[str],
     ) -> int:
-        """``seminar.completed.v1``: a certificate for every attendee whose registration
-        this service knows and who was not erased (``certificates.issue``).
+        """A certificate for every one of ``attendee_ids`` whose registration this
+        service knows and who was not erased (``certificates.issue``).
 
         Never two for one attendee and seminar, and codes never change: a replayed
         completion finds the certificates by id and issues nothing. Each registration a
@@ -159,7 +222,7 @@ class ParticipantJourney:
             year=year,
             facts=await self.facts.get(seminar_id, session=session),
         )
-        issued = await self.certificates.ids_of(
+        issued = await self.certificates.existing(
             (certificates.certificate_id(seminar_id, a) for a in attendee_ids), session=session
         )
         new = certificates.issue(
@@ -182,7 +245,7 @@ class ParticipantJourney:
             ],
             session=session,
         )
-        skipped = len(set(attendee_ids)) - len(new) - len(issued)
+        skipped = len(set(attendee_ids)) - len(new)
         _log.info("certificates issued", seminar_id=seminar_id, issued=len(new), not_issued=skipped)
         return len(new)
 

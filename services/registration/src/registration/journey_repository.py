@@ -140,10 +140,10 @@ class CertificateRepository(Repository):
         ]
     }
 
-    async def ids_of(
+    async def existing(
         self, certificate_ids: Iterable[str], *, session: AsyncClientSession
     ) -> set[str]:
-        """Which of ``certificate_ids`` exist."""
+        """Which of ``certificate_ids`` were issued already (by ``_id``)."""
         found = await find_by_ids(self.collection(CERTIFICATES), certificate_ids, session=session)
         return {doc["_id"] for doc in found}
 

@@ -28,7 +28,7 @@ class Session:
 @dataclass(frozen=True, slots=True)
 class SeminarFacts:
     """A seminar as this service knows it. ``reschedules``: how many
-    ``seminar.rescheduled.v1`` it saw (the calendar's SEQUENCE)."""
+    ``seminar.rescheduled.v1`` moved its sessions."""
 
     seminar_id: str
     title: str | None = None
@@ -39,6 +39,13 @@ class SeminarFacts:
     reschedules: int = 0
     cancelled: bool = False
     updated_at: datetime | None = None
+
+    @property
+    def sequence(self) -> int:
+        """The calendar revision (RFC 5545 SEQUENCE): one per reschedule that moved
+        sessions, one more once cancelled; never goes back. The same as the seminar
+        service's own calendar of the seminar."""
+        return self.reschedules + self.cancelled
 
     @property
     def starts_at(self) -> datetime | None:
@@ -81,16 +88,23 @@ def scheduled(
 
 
 def rescheduled(
-    known: SeminarFacts | None, *, seminar_id: str, sessions: Sequence[Session], now: datetime
+    known: SeminarFacts | None,
+    *,
+    seminar_id: str,
+    old_sessions: Sequence[Session],
+    new_sessions: Sequence[Session],
+    now: datetime,
 ) -> SeminarFacts:
-    """``seminar.rescheduled.v1``: the new sessions, and one more reschedule (every
-    reschedule counts, a capacity change too: the seminar service counts the same
-    events). Not idempotent by itself: the consumer's processed-event marker is."""
+    """``seminar.rescheduled.v1``: the new sessions, and one reschedule more if they
+    moved (a capacity change alone leaves every calendar as it is). The seminar service
+    counts the same way, so both calendars give a session the same SEQUENCE. Not
+    idempotent by itself: the consumer's processed-event marker is."""
     base = known or SeminarFacts(seminar_id=seminar_id)
+    moved = tuple(new_sessions) != tuple(old_sessions)
     return replace(
         base,
-        sessions=tuple(sessions) or base.sessions,
-        reschedules=base.reschedules + 1,
+        sessions=tuple(new_sessions) or base.sessions,
+        reschedules=base.reschedules + moved,
         updated_at=now,
     )
 

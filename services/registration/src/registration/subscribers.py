@@ -123,7 +123,10 @@ def subscription(
             uow, seminar_id=data.seminar_id, capacity=data.new_capacity
         )
         await journey.on_seminar_rescheduled(
-            uow, seminar_id=data.seminar_id, sessions=data.new_sessions
+            uow,
+            seminar_id=data.seminar_id,
+            old_sessions=data.old_sessions,
+            new_sessions=data.new_sessions,
         )
 
     async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
@@ -134,7 +137,7 @@ def subscription(
     async def completed(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarCompleted)
         await service.seminar_changes.on_seminar_completed(uow, seminar_id=data.seminar_id)
-        await journey.issue_certificates(
+        await journey.on_seminar_completed(
             uow,
             seminar_id=data.seminar_id,
             kind=data.kind,

@@ -14,7 +14,9 @@ import pytest
 import vobject
 from fastapi import FastAPI
 
+from registration import journey
 from registration.certificates import certificate_id
+from registration.journey import CERTIFICATE_ISSUE_JOB
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events.inbound import Participant, ParticipantErasureRequested
@@ -72,6 +74,15 @@ async def _certificates(client: httpx.AsyncClient, person: str) -> list[dict[str
     return found
 
 
+async def _issuing(app: FastAPI, seminar_id: str) -> int:
+    """Certificate jobs of the seminar not run yet."""
+    return int(
+        await database(app)["scheduled_jobs"].count_documents(
+            {"group": seminar_id, "kind": CERTIFICATE_ISSUE_JOB}
+        )
+    )
+
+
 async def _processed(app: FastAPI, event_id: str) -> bool:
     marker = await database(app)["processed_events"].find_one({"_id": f"registration:{event_id}"})
     return marker is not None
@@ -111,6 +122,7 @@ async def test_attendees_get_certificates_verifiable_by_code_and_as_pdf(
             _completed(seminar, ["zofia", "bert", "stranger"]), source=SEMINAR_SOURCE
         )
         await eventually(lambda: _processed(app, again.id), what="repeat completion applied")
+        await eventually(lambda: _issuing(app, seminar), until=lambda n: n == 0, what="jobs run")
         after_replay = await _certificates(client, "zofia")
         verified = await client.get(f"/v1/certificates/{mine['code']}")
         pdf = await client.get(f"/v1/certificates/{mine['code']}.pdf")
@@ -204,6 +216,7 @@ async def test_erasure_revokes_the_persons_certificates_and_forgets_them(
             _completed(seminar, ["forget-me", "keep-me"]), source=SEMINAR_SOURCE
         )
         await eventually(lambda: _processed(app, replay.id), what="replay applied")
+        await eventually(lambda: _issuing(app, seminar), until=lambda n: n == 0, what="jobs run")
         after_replay = await database(app)["certificates"].count_documents({"seminar_id": seminar})
     assert (revoked["valid"], revoked["display_name"]) == (False, None)
     assert revoked["revoked_at"] is not None
@@ -295,7 +308,7 @@ async def test_the_calendar_shows_confirmed_seminars_reschedules_and_cancellatio
     assert first.summary.value == "Robots & Poetry: a learning event"
     cancelled = events[f"{tokyo}-0@seminar-ops"]
     assert cancelled.status.value == "CANCELLED"
-    assert cancelled.sequence.value == "0"
+    assert cancelled.sequence.value == "1"  # cancelled: one revision more
     assert cancelled.dtstart.value.utcoffset() == timedelta(hours=9)
     assert nobody.status_code == 200
     assert _calendar(nobody.text) == {}
@@ -342,3 +355,25 @@ async def test_seminars_known_before_their_facts_were_kept_still_read(
     assert (certificate["seminar_title"], certificate["hours"]) == (None, None)
     assert certificate["kind"] == "learning_event"
     assert participant("anna").display_name == certificate["display_name"]
+
+
+async def test_a_large_completion_is_issued_in_chunks_each_its_own_transaction(
+    namespace: Namespace, kafka: KafkaProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journey, "CERTIFICATES_PER_JOB", 2)
+    seminar = new_id("sem")
+    people = [f"p{i}" for i in range(5)]
+    app = registration_app(namespace)
+    async with running(app):
+        await schedule(app, kafka, seminar, 10)
+        for person in people:
+            await kafka.send_event(requested(seminar, person))
+        await eventually(
+            lambda: statuses(app, seminar), until=lambda c: c.total() == 5, what="registered"
+        )
+        completion = await kafka.send_event(_completed(seminar, people), source=SEMINAR_SOURCE)
+        await eventually(lambda: _processed(app, completion.id), what="completion applied")
+        await eventually(lambda: _issuing(app, seminar), until=lambda n: n == 0, what="jobs run")
+        docs = await database(app)["certificates"].find({"seminar_id": seminar}).to_list()
+    assert sorted(d["participant_id"] for d in docs) == people
+    assert len({d["code"] for d in docs}) == 5
