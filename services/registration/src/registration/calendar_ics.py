@@ -1,7 +1,7 @@
 """The participant's calendar as RFC 5545 text (``text/calendar``), written with the
 ``icalendar`` library: one VEVENT per session, in the seminar's own time zone (with its
 VTIMEZONE), UID ``<seminar_id>-<session_index>@seminar-ops``, SEQUENCE = reschedules
-that moved sessions plus one once cancelled, STATUS CONFIRMED / TENTATIVE (a seat
+(every one) plus one once cancelled, STATUS CONFIRMED / TENTATIVE (a seat
 offered) / CANCELLED: UID and SEQUENCE as in the seminar service's own calendar."""
 
 from __future__ import annotations

@@ -110,23 +110,14 @@ class ParticipantJourney:
         )
 
     async def on_seminar_rescheduled(
-        self,
-        uow: UnitOfWork,
-        *,
-        seminar_id: str,
-        old_sessions: Sequence[SessionTimes],
-        new_sessions: Sequence[SessionTimes],
+        self, uow: UnitOfWork, *, seminar_id: str, sessions: Sequence[SessionTimes]
     ) -> None:
-        """The new sessions, and one reschedule more if they moved (the calendar's
-        SEQUENCE). Once per event: the consumer's processed-event marker commits with it."""
+        """The new sessions, and one reschedule more (the calendar's SEQUENCE). Once per
+        event: the consumer's processed-event marker commits with it."""
         known = await self.facts.get(seminar_id, session=uow.session)
         await self.facts.save(
             seminar_facts.rescheduled(
-                known,
-                seminar_id=seminar_id,
-                old_sessions=_sessions(old_sessions),
-                new_sessions=_sessions(new_sessions),
-                now=uow.now,
+                known, seminar_id=seminar_id, sessions=_sessions(sessions), now=uow.now
             ),
             session=uow.session,
         )

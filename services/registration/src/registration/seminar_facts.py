@@ -28,7 +28,7 @@ class Session:
 @dataclass(frozen=True, slots=True)
 class SeminarFacts:
     """A seminar as this service knows it. ``reschedules``: how many
-    ``seminar.rescheduled.v1`` moved its sessions."""
+    ``seminar.rescheduled.v1`` it saw."""
 
     seminar_id: str
     title: str | None = None
@@ -42,9 +42,8 @@ class SeminarFacts:
 
     @property
     def sequence(self) -> int:
-        """The calendar revision (RFC 5545 SEQUENCE): one per reschedule that moved
-        sessions, one more once cancelled; never goes back. The same as the seminar
-        service's own calendar of the seminar."""
+        """The calendar revision (RFC 5545 SEQUENCE): one per reschedule, one more once
+        cancelled; never goes back. The same as the seminar service's own calendar."""
         return self.reschedules + self.cancelled
 
     @property
@@ -88,23 +87,18 @@ def scheduled(
 
 
 def rescheduled(
-    known: SeminarFacts | None,
-    *,
-    seminar_id: str,
-    old_sessions: Sequence[Session],
-    new_sessions: Sequence[Session],
-    now: datetime,
+    known: SeminarFacts | None, *, seminar_id: str, sessions: Sequence[Session], now: datetime
 ) -> SeminarFacts:
-    """``seminar.rescheduled.v1``: the new sessions, and one reschedule more if they
-    moved (a capacity change alone leaves every calendar as it is). The seminar service
-    counts the same way, so both calendars give a session the same SEQUENCE. Not
-    idempotent by itself: the consumer's processed-event marker is."""
+    """``seminar.rescheduled.v1``: the new sessions, and one reschedule more. Every
+    reschedule counts, a capacity-only one too (the contract: SEQUENCE grows with each
+    reschedule); the seminar service counts the same events, so both calendars give a
+    session the same SEQUENCE. Not idempotent by itself: the consumer's processed-event
+    marker is."""
     base = known or SeminarFacts(seminar_id=seminar_id)
-    moved = tuple(new_sessions) != tuple(old_sessions)
     return replace(
         base,
-        sessions=tuple(new_sessions) or base.sessions,
-        reschedules=base.reschedules + moved,
+        sessions=tuple(sessions) or base.sessions,
+        reschedules=base.reschedules + 1,
         updated_at=now,
     )
 

@@ -123,10 +123,7 @@ def subscription(
             uow, seminar_id=data.seminar_id, capacity=data.new_capacity
         )
         await journey.on_seminar_rescheduled(
-            uow,
-            seminar_id=data.seminar_id,
-            old_sessions=data.old_sessions,
-            new_sessions=data.new_sessions,
+            uow, seminar_id=data.seminar_id, sessions=data.new_sessions
         )
 
     async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:

@@ -57,39 +57,29 @@ def _completed(facts: SeminarFacts | None) -> CompletedSeminar:
 # ---- seminar facts ---------------------------------------------------------------------
 
 
-def test_reschedules_that_move_sessions_count_and_replace_them() -> None:
+def test_every_reschedule_counts_and_replaces_the_sessions() -> None:
     facts = _facts()
-    once = seminar_facts.rescheduled(
-        facts, seminar_id="sem-1", old_sessions=facts.sessions, new_sessions=[_session(9)], now=NOW
-    )
-    twice = seminar_facts.rescheduled(
-        once, seminar_id="sem-1", old_sessions=once.sessions, new_sessions=[_session(10)], now=NOW
-    )
+    once = seminar_facts.rescheduled(facts, seminar_id="sem-1", sessions=[_session(9)], now=NOW)
+    twice = seminar_facts.rescheduled(once, seminar_id="sem-1", sessions=[_session(10)], now=NOW)
     assert (once.reschedules, twice.reschedules) == (1, 2)
     assert twice.sessions == (_session(10),)
     assert twice.title == "Coding in the classroom"
 
 
-def test_a_capacity_change_alone_is_no_new_calendar_revision() -> None:
+def test_a_capacity_only_reschedule_is_a_revision_too() -> None:
     facts = _facts()
-    same = seminar_facts.rescheduled(
-        facts, seminar_id="sem-1", old_sessions=facts.sessions, new_sessions=facts.sessions, now=NOW
-    )
-    assert (same.reschedules, same.sequence, same.sessions) == (0, 0, facts.sessions)
+    same = seminar_facts.rescheduled(facts, seminar_id="sem-1", sessions=facts.sessions, now=NOW)
+    assert (same.sequence, same.sessions) == (1, facts.sessions)
 
 
 def test_the_sequence_grows_once_more_on_cancellation() -> None:
-    moved = seminar_facts.rescheduled(
-        _facts(), seminar_id="sem-1", old_sessions=(), new_sessions=[_session(9)], now=NOW
-    )
+    moved = seminar_facts.rescheduled(_facts(), seminar_id="sem-1", sessions=[_session(9)], now=NOW)
     cancelled = seminar_facts.cancelled(moved, seminar_id="sem-1", now=NOW)
     assert (moved.sequence, cancelled.sequence) == (1, 2)
 
 
 def test_a_reschedule_of_a_seminar_known_from_before_keeps_what_it_can() -> None:
-    facts = seminar_facts.rescheduled(
-        None, seminar_id="old", old_sessions=[_session(4)], new_sessions=[_session(9)], now=NOW
-    )
+    facts = seminar_facts.rescheduled(None, seminar_id="old", sessions=[_session(9)], now=NOW)
     assert (facts.title, facts.reschedules, facts.sessions) == (None, 1, (_session(9),))
 
 
