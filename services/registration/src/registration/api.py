@@ -72,9 +72,20 @@ class RegistrationOut(BaseModel):
     id: str
     seminar_id: str
     participant_id: str
-    status: str
+    status: str = Field(
+        description="confirmed, waitlisted, offered, cancelled, rejected, or pending "
+        "(parked: the seminar is not known yet)"
+    )
     version: int | None = None
     waitlist_seq: int | None = None
+    waitlist_position: int | None = Field(
+        default=None,
+        description="place in the waiting list at this read (1 = promoted next); "
+        "null unless waitlisted",
+    )
+    offer_expires_at: datetime | None = Field(
+        default=None, description="when the seat offer lapses; null unless offered"
+    )
     reason: str | None = None
     country: str | None = None
     school_id: str | None = None
@@ -92,6 +103,7 @@ class SeminarRegistrationsOut(BaseModel):
     capacity: int
     confirmed: int
     waitlisted: int
+    offered: int
     parked: int
     limit: int
     offset: int
@@ -221,6 +233,48 @@ async def cancel_registration(registration_id: PathId, service: Service) -> Deci
     return await _cancel(registration_id, service)
 
 
+_OFFER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no registration by that id"},
+    409: {"description": "no seat offer to answer: never offered, answered, or expired"},
+}
+
+
+@router.post(
+    "/registrations/{registration_id}/accept",
+    response_model=DecisionOut,
+    dependencies=[_writers],
+    responses=_OFFER_ANSWERS,
+    summary="Accept a seat offer (status offered): the registration is confirmed",
+)
+async def accept_offer(registration_id: PathId, service: Service) -> DecisionOut:
+    traceparent = current_traceparent.get()
+
+    async def work(uow: UnitOfWork) -> Outcome:
+        return await service.registrations.offers.accept(
+            uow, registration_id=registration_id, traceparent=traceparent
+        )
+
+    return _decision(await service.run(work))
+
+
+@router.post(
+    "/registrations/{registration_id}/decline",
+    response_model=DecisionOut,
+    dependencies=[_writers],
+    responses=_OFFER_ANSWERS,
+    summary="Decline a seat offer: cancelled (offer_declined); the seat goes to the next",
+)
+async def decline_offer(registration_id: PathId, service: Service) -> DecisionOut:
+    traceparent = current_traceparent.get()
+
+    async def work(uow: UnitOfWork) -> Outcome:
+        return await service.registrations.offers.decline(
+            uow, registration_id=registration_id, traceparent=traceparent
+        )
+
+    return _decision(await service.run(work))
+
+
 @router.get(
     "/seminars/{seminar_id}/registrations",
     response_model=SeminarRegistrationsOut,
@@ -246,6 +300,7 @@ async def seminar_registrations(
         capacity=book.capacity,
         confirmed=book.confirmed,
         waitlisted=book.waitlisted,
+        offered=book.offered,
         parked=book.parked,
         limit=limit,
         offset=offset,

@@ -12,6 +12,7 @@ from seminarops_shared.service import Runtime, create_service_app
 
 from . import api, journey_api
 from .handlers import (
+    OFFER_EXPIRY_JOB,
     PARK_TIMEOUT_JOB,
     PENDING_CANCELLATION_JOB,
     RegistrationService,
@@ -79,6 +80,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         runtime.scheduler.on(CERTIFICATE_ISSUE_JOB, journey.on_issue_due)
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.parking.on_park_timeout)
         runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.kept.on_cancellation_expired)
+        runtime.scheduler.on(OFFER_EXPIRY_JOB, service.offers.on_offer_expired)
         return RegistrationsOverHttp(
             service=service,
             uow=runtime.uow,

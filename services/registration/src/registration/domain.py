@@ -6,18 +6,21 @@ goes through one function here that returns the new book, and the repository wri
 the change with one atomic conditional update pinned to the old values, so two
 writers can never both take the last seat.
 
-Invariant everywhere: ``confirmed`` never grows beyond ``capacity`` (it may stay above
-it after a capacity decrease: nobody confirmed is ever un-confirmed).
+Invariant everywhere: ``confirmed + offered`` never grows beyond ``capacity`` (it may
+stay above it after a capacity decrease: nobody confirmed is ever un-confirmed, while
+offers beyond the new capacity go back to the head of the queue).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from seminarops_shared.events.registration import RegistrationStatus
+from seminarops_shared.events.vocabulary import Promotion
 
 REGISTRATION_ID_PREFIX = "reg-"
 
@@ -26,6 +29,14 @@ REASON_SEMINAR_UNKNOWN = "seminar_unknown"
 REASON_SEMINAR_CANCELLED = "seminar_cancelled"
 REASON_SEMINAR_CLOSED = "seminar_closed"
 REASON_PARTICIPANT = "participant_request"
+REASON_NOT_ELIGIBLE = "not_eligible"
+REASON_OFFER_DECLINED = "offer_declined"
+REASON_OFFER_EXPIRED = "offer_expired"
+# Cancellations that came from the participant's side (they asked, or let an offer go):
+# a new request of theirs is decided anew. One with the seminar's is final.
+PARTICIPANT_REASONS = frozenset({REASON_PARTICIPANT, REASON_OFFER_DECLINED, REASON_OFFER_EXPIRED})
+# How long an offer stands when the seminar does not say (``offer_hours``).
+DEFAULT_OFFER_HOURS = 48
 
 
 class SeminarStatus(enum.StrEnum):
@@ -48,7 +59,9 @@ class DecisionKind(enum.StrEnum):
     REJECTED = "rejected"
 
 
-ACTIVE_STATUSES = frozenset({RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED})
+ACTIVE_STATUSES = frozenset(
+    {RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED, RegistrationStatus.OFFERED}
+)
 
 
 def registration_id(seminar_id: str, participant_id: str) -> str:
@@ -59,16 +72,51 @@ def registration_id(seminar_id: str, participant_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatTerms:
+    """How a seminar gives its seats (``seminar.scheduled.v1``): freed seats are
+    confirmed to the head of the queue at once (``automatic``) or offered to it for
+    ``offer_hours`` (``offer``); ``eligible_countries`` (``None``: everyone) says who
+    may register at all."""
+
+    promotion: Promotion = Promotion.AUTOMATIC
+    offer_hours: int | None = None
+    eligible_countries: frozenset[str] | None = None
+
+    @property
+    def offers(self) -> bool:
+        return self.promotion is Promotion.OFFER
+
+    @property
+    def offer_period(self) -> timedelta:
+        return timedelta(hours=self.offer_hours or DEFAULT_OFFER_HOURS)
+
+    def admits(self, country: str | None) -> bool:
+        """Whether a participant from ``country`` may register: anyone when no list is
+        set; with a list, only a participant whose country is on it (one without a
+        country is not)."""
+        if self.eligible_countries is None:
+            return True
+        return country is not None and country.upper() in self.eligible_countries
+
+
+# The terms of a seminar that sets none: automatic promotion, open to every country.
+DEFAULT_TERMS = SeatTerms()
+
+
+@dataclass(frozen=True, slots=True)
 class Seats:
     """A seminar's seat book.
 
     ``next_waitlist_seq`` is the sequence number the next waitlisted request gets
-    (arrival order, never reused); ``waitlisted`` is how many are waiting now.
+    (arrival order, never reused); ``waitlisted`` is how many are waiting now;
+    ``offered`` how many hold a seat offer (under ``offer`` promotion): an offered seat
+    is taken until the offer is declined or expires.
     """
 
     status: SeminarStatus
     capacity: int
     confirmed: int = 0
+    offered: int = 0
     waitlisted: int = 0
     next_waitlist_seq: int = 1
     # Requests parked while the seminar is unknown: an upper bound of how many wait
@@ -83,10 +131,16 @@ class Seats:
     # and every change to it is a write of the book, so keeping one and deciding the
     # request it cancels can never both commit without seeing each other.
     pending_cancellations: int = 0
+    terms: SeatTerms = DEFAULT_TERMS
+
+    @property
+    def taken(self) -> int:
+        """Seats confirmed or on offer."""
+        return self.confirmed + self.offered
 
     @property
     def free(self) -> int:
-        return max(0, self.capacity - self.confirmed) if self.status is SeminarStatus.OPEN else 0
+        return max(0, self.capacity - self.taken) if self.status is SeminarStatus.OPEN else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +197,22 @@ def decide_requests(seats: Seats, count: int) -> tuple[Seats, list[Decision]]:
     )
 
 
+def decide_for_countries(
+    seats: Seats, countries: Sequence[str | None]
+) -> tuple[Seats, list[Decision]]:
+    """Decide new requests (arrival order) from participants of ``countries``: those the
+    seminar's terms do not admit are rejected ``not_eligible`` and take nothing; the
+    rest as ``decide_requests``. A seminar that is not open answers as
+    ``decide_requests`` (its own reason comes first)."""
+    if seats.status is not SeminarStatus.OPEN:
+        return decide_requests(seats, len(countries))
+    admitted = [seats.terms.admits(country) for country in countries]
+    after, decided = decide_requests(seats, sum(admitted))
+    ineligible = Decision(DecisionKind.REJECTED, reason=REASON_NOT_ELIGIBLE)
+    queue = iter(decided)
+    return after, [next(queue) if ok else ineligible for ok in admitted]
+
+
 def release(seats: Seats, previous: RegistrationStatus) -> Seats:
     """A registration in ``previous`` status was cancelled: its seat or its place in
     the queue is freed. Cancelling what holds neither changes nothing."""
@@ -150,6 +220,8 @@ def release(seats: Seats, previous: RegistrationStatus) -> Seats:
         return replace(seats, confirmed=max(0, seats.confirmed - 1))
     if previous is RegistrationStatus.WAITLISTED:
         return replace(seats, waitlisted=max(0, seats.waitlisted - 1))
+    if previous is RegistrationStatus.OFFERED:
+        return replace(seats, offered=max(0, seats.offered - 1))
     return seats
 
 
@@ -160,14 +232,44 @@ def promotable(seats: Seats) -> int:
 
 
 def promote(seats: Seats, count: int) -> Seats:
-    """``count`` registrations move from the head of the queue to a seat.
+    """``count`` registrations move from the head of the queue to a seat: confirmed, or
+    offered it under ``offer`` promotion (``seats.terms.offers``).
 
     Raises ``ValueError`` if that would overbook or promote more than wait: the
     invariant is checked here, not trusted to the caller.
     """
     if count < 0 or count > promotable(seats):
         raise ValueError(f"cannot promote {count}: {promotable(seats)} promotable")
+    if seats.terms.offers:
+        return replace(seats, offered=seats.offered + count, waitlisted=seats.waitlisted - count)
     return replace(seats, confirmed=seats.confirmed + count, waitlisted=seats.waitlisted - count)
+
+
+def accept_offer(seats: Seats) -> Seats:
+    """An offered seat is accepted: it stays taken, now confirmed. Raises
+    ``ValueError`` when no offer is outstanding (the caller checked the registration)."""
+    if seats.offered < 1:
+        raise ValueError("no offer outstanding")
+    return replace(seats, offered=seats.offered - 1, confirmed=seats.confirmed + 1)
+
+
+def excess_offers(seats: Seats) -> int:
+    """How many outstanding offers no longer fit after a capacity decrease: they go
+    back to the head of the queue (newest offers first), so that confirmed plus offered
+    stays within capacity wherever confirmed alone does."""
+    return max(0, min(seats.offered, seats.taken - seats.capacity))
+
+
+def withdraw_offers(seats: Seats, count: int) -> Seats:
+    """``count`` offers go back to the queue (they keep their place at its head)."""
+    if count < 0 or count > seats.offered:
+        raise ValueError(f"cannot withdraw {count} of {seats.offered} offers")
+    return replace(seats, offered=seats.offered - count, waitlisted=seats.waitlisted + count)
+
+
+def offer_expires_at(seats: Seats, *, now: datetime) -> datetime:
+    """When an offer made ``now`` lapses."""
+    return now + seats.terms.offer_period
 
 
 def change_capacity(seats: Seats, new_capacity: int) -> Seats:
@@ -179,12 +281,12 @@ def change_capacity(seats: Seats, new_capacity: int) -> Seats:
     return replace(seats, capacity=new_capacity)
 
 
-def open_seminar(seats: Seats | None, capacity: int) -> Seats:
+def open_seminar(seats: Seats | None, capacity: int, terms: SeatTerms = DEFAULT_TERMS) -> Seats:
     """``seminar.scheduled.v1``: an unknown (or parked-for) seminar opens with its
-    capacity. Counters a placeholder already holds are kept."""
+    capacity and terms. Counters a placeholder already holds are kept."""
     if seats is None:
-        return Seats(status=SeminarStatus.OPEN, capacity=capacity)
-    return replace(seats, status=SeminarStatus.OPEN, capacity=capacity, parked=0)
+        return Seats(status=SeminarStatus.OPEN, capacity=capacity, terms=terms)
+    return replace(seats, status=SeminarStatus.OPEN, capacity=capacity, parked=0, terms=terms)
 
 
 def cancel_seminar(seats: Seats) -> Seats:
@@ -195,6 +297,7 @@ def cancel_seminar(seats: Seats) -> Seats:
         status=SeminarStatus.CANCELLED,
         confirmed=0,
         waitlisted=0,
+        offered=0,
         parked=0,
         pending_cancellations=0,
     )
@@ -255,9 +358,11 @@ def expired(parked_at: datetime, *, now: datetime, timeout: timedelta) -> bool:
 # either order when they came on different partitions (producers with different
 # partitioners). Their order is then the order of the CloudEvents ``time`` each carries
 # (the producer's clock), and the outcome is the one publishing order gives: the first
-# request registers, a cancellation published after it cancels, a request after that is
-# a repeat (re-registering after a cancellation is not supported in v1), and a
-# cancellation published before any request cancels nothing.
+# request registers, a cancellation published after it cancels, a request after that
+# registers again (decided anew: confirmed, or waitlisted at the end of the queue), and
+# a cancellation published before any request cancels nothing. So the registration is
+# active exactly when its latest request was published after its latest cancellation,
+# whatever order the two were consumed in.
 
 
 def instant(moment: datetime) -> datetime:
@@ -268,18 +373,25 @@ def instant(moment: datetime) -> datetime:
 
 def cancellation_applies(*, cancelled_at: datetime, requested_at: datetime) -> bool:
     """Whether a cancellation published at ``cancelled_at`` cancels the registration whose
-    earliest request was published at ``requested_at``: only if it was published at or
-    after that request. An earlier cancellation was published before there was anything
-    to cancel, and never cancels a registration requested after it. At equal times the
-    cancellation wins: one only refers to a request that exists, and producers' clocks
-    often have a resolution of a second."""
+    latest request was published at ``requested_at``: only if it was published at or
+    after that request. A cancellation published before the latest request was followed
+    by that request, which registered the person again. At equal times the cancellation
+    wins: one only refers to a request that exists, and producers' clocks often have a
+    resolution of a second."""
     return instant(cancelled_at) >= instant(requested_at)
 
 
-def earlier_request(requested_at: datetime, than: datetime) -> bool:
-    """Whether a request at ``requested_at`` was published before the earliest request
+def registers_again(*, requested_at: datetime, cancelled_at: datetime) -> bool:
+    """Whether a new request published at ``requested_at`` registers a person again whose
+    registration a cancellation published at ``cancelled_at`` ended: only if it was
+    published after it (an older request was cancelled by it)."""
+    return not cancellation_applies(cancelled_at=cancelled_at, requested_at=requested_at)
+
+
+def later_request(requested_at: datetime, than: datetime) -> bool:
+    """Whether a request at ``requested_at`` was published after the latest request
     known so far (``than``): only then does a repeat change what a cancellation finds."""
-    return instant(requested_at) < instant(than)
+    return instant(requested_at) > instant(than)
 
 
 def supersedes(cancelled_at: datetime, kept: datetime | None) -> bool:

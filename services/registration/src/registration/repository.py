@@ -15,15 +15,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
+from seminarops_shared.events.vocabulary import Promotion
 from seminarops_shared.mongo import ConcurrentChange, Document, Repository, find_by_ids
 
-from .domain import Seats, SeminarStatus
+from .domain import Seats, SeatTerms, SeminarStatus
 
 SEMINARS = "seminars"
 REGISTRATIONS = "registrations"
@@ -32,6 +33,7 @@ PENDING_CANCELLATIONS = "pending_cancellations"
 
 _SEAT_FIELDS: Mapping[str, str] = {
     "confirmed": "confirmed_count",
+    "offered": "offered_count",
     "waitlisted": "waitlisted_count",
     "next_waitlist_seq": "next_waitlist_seq",
     "parked": "parked_count",
@@ -45,12 +47,34 @@ def _seats(doc: Document) -> Seats:
     return Seats(
         status=SeminarStatus(doc["status"]),
         capacity=int(doc["capacity"]),
+        terms=_terms(doc),
         **{name: int(doc.get(field, 0)) for name, field in _SEAT_FIELDS.items()},
     )
 
 
+def _terms(doc: Document) -> SeatTerms:
+    # Books written before the journey's terms existed have none: automatic, everyone.
+    countries = doc.get("eligible_countries")
+    return SeatTerms(
+        promotion=Promotion(doc.get("promotion", Promotion.AUTOMATIC.value)),
+        offer_hours=doc.get("offer_hours"),
+        eligible_countries=frozenset(countries) if countries is not None else None,
+    )
+
+
+def _terms_fields(terms: SeatTerms) -> Document:
+    countries = terms.eligible_countries
+    return {
+        "promotion": terms.promotion.value,
+        "offer_hours": terms.offer_hours,
+        "eligible_countries": sorted(countries) if countries is not None else None,
+    }
+
+
 class SeminarRepository(Repository):
-    """Seat books, one per seminar (``_id`` = seminar id)."""
+    """Seat books, one per seminar (``_id`` = seminar id), with what this service knows
+    of the seminar: its status, capacity and terms (promotion, offer hours, eligible
+    countries)."""
 
     indexes: ClassVar[dict[str, Sequence[IndexModel]]] = {SEMINARS: []}
 
@@ -123,6 +147,8 @@ class SeminarRepository(Repository):
         """
         if new.confirmed > (old.confirmed if old else 0) and new.confirmed > new.capacity:
             raise ValueError("refusing to overbook")  # domain bug; never written
+        if new.taken > (old.taken if old else 0) and new.taken > new.capacity:
+            raise ValueError("refusing to offer beyond capacity")  # domain bug; never written
         collection = self.collection(SEMINARS)
         if old is None:
             doc: Document = {
@@ -131,6 +157,7 @@ class SeminarRepository(Repository):
                 "capacity": new.capacity,
                 "updated_at": now,
             }
+            doc |= _terms_fields(new.terms)
             doc |= {field: getattr(new, name) for name, field in _SEAT_FIELDS.items()}
             try:
                 await collection.insert_one(doc, session=session)
@@ -150,13 +177,19 @@ class SeminarRepository(Repository):
             query[field] = before if before else {"$in": [0, None]}
             if after != before:
                 increments[field] = after - before
-        taken = new.confirmed - old.confirmed
+        taken = new.taken - old.taken
         if taken > 0:
-            # The seat is taken by the database's own check, not by trusting the read.
-            query["confirmed_count"] = {"$eq": old.confirmed, "$lte": new.capacity - taken}
+            # The seat is taken by the database's own check, not by trusting the read
+            # (offered_count is pinned to old.offered above).
+            query["confirmed_count"] = {
+                "$eq": old.confirmed,
+                "$lte": new.capacity - old.offered - taken,
+            }
         update: dict[str, Any] = {
             "$set": {"status": new.status.value, "capacity": new.capacity, "updated_at": now}
         }
+        if new.terms != old.terms:
+            update["$set"] |= _terms_fields(new.terms)
         if increments:
             update["$inc"] = increments
         result = await collection.update_one(query, update, session=session)
@@ -257,7 +290,7 @@ class RegistrationRepository(Repository):
     ) -> None:
         """Set ``(id, expected_version, fields)``, each only if the registration still
         has ``expected_version``, which stays: for what no event announces (the time of
-        its earliest request, a cancellation held for an earlier request)."""
+        its latest request, the time of a later cancellation of a cancelled one)."""
         if not changes:
             return
         operations = [
@@ -286,11 +319,62 @@ class RegistrationRepository(Repository):
         )
         return await cursor.to_list()
 
+    async def waitlist_positions(
+        self, seminar_id: str, seqs: Iterable[int], *, session: AsyncClientSession | None = None
+    ) -> dict[int, int]:
+        """The place in the queue (1 = promoted next) of each waitlist sequence number
+        in ``seqs``, as the queue stands now: one count of those waiting ahead of the
+        first, served by the (seminar_id, status, waitlist_seq) index, and one read of
+        the sequence numbers from it to the last (index-only when they are few)."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return {}
+        waiting = {"seminar_id": seminar_id, "status": RegistrationStatus.WAITLISTED.value}
+        collection = self.collection(REGISTRATIONS)
+        ahead = await collection.count_documents(
+            {**waiting, "waitlist_seq": {"$lt": wanted[0]}}, session=session
+        )
+        if len(wanted) == 1:
+            return {wanted[0]: ahead + 1}
+        cursor = collection.find(
+            {**waiting, "waitlist_seq": {"$gte": wanted[0], "$lte": wanted[-1]}},
+            {"_id": 0, "waitlist_seq": 1},
+            session=session,
+        ).sort("waitlist_seq", ASCENDING)
+        positions: dict[int, int] = {}
+        place = ahead
+        async for doc in cursor:
+            place += 1
+            positions[int(doc["waitlist_seq"])] = place
+        return {seq: positions[seq] for seq in wanted if seq in positions}
+
+    async def offered_newest_first(
+        self, seminar_id: str, *, limit: int, session: AsyncClientSession
+    ) -> list[Document]:
+        """Outstanding offers, the one furthest back in the queue first (the first to
+        go back to it when the capacity shrinks)."""
+        if limit <= 0:
+            return []
+        cursor = (
+            self.collection(REGISTRATIONS)
+            .find(
+                {"seminar_id": seminar_id, "status": RegistrationStatus.OFFERED.value},
+                session=session,
+            )
+            .sort("waitlist_seq", DESCENDING)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
     async def active_of_seminar(
         self, seminar_id: str, *, session: AsyncClientSession
     ) -> list[Document]:
         docs: list[Document] = []
-        for status in (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED):
+        for status in (
+            RegistrationStatus.CONFIRMED,
+            RegistrationStatus.WAITLISTED,
+            RegistrationStatus.OFFERED,
+        ):
             cursor = self.collection(REGISTRATIONS).find(
                 {"seminar_id": seminar_id, "status": status.value}, session=session
             )

@@ -30,6 +30,7 @@ from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.subscriptions import Batch, Subscription
 from seminarops_shared.unit_of_work import UnitOfWork
 
+from .domain import SeatTerms
 from .handlers import (
     CancellationRequest,
     RegistrationClosed,
@@ -64,6 +65,15 @@ def cancellation_of(event: ReceivedEvent) -> CancellationRequest:
         source=event.envelope.source,
         cancelled_at=event.envelope.time,
         traceparent=event.envelope.traceparent,
+    )
+
+
+def terms_of(data: SeminarScheduled) -> SeatTerms:
+    countries = data.eligible_countries
+    return SeatTerms(
+        promotion=data.promotion,
+        offer_hours=data.offer_hours,
+        eligible_countries=frozenset(countries) if countries is not None else None,
     )
 
 
@@ -105,7 +115,7 @@ def subscription(
     async def scheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarScheduled)
         await service.seminar_changes.on_seminar_scheduled(
-            uow, seminar_id=data.seminar_id, capacity=data.capacity
+            uow, seminar_id=data.seminar_id, capacity=data.capacity, terms=terms_of(data)
         )
         await journey.on_seminar_scheduled(
             uow,

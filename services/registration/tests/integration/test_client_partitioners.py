@@ -420,9 +420,7 @@ async def test_cancellations_that_overtake_their_requests_on_another_partition(
     status = {d["participant_id"]: d["status"] for d in docs}
     assert {p for p, s in status.items() if s == "cancelled"} == cancelled
     assert final == Counter(confirmed=CAPACITY - 1, cancelled=len(cancelled))
-    assert status["s0"] == "confirmed"  # the stale cancellation is set aside on it
-    [s0] = [d for d in docs if d["participant_id"] == "s0"]
-    assert s0["held_cancellation"]["event_id"] == stale.id
+    assert status["s0"] == "confirmed"  # the stale cancellation came before its request
     assert book is not None
     # 3 active of 7, plus the marker: all seated, nobody waiting while a seat is free.
     assert (book["confirmed_count"], book["waitlisted_count"]) == (CAPACITY, 0)

@@ -91,13 +91,26 @@ async def test_a_cancellation_before_its_request_is_kept_then_applied_when_it_is
     assert (book.confirmed, book.waitlisted, book.pending_cancellations) == (1, 0, 0)
     assert (world.cancellations.docs, world.scheduler.jobs) == ({}, {})
 
-    # The same request again (a redelivery) and a later one: repeats, nothing changes.
+    # The same request again (a redelivery), and an older one: nothing changes.
     again = world.uow()
     repeats = await world.service.requests.decide(
-        again, [request(world, "x", at=1), request(world, "x", at=9)]
+        again, [request(world, "x", at=1), request(world, "x", at=0)]
     )
     assert [(o.status, o.created) for o in repeats] == [(OutcomeStatus.CANCELLED, False)] * 2
     assert again.emitted == []
+    # One published after the cancellation registers x again: waitlisted at the end of
+    # the queue (y holds the one seat), the same registration, its version moving on.
+    later = world.uow()
+    [anew] = await world.service.requests.decide(later, [request(world, "x", at=9)])
+    assert (anew.status, anew.created, anew.position) == (OutcomeStatus.WAITLISTED, True, 1)
+    assert emitted(later) == [("RegistrationWaitlisted", "x", 3)]
+    doc = world.registrations.docs[reg_id]
+    assert (doc["status"], doc["version"], doc.get("reason")) == ("waitlisted", 3, None)
+    assert "cancellation_published_at" not in doc
+    # And that request again changes nothing.
+    replay = world.uow()
+    await world.service.requests.decide(replay, [request(world, "x", at=9)])
+    assert replay.emitted == []
 
 
 async def test_a_request_published_after_a_kept_cancellation_stays_registered(
@@ -111,22 +124,19 @@ async def test_a_request_published_after_a_kept_cancellation_stays_registered(
         OutcomeStatus.CONFIRMED,
         [("RegistrationConfirmed", "x", 1)],
     )
-    doc = world.registrations.docs[registration_id("s", "x")]
-    # Held by the registration (an earlier request may still come), no longer kept.
-    assert doc["held_cancellation"]["event_id"] == "cancel-x-1"
+    # The cancellation is settled (dropped): the request after it registered x.
     assert world.cancellations.docs == {}
     assert world.seminars.books["s"].pending_cancellations == 0
 
-    # The same request again changes nothing; one published before the cancellation
-    # (from the other partition) shows the cancellation was meant for this registration.
+    # The same request again changes nothing; so does one published before the
+    # cancellation (from the other partition): in publishing order it registered x,
+    # the cancellation cancelled it, and the later request registered x again.
     again = world.uow()
     await world.service.requests.decide(again, [request(world, "x", at=2)])
     assert again.emitted == []
     earlier = world.uow()
     [late] = await world.service.requests.decide(earlier, [request(world, "x", at=0)])
-    assert (late.status, late.created) == (OutcomeStatus.CANCELLED, False)
-    assert emitted(earlier) == [("RegistrationCancelled", "x", 2)]
-    assert "held_cancellation" not in world.registrations.docs[registration_id("s", "x")]
+    assert (late.status, late.created, earlier.emitted) == (OutcomeStatus.CONFIRMED, False, [])
 
 
 async def test_a_cancellation_consumed_after_a_later_request_does_not_cancel_it(
@@ -140,20 +150,20 @@ async def test_a_cancellation_consumed_after_a_later_request_does_not_cancel_it(
     assert uow.emitted == []
     doc = world.registrations.docs[registration_id("s", "x")]
     assert (doc["status"], doc["version"]) == ("confirmed", 1)
-    assert doc["held_cancellation"]["event_id"] == "cancel-x-1"
-    # An older cancellation does not replace the held one.
+    # Nor does an older one, nor an earlier request consumed after them.
     await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=0))
-    held = world.registrations.docs[registration_id("s", "x")]["held_cancellation"]
-    assert held["event_id"] == "cancel-x-1"
+    earlier = world.uow()
+    await world.service.requests.decide(earlier, [request(world, "x", at=-1)])
+    assert earlier.emitted == []
+    assert world.registrations.docs[registration_id("s", "x")]["status"] == "confirmed"
 
 
-async def test_a_repeat_published_after_the_cancellation_does_not_save_the_registration(
+async def test_a_repeat_published_after_the_cancellation_is_noted_and_keeps_it_registered(
     world: World,
 ) -> None:
     # Published: request (t=1), cancellation (t=2), request again (t=3); the repeat is
-    # consumed before the cancellation. In publishing order the repeat meets a cancelled
-    # registration (re-registering after a cancellation is not supported in v1): so the
-    # cancellation wins here too.
+    # consumed before the cancellation. In publishing order the repeat registers x again
+    # after the cancellation: so the registration stands.
     open_seminar(world, 5)
     await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
     repeat = world.uow()
@@ -163,24 +173,30 @@ async def test_a_repeat_published_after_the_cancellation_does_not_save_the_regis
         False,
         [],
     )
-    uow = world.uow()
-    await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=2))
-    assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
-
-
-async def test_an_earlier_repeat_is_noted_for_cancellations_still_to_come(world: World) -> None:
-    # Published: request (t=1), cancellation (t=2), request again (t=3); consumed: the
-    # repeat first, then the original request, then the cancellation.
-    open_seminar(world, 5)
-    await world.service.requests.decide(world.uow(), [request(world, "x", at=3)])
-    noted = world.uow()
-    [outcome] = await world.service.requests.decide(noted, [request(world, "x", at=1)])
-    assert (outcome.created, noted.emitted) == (False, [])
     doc = world.registrations.docs[registration_id("s", "x")]
-    assert (doc["first_requested_at"], doc["version"]) == (world.now + timedelta(seconds=1), 1)
+    assert (doc["last_requested_at"], doc["version"]) == (world.now + timedelta(seconds=3), 1)
     uow = world.uow()
     await world.service.cancelling.cancel_requested(uow, cancellation(world, "x", at=2))
-    assert emitted(uow) == [("RegistrationCancelled", "x", 2)]
+    assert uow.emitted == []
+    # A cancellation published after every request cancels.
+    last = world.uow()
+    await world.service.cancelling.cancel_requested(last, cancellation(world, "x", at=3))
+    assert emitted(last) == [("RegistrationCancelled", "x", 2)]
+
+
+async def test_a_later_cancellation_of_a_cancelled_registration_is_noted(world: World) -> None:
+    # Published: request (t=1), cancellation (t=2), request (t=3), cancellation (t=4);
+    # consumed: both cancellations, then the second request, which was cancelled by the
+    # later cancellation in publishing order.
+    open_seminar(world, 5)
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=2))
+    await world.service.cancelling.cancel_requested(world.uow(), cancellation(world, "x", at=4))
+    doc = world.registrations.docs[registration_id("s", "x")]
+    assert doc["cancellation_published_at"] == world.now + timedelta(seconds=4)
+    uow = world.uow()
+    [outcome] = await world.service.requests.decide(uow, [request(world, "x", at=3)])
+    assert (outcome.status, outcome.created, uow.emitted) == (OutcomeStatus.CANCELLED, False, [])
 
 
 async def test_the_later_of_two_kept_cancellations_is_kept_and_expires(world: World) -> None:
@@ -296,11 +312,11 @@ async def test_http_cancellation_of_a_kept_one_is_not_found_and_of_a_decided_one
 
 def _publishing_order_outcome(events: list[tuple[str, int]]) -> str | None:
     """What consuming ``events`` in publishing order gives: the first request registers,
-    a cancellation after it cancels, anything after that changes nothing (re-registering
-    after a cancellation is not supported in v1). At equal times the request is first."""
+    a cancellation after it cancels, a request after that registers again. At equal
+    times the request is first."""
     status: str | None = None
     for kind, _ in sorted(events, key=lambda e: (e[1], e[0] == "cancel")):
-        if kind == "request" and status is None:
+        if kind == "request" and status in {None, "cancelled"}:
             status = "confirmed"
         elif kind == "cancel" and status == "confirmed":
             status = "cancelled"
@@ -348,3 +364,21 @@ async def test_any_order_of_consumption_gives_the_publishing_order_outcome(
     assert book.pending_cancellations == len(world.cancellations.docs)
     if doc is not None:
         assert world.cancellations.docs == {}
+
+
+async def test_a_replayed_request_never_registers_again_even_with_skewed_clocks(
+    world: World,
+) -> None:
+    # HTTP cancellations carry this service's clock, here behind the producer's: by time
+    # alone a replayed old request would look newer than them. Its id says otherwise.
+    open_seminar(world, 5)
+    reg_id = registration_id("s", "x")
+    await world.service.requests.decide(world.uow(), [request(world, "x", at=1)])
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    [anew] = await world.service.requests.decide(world.uow(), [request(world, "x", at=5)])
+    assert (anew.status, anew.created) == (OutcomeStatus.CONFIRMED, True)
+    await world.service.cancelling.cancel(world.uow(), registration_id=reg_id)
+    replay = world.uow()
+    [outcome] = await world.service.requests.decide(replay, [request(world, "x", at=1)])
+    assert (outcome.status, outcome.created, replay.emitted) == (OutcomeStatus.CANCELLED, False, [])
+    assert world.registrations.docs[reg_id]["request_ids"] == ["req-x-1", "req-x-5"]

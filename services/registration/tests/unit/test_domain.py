@@ -209,11 +209,14 @@ def test_a_cancellation_applies_to_requests_published_at_or_before_it() -> None:
     assert domain.instant(precise) == request + timedelta(milliseconds=1)
 
 
-def test_an_earlier_request_and_the_later_of_two_cancellations() -> None:
+def test_a_later_request_and_the_later_of_two_cancellations() -> None:
     t = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
-    assert domain.earlier_request(t, than=t + timedelta(milliseconds=1))
-    assert not domain.earlier_request(t, than=t)
-    assert not domain.earlier_request(t + timedelta(microseconds=500), than=t)
+    assert domain.later_request(t + timedelta(milliseconds=1), than=t)
+    assert not domain.later_request(t, than=t)
+    assert not domain.later_request(t + timedelta(microseconds=500), than=t)
+    # A request registers again only if published after the cancellation.
+    assert domain.registers_again(requested_at=t + timedelta(milliseconds=1), cancelled_at=t)
+    assert not domain.registers_again(requested_at=t, cancelled_at=t)
     assert domain.supersedes(t, None)
     assert domain.supersedes(t + timedelta(seconds=1), t)
     assert not domain.supersedes(t, t)  # the same one again changes nothing

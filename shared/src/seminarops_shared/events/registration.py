@@ -23,6 +23,9 @@ class RegistrationStatus(enum.StrEnum):
     WAITLISTED = "waitlisted"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    # Holds a seat offer (seminars with ``offer`` promotion) until it is accepted,
+    # declined or expires.
+    OFFERED = "offered"
 
 
 class _RegistrationEvent(Event):
@@ -61,6 +64,18 @@ class RegistrationPromoted(_RegistrationEvent):
 
 
 @event
+class RegistrationOffered(_RegistrationEvent):
+    """A freed seat is offered to the head of the waiting list (seminars with ``offer``
+    promotion) until ``offer_expires_at``: accepted, it is ``registration.confirmed.v1``;
+    declined or expired, ``registration.cancelled.v1`` (``offer_declined`` /
+    ``offer_expired``) and the seat is offered to the next."""
+
+    event_type: ClassVar[str] = "registration.offered.v1"
+
+    offer_expires_at: AwareDatetime
+
+
+@event
 class RegistrationCancelled(_RegistrationEvent):
     event_type: ClassVar[str] = "registration.cancelled.v1"
 
@@ -71,7 +86,8 @@ class RegistrationCancelled(_RegistrationEvent):
 @event
 class RegistrationRejected(_RegistrationEvent):
     """A request that could not become a registration, with the reason
-    (``seminar_unknown``, ``seminar_cancelled``, ``seminar_closed``, ...)."""
+    (``seminar_unknown``, ``seminar_cancelled``, ``seminar_closed``, ``not_eligible``:
+    the participant's country is not among the seminar's ``eligible_countries``)."""
 
     event_type: ClassVar[str] = "registration.rejected.v1"
 

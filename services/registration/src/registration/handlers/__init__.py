@@ -1,7 +1,7 @@
 """The registration use cases, one module each: deciding requests (``deciding``, with
 ``parking`` for seminars not known yet), cancelling (``cancelling``, with
 ``kept_cancellations`` for those that come first), the seminar lifecycle
-(``seminar_changes``), erasure, reads; ``seat_moves`` holds the seat changes several of
+(``seminar_changes``), seat offers (``offers``), erasure, reads; ``seat_moves`` holds the seat changes several of
 them share, ``documents`` the documents and events they write. ``service`` wires them
 together; ``over_http`` runs them for the HTTP API. Kafka subscribers and HTTP routes
 call these; neither decides anything itself.
@@ -11,6 +11,7 @@ emits (outbox) and, for consumed events, the processed-event markers commit toge
 """
 
 from .kept_cancellations import PENDING_CANCELLATION_JOB
+from .offers import NoOpenOffer
 from .outcomes import (
     CancellationRequest,
     Outcome,
@@ -20,12 +21,15 @@ from .outcomes import (
 )
 from .over_http import RegistrationsOverHttp
 from .parking import PARK_TIMEOUT_JOB
+from .seat_moves import OFFER_EXPIRY_JOB
 from .service import RegistrationService
 
 __all__ = [
+    "OFFER_EXPIRY_JOB",
     "PARK_TIMEOUT_JOB",
     "PENDING_CANCELLATION_JOB",
     "CancellationRequest",
+    "NoOpenOffer",
     "Outcome",
     "OutcomeStatus",
     "RegistrationClosed",

@@ -13,16 +13,15 @@ from seminarops_shared.unit_of_work import UnitOfWork
 from .. import domain
 from ..domain import SeminarStatus
 from ..repository import ParkedRequestRepository, RegistrationRepository, SeminarRepository
-from .documents import cancellation_doc, earliest_request, held
+from .documents import cancellation_time, latest_request
 from .kept_cancellations import KeptCancellations
 from .outcomes import (
     CancellationRequest,
     Outcome,
     OutcomeStatus,
-    RegistrationClosed,
     existing_outcome,
 )
-from .seat_moves import SeatMoves
+from .seat_moves import SeatMoves, Withdrawal
 
 _log = structlog.get_logger(__name__)
 
@@ -85,7 +84,9 @@ class RegistrationCancelling:
             return Outcome(registration_id, OutcomeStatus.WITHDRAWN, created=True)
         if RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES:
             return existing_outcome(doc)
-        await self._moves.cancel_active(uow, doc["seminar_id"], [(doc, traceparent)])
+        await self._moves.cancel_active(
+            uow, doc["seminar_id"], [Withdrawal(doc, traceparent=traceparent, published_at=uow.now)]
+        )
         return Outcome(
             registration_id, OutcomeStatus.CANCELLED, created=True, reason=domain.REASON_PARTICIPANT
         )
@@ -95,30 +96,23 @@ class RegistrationCancelling:
         the request it cancels (they may come on different partitions).
 
         The outcome is the one publishing order gives (``domain.cancellation_applies``):
-        an active registration whose earliest request was published at or before the
-        cancellation is cancelled (seat freed, queue head promoted); one requested only
-        after it holds the cancellation in case an earlier request still comes; with no
-        registration yet, the cancellation is kept (``pending_cancellations``) until
-        the request is decided, withdrawing a parked request published before it, and
-        dropped when the seminar is completed or cancelled, on erasure, or after the
-        cancellation lifetime. Idempotent with the consumer's processed-event marker;
-        of two kept cancellations the later is kept. Raises ``RegistrationClosed`` for
-        a registration of a completed seminar.
+        an active registration whose latest request was published at or before the
+        cancellation is cancelled (seat or offer freed, queue head promoted); one whose
+        latest request came after it stays (that request registered the person again);
+        with no registration yet, the cancellation is kept (``pending_cancellations``)
+        until the request is decided, withdrawing a parked request published before it,
+        and dropped when the seminar is completed or cancelled, on erasure, or after the
+        cancellation lifetime. A registration the participant's side ended notes a later
+        cancellation (a request must be published after it to register again).
+        Idempotent with the consumer's processed-event marker; of two kept
+        cancellations the later is kept. Raises ``RegistrationClosed`` for a
+        registration of a completed seminar.
         """
         session = uow.session
         reg_id = cancellation.registration_id
         doc = await self.registrations.get(reg_id, session=session)
         if doc is not None:
-            if RegistrationStatus(doc["status"]) not in domain.ACTIVE_STATUSES:
-                return
-            if domain.cancellation_applies(
-                cancelled_at=cancellation.cancelled_at, requested_at=earliest_request(doc)
-            ):
-                await self._moves.cancel_active(
-                    uow, doc["seminar_id"], [(doc, cancellation.traceparent)]
-                )
-                return
-            await self._hold(uow, doc, cancellation)
+            await self._cancel_existing(uow, doc, cancellation)
             return
         book = await self.seminars.get(cancellation.seminar_id, session=session)
         if book is not None and book.status in {SeminarStatus.CLOSED, SeminarStatus.CANCELLED}:
@@ -130,26 +124,38 @@ class RegistrationCancelling:
             await self._moves.withdraw_parked(uow, parked)
         await self._kept.keep(uow, cancellation)
 
-    async def _hold(
+    async def _cancel_existing(
         self, uow: UnitOfWork, doc: Document, cancellation: CancellationRequest
     ) -> None:
-        """An active registration holds a cancellation published before every request
-        seen for it: it applies if an earlier request comes (``_earlier_repeats``)."""
-        book = await self.seminars.get(doc["seminar_id"], session=uow.session)
-        if book is not None and book.status is SeminarStatus.CLOSED:
-            raise RegistrationClosed(f"seminar {doc['seminar_id']} is completed")
-        held_cancellation = doc.get("held_cancellation")
-        held_at = held_cancellation["cancelled_at"] if held_cancellation is not None else None
-        if not domain.supersedes(cancellation.cancelled_at, held_at):
-            return
-        await self.registrations.set_quietly(
-            [
-                (
-                    doc["_id"],
-                    int(doc["version"]),
-                    {"held_cancellation": held(cancellation_doc(cancellation, now=uow.now))},
+        status = RegistrationStatus(doc["status"])
+        if status in domain.ACTIVE_STATUSES:
+            if domain.cancellation_applies(
+                cancelled_at=cancellation.cancelled_at, requested_at=latest_request(doc)
+            ):
+                withdrawal = Withdrawal(
+                    doc,
+                    traceparent=cancellation.traceparent,
+                    published_at=cancellation.cancelled_at,
                 )
-            ],
-            session=uow.session,
-        )
-        _log.info("cancellation published before the request: held", seminar_id=doc["seminar_id"])
+                await self._moves.cancel_active(uow, doc["seminar_id"], [withdrawal])
+            else:
+                _log.info(
+                    "cancellation published before the latest request: superseded",
+                    seminar_id=doc["seminar_id"],
+                )
+            return
+        if (
+            status is RegistrationStatus.CANCELLED
+            and doc.get("reason") in domain.PARTICIPANT_REASONS
+            and domain.later_request(cancellation.cancelled_at, cancellation_time(doc))
+        ):
+            await self.registrations.set_quietly(
+                [
+                    (
+                        doc["_id"],
+                        int(doc["version"]),
+                        {"cancellation_published_at": cancellation.cancelled_at},
+                    )
+                ],
+                session=uow.session,
+            )

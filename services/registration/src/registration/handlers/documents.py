@@ -22,9 +22,6 @@ from .. import domain
 from ..domain import Decision, DecisionKind
 from .outcomes import CancellationRequest, RegistrationRequest
 
-# A kept cancellation's fields that travel with it onto a registration (``held``).
-_HELD_FIELDS = ("event_id", "source", "cancelled_at", "traceparent")
-
 
 @contextlib.contextmanager
 def traced(traceparent: str | None) -> Iterator[None]:
@@ -50,16 +47,21 @@ def event_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def earliest_request(doc: Mapping[str, Any]) -> datetime:
-    """When the earliest request seen for this registration was published."""
-    first: datetime | None = doc.get("first_requested_at")
+def latest_request(doc: Mapping[str, Any]) -> datetime:
+    """When the latest request seen for this registration was published."""
+    last: datetime | None = doc.get("last_requested_at")
     requested: datetime = doc["requested_at"]
-    return first if first is not None and domain.earlier_request(first, requested) else requested
+    return last if last is not None and domain.later_request(last, requested) else requested
 
 
-def held(cancellation: Mapping[str, Any]) -> dict[str, Any]:
-    """A kept cancellation as a registration holds it."""
-    return {name: cancellation.get(name) for name in _HELD_FIELDS}
+def cancellation_time(doc: Mapping[str, Any]) -> datetime:
+    """When the cancellation that ended this registration was published (registrations
+    cancelled before that was stored: when it was applied)."""
+    published: datetime | None = doc.get("cancellation_published_at")
+    if published is not None:
+        return published
+    applied: datetime = doc.get("cancelled_at") or doc["updated_at"]
+    return applied
 
 
 def cancellation_doc(cancellation: CancellationRequest, *, now: datetime) -> Document:

@@ -78,7 +78,7 @@ class KeptCancellations:
     async def drop(
         self, uow: UnitOfWork, settled: Mapping[str, Sequence[str]], *, timers: bool = True
     ) -> None:
-        """Kept cancellations that were settled (applied or held by their registration)
+        """Kept cancellations that were settled (applied, or outdated by a later request)
         are dropped with their timers (``timers=False``: the timer is the one running
         now, which the scheduler deletes itself), and the books count them no more."""
         for seminar_id, reg_ids in settled.items():

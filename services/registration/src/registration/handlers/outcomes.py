@@ -20,6 +20,7 @@ class OutcomeStatus(enum.StrEnum):
 
     CONFIRMED = "confirmed"
     WAITLISTED = "waitlisted"
+    OFFERED = "offered"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     # Parked: the seminar is not known yet; decided when it becomes known.

@@ -17,6 +17,7 @@ from .cancelling import RegistrationCancelling
 from .deciding import RequestDecisions
 from .erasure import ParticipantErasure
 from .kept_cancellations import KeptCancellations
+from .offers import SeatOffers
 from .parking import RequestParking
 from .reads import RegistrationReads
 from .seat_moves import SeatMoves
@@ -25,8 +26,9 @@ from .seminar_changes import SeminarChanges
 
 class RegistrationService:
     """Every registration use case, one object per use case: ``requests`` (deciding),
-    ``cancelling``, ``seminar_changes`` (the seminar lifecycle), ``erasure``, ``reads``,
-    and the timers' handlers (``parking``, ``kept``)."""
+    ``cancelling``, ``offers`` (answering seat offers, and their expiry),
+    ``seminar_changes`` (the seminar lifecycle), ``erasure``, ``reads``, and the other
+    timers' handlers (``parking``, ``kept``)."""
 
     def __init__(
         self,
@@ -40,7 +42,9 @@ class RegistrationService:
         cancellation_lifetime: timedelta,
         pseudonym: Callable[[str], str],
     ) -> None:
-        moves = SeatMoves(seminars=seminars, registrations=registrations, parked=parked)
+        moves = SeatMoves(
+            seminars=seminars, registrations=registrations, parked=parked, scheduler=scheduler
+        )
         self.kept = KeptCancellations(
             seminars=seminars,
             cancellations=cancellations,
@@ -78,6 +82,10 @@ class RegistrationService:
             decisions=self.requests,
             kept=self.kept,
             moves=moves,
+            scheduler=scheduler,
+        )
+        self.offers = SeatOffers(
+            seminars=seminars, registrations=registrations, moves=moves, scheduler=scheduler
         )
         self.erasure = ParticipantErasure(
             registrations=registrations,
