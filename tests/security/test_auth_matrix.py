@@ -77,6 +77,13 @@ EXPECTED: dict[str, Routes] = {
         ("POST", "/v1/registrations/{registration_id}/cancel"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
+        # Answering a seat offer: like cancelling, the participant's own act.
+        ("POST", "/v1/registrations/{registration_id}/accept"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("POST", "/v1/registrations/{registration_id}/decline"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
         ("GET", "/v1/seminars/{seminar_id}/registrations"): frozenset({OPERATOR, PLATFORM}),
         ("GET", "/v1/participants/{participant_id}/registrations"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
