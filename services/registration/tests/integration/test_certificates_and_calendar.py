@@ -28,10 +28,10 @@ from seminarops_shared.events.seminar import (
     SessionTimes,
 )
 from seminarops_shared.events.topics import SEMINAR_EVENTS
-from seminarops_shared.events.vocabulary import Kind, Programme
+from seminarops_shared.events.vocabulary import Kind, Programme, Promotion
 from seminarops_shared.privacy import is_pseudonym
 
-from ..conftest import SEMINAR_SOURCE, new_id, participant, requested
+from ..conftest import SEMINAR_SOURCE, http_body, new_id, participant, requested
 from .conftest import database, registration_app, schedule, seat_book, statuses
 
 pytestmark = pytest.mark.integration
@@ -377,3 +377,29 @@ async def test_a_large_completion_is_issued_in_chunks_each_its_own_transaction(
         docs = await database(app)["certificates"].find({"seminar_id": seminar}).to_list()
     assert sorted(d["participant_id"] for d in docs) == people
     assert len({d["code"] for d in docs}) == 5
+
+
+async def test_an_offered_seat_shows_tentative_until_accepted(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    seminar = new_id("sem")
+    app = registration_app(namespace)
+    offer_terms = _scheduled(seminar, capacity=1).model_copy(
+        update={"promotion": Promotion.OFFER, "offer_hours": 24}
+    )
+    async with running(app) as client:
+        await kafka.send_event(offer_terms, source=SEMINAR_SOURCE)
+        await eventually(lambda: seat_book(app, seminar), what="seminar known")
+        first = (await client.post("/v1/registrations", json=http_body(seminar, "first"))).json()
+        anna = (await client.post("/v1/registrations", json=http_body(seminar, "anna"))).json()
+        waiting = await client.get("/v1/participants/anna/calendar.ics")
+        await client.delete(f"/v1/registrations/{first['id']}")
+        offered = await client.get("/v1/participants/anna/calendar.ics")
+        await client.post(f"/v1/registrations/{anna['id']}/accept")
+        accepted = await client.get("/v1/participants/anna/calendar.ics")
+    assert anna["status"] == "waitlisted"
+    assert _calendar(waiting.text) == {}
+    offered_events = _calendar(offered.text)
+    assert sorted(offered_events) == [f"{seminar}-0@seminar-ops", f"{seminar}-1@seminar-ops"]
+    assert {e.status.value for e in offered_events.values()} == {"TENTATIVE"}
+    assert {e.status.value for e in _calendar(accepted.text).values()} == {"CONFIRMED"}
