@@ -225,15 +225,9 @@ class ParticipantJourney:
             new_code=self._new_code,
         )
         await self.certificates.insert_many(new, session=session)
+        linked = [(registrations[registration_id(seminar_id, c.participant_id)], c) for c in new]
         await self._registrations.set_quietly(
-            [
-                (
-                    registration_id(seminar_id, c.participant_id),
-                    int(registrations[registration_id(seminar_id, c.participant_id)]["version"]),
-                    {"certificate_id": c.id},
-                )
-                for c in new
-            ],
+            [(doc["_id"], int(doc["version"]), {"certificate_id": c.id}) for doc, c in linked],
             session=session,
         )
         skipped = len(set(attendee_ids)) - len(new)
