@@ -443,8 +443,7 @@ class ChaosSystem:
         for service in SERVICES:
             committed = await self.committed_offsets(service)
             lags[service] = {
-                f"{tp.topic.removeprefix(self.prefix + '.')}:{tp.partition}": ends[tp]
-                - max(0, c)
+                f"{tp.topic.removeprefix(self.prefix + '.')}:{tp.partition}": ends[tp] - max(0, c)
                 for tp, c in committed.items()
                 if ends[tp] - max(0, c)
             }

@@ -94,6 +94,7 @@ EXPECTED: dict[str, Routes] = {
         ("POST", "/v1/registrations/{registration_id}/cancel"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
+        # Answering a seat offer: like cancelling, the participant's own act.
         ("POST", "/v1/registrations/{registration_id}/accept"): frozenset(
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
@@ -105,6 +106,16 @@ EXPECTED: dict[str, Routes] = {
             {OPERATOR, PLATFORM, PARTICIPANT}
         ),
         ("POST", "/v1/participants/{participant_id}/erase"): frozenset({OPERATOR}),
+        # The participant journey: a person's certificates and calendar are personal;
+        # a certificate's code verifies it publicly (no e-mail, no participant id).
+        ("GET", "/v1/participants/{participant_id}/certificates"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("GET", "/v1/participants/{participant_id}/calendar.ics"): frozenset(
+            {OPERATOR, PLATFORM, PARTICIPANT}
+        ),
+        ("GET", "/v1/certificates/{code}"): PUBLIC,
+        ("GET", "/v1/certificates/{code}.pdf"): PUBLIC,
     },
     "feedback": {
         **COMMON,
@@ -160,6 +171,8 @@ PERSONAL: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/registrations/{registration_id}/accept"),
         ("POST", "/v1/registrations/{registration_id}/decline"),
         ("GET", "/v1/participants/{participant_id}/registrations"),
+        ("GET", "/v1/participants/{participant_id}/certificates"),
+        ("GET", "/v1/participants/{participant_id}/calendar.ics"),
     },
 }
 

@@ -29,6 +29,7 @@ from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
 
 from .handlers import Outcome, OutcomeStatus, RegistrationRequest, RegistrationsOverHttp
+from .journey_api import Journey
 
 router = APIRouter(prefix="/v1", tags=["registrations"], route_class=IdempotentRoute)
 
@@ -126,6 +127,7 @@ class ParticipantRegistrationsOut(BaseModel):
 class ErasureOut(BaseModel):
     participant_id: str
     registrations_anonymised: int
+    certificates_revoked: int = 0
 
 
 def _registration(doc: Document) -> RegistrationOut:
@@ -384,9 +386,17 @@ async def participant_registrations(
     openapi_extra=never_answers(404, 409),  # an unknown person: nothing to erase, 0
     summary="Erase a participant (the same as participant.erasure_requested.v1)",
 )
-async def erase_participant(participant_id: PathId, service: Service) -> ErasureOut:
-    async def work(uow: UnitOfWork) -> int:
-        return await service.registrations.erasure.erase(uow, participant_id=participant_id)
+async def erase_participant(
+    participant_id: PathId, service: Service, journey: Journey
+) -> ErasureOut:
+    async def work(uow: UnitOfWork) -> tuple[int, int]:
+        changed = await service.registrations.erasure.erase(uow, participant_id=participant_id)
+        revoked = await journey.revoke_certificates(uow, participant_id=participant_id)
+        return changed, revoked
 
-    changed = await service.run(work)
-    return ErasureOut(participant_id=participant_id, registrations_anonymised=changed)
+    changed, revoked = await service.run(work)
+    return ErasureOut(
+        participant_id=participant_id,
+        registrations_anonymised=changed,
+        certificates_revoked=revoked,
+    )

@@ -10,7 +10,7 @@ from seminarops_shared.clock import Clock, utc_now
 from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.service import Runtime, create_service_app
 
-from . import api
+from . import api, journey_api
 from .handlers import (
     OFFER_EXPIRY_JOB,
     PARK_TIMEOUT_JOB,
@@ -18,6 +18,8 @@ from .handlers import (
     RegistrationService,
     RegistrationsOverHttp,
 )
+from .journey import CERTIFICATE_ISSUE_JOB, ParticipantJourney
+from .journey_repository import CertificateRepository, SeminarFactsRepository
 from .repository import (
     ParkedRequestRepository,
     PendingCancellationRepository,
@@ -32,6 +34,8 @@ Registrations for seminars: requests from other platform systems (`registration.
 and over HTTP, decided against capacity (confirmed, or waitlisted in arrival order),
 cancellations with promotion from the waiting list, seminar changes from `seminar.events`.
 Decisions go out on `registration.events`. Names and e-mail addresses stay here.
+Certificates of attendance, issued when a seminar completes and publicly verifiable by
+their code, and each participant's calendar of their seminars.
 """
 
 
@@ -42,7 +46,9 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         registrations = RegistrationRepository(db)
         parked = ParkedRequestRepository(db)
         cancellations = PendingCancellationRepository(db)
-        for repository in (seminars, registrations, parked, cancellations):
+        facts = SeminarFactsRepository(db)
+        certificates = CertificateRepository(db)
+        for repository in (seminars, registrations, parked, cancellations, facts, certificates):
             await repository.ensure_indexes()
         service = RegistrationService(
             seminars=seminars,
@@ -57,8 +63,21 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
         # Every write of a seminar's registrations goes through its seat book: claimed
         # first in each transaction, one writer per seminar at a time in this process
         # (the consumer's batches and the HTTP groups alike).
+        journey = ParticipantJourney(
+            facts=facts,
+            certificates=certificates,
+            registrations=registrations,
+            pseudonym=settings.privacy.pseudonym,
+            certificate_font=settings.certificate_font,
+            clock=runtime.clock,
+            scheduler=runtime.scheduler,
+        )
         seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
-        runtime.consume(subscription(service, seat_books=seat_books))
+        runtime.consume(subscription(service, journey=journey, seat_books=seat_books))
+        # The journey's routes find their use cases here; ``app`` is bound by the time
+        # setup runs (in the lifespan, after create_app returned).
+        app.state.journey = journey
+        runtime.scheduler.on(CERTIFICATE_ISSUE_JOB, journey.on_issue_due)
         runtime.scheduler.on(PARK_TIMEOUT_JOB, service.parking.on_park_timeout)
         runtime.scheduler.on(PENDING_CANCELLATION_JOB, service.kept.on_cancellation_expired)
         runtime.scheduler.on(OFFER_EXPIRY_JOB, service.offers.on_offer_expired)
@@ -71,11 +90,12 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             turns=seat_books.turns,
         )
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="seminar-ops registration service",
         description=DESCRIPTION,
-        routers=[api.router],
+        routers=[api.router, journey_api.router],
         setup=setup,
         clock=clock,
     )
+    return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -28,3 +30,6 @@ class RegistrationSettings(ServiceSettings):
     # How long an HTTP request keeps trying through write conflicts (other writers of
     # the same seminar) before it answers 503.
     http_patience_s: float = Field(default=20.0, gt=0)
+    # A Unicode TrueType font for the certificates' PDFs (REGISTRATION_CERTIFICATE_FONT):
+    # names in every European script. Missing file: the PDF core font (Latin-1 only).
+    certificate_font: Path | None = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")

@@ -37,6 +37,7 @@ from .handlers import (
     RegistrationRequest,
     RegistrationService,
 )
+from .journey import ParticipantJourney
 
 TOPICS = (REGISTRATION_REQUESTS, SEMINAR_EVENTS)
 
@@ -85,8 +86,12 @@ def seminars_of(events: Sequence[ReceivedEvent]) -> set[str]:
     }
 
 
-def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Subscription:
-    """What the ``registration`` group consumes. Runs of consecutive requests are
+def subscription(
+    service: RegistrationService, *, journey: ParticipantJourney, seat_books: KeyedWrites
+) -> Subscription:
+    """What the ``registration`` group consumes. Seminar events and erasure also reach
+    the participant journey (``journey``: seminar facts, certificates), in the same
+    transaction. Runs of consecutive requests are
     decided by one ``decide`` call (one set of queries for the whole run); requests carry
     no processed-event marker: a repeat resolves to its registration and changes
     nothing, and is reported as such. Every other event is applied on its own. Every
@@ -103,14 +108,23 @@ def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Su
             raise PermanentError(str(closed)) from None
 
     async def erase(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.erasure.erase(
-            uow, participant_id=_as(event, ParticipantErasureRequested).participant_id
-        )
+        participant_id = _as(event, ParticipantErasureRequested).participant_id
+        await service.erasure.erase(uow, participant_id=participant_id)
+        await journey.revoke_certificates(uow, participant_id=participant_id)
 
     async def scheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
         data = _as(event, SeminarScheduled)
         await service.seminar_changes.on_seminar_scheduled(
             uow, seminar_id=data.seminar_id, capacity=data.capacity, terms=terms_of(data)
+        )
+        await journey.on_seminar_scheduled(
+            uow,
+            seminar_id=data.seminar_id,
+            title=data.title,
+            kind=data.kind,
+            programme=data.programme,
+            timezone=data.timezone,
+            sessions=data.sessions,
         )
 
     async def rescheduled(event: ReceivedEvent, uow: UnitOfWork) -> None:
@@ -118,15 +132,25 @@ def subscription(service: RegistrationService, *, seat_books: KeyedWrites) -> Su
         await service.seminar_changes.on_capacity_changed(
             uow, seminar_id=data.seminar_id, capacity=data.new_capacity
         )
-
-    async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.seminar_changes.on_seminar_cancelled(
-            uow, seminar_id=_as(event, SeminarCancelled).seminar_id
+        await journey.on_seminar_rescheduled(
+            uow, seminar_id=data.seminar_id, sessions=data.new_sessions
         )
 
+    async def cancelled(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        seminar_id = _as(event, SeminarCancelled).seminar_id
+        await service.seminar_changes.on_seminar_cancelled(uow, seminar_id=seminar_id)
+        await journey.on_seminar_cancelled(uow, seminar_id=seminar_id)
+
     async def completed(event: ReceivedEvent, uow: UnitOfWork) -> None:
-        await service.seminar_changes.on_seminar_completed(
-            uow, seminar_id=_as(event, SeminarCompleted).seminar_id
+        data = _as(event, SeminarCompleted)
+        await service.seminar_changes.on_seminar_completed(uow, seminar_id=data.seminar_id)
+        await journey.on_seminar_completed(
+            uow,
+            seminar_id=data.seminar_id,
+            kind=data.kind,
+            programme=data.programme,
+            year=data.year,
+            attendee_ids=data.attendee_ids,
         )
 
     return Subscription(

@@ -8,6 +8,7 @@ against the real broker and database in ``tests/integration``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 from unittest.mock import AsyncMock, call
 
@@ -17,9 +18,8 @@ from registration.handlers import (
     Outcome,
     OutcomeStatus,
     RegistrationClosed,
-    RegistrationService,
 )
-from registration.subscribers import TOPICS, seminars_of, subscription
+from registration.subscribers import TOPICS, seminars_of, subscription, terms_of
 from seminarops_devtools.testing.in_memory_broker import in_memory_subscription, owner_source
 from seminarops_devtools.testing.samples import poison_records, sample_event
 from seminarops_shared.events import Envelope, Event
@@ -64,35 +64,59 @@ def _called_with(**fields: str) -> Check:
     return check
 
 
+def _scheduled(args: Any, data: Any, _envelope: Envelope) -> None:
+    assert args.kwargs == {
+        "seminar_id": data.seminar_id,
+        "capacity": data.capacity,
+        "terms": terms_of(data),
+    }
+
+
 ROUTES: dict[type[Event], tuple[str, Check]] = {
-    RegistrationRequested: ("decide", _requested),
-    RegistrationCancellationRequested: ("cancel_requested", _cancellation),
-    ParticipantErasureRequested: ("erase", _called_with(participant_id="participant_id")),
+    RegistrationRequested: ("requests.decide", _requested),
+    RegistrationCancellationRequested: ("cancelling.cancel_requested", _cancellation),
+    ParticipantErasureRequested: (
+        "erasure.erase",
+        _called_with(participant_id="participant_id"),
+    ),
     SeminarScheduled: (
-        "on_seminar_scheduled",
-        _called_with(seminar_id="seminar_id", capacity="capacity"),
+        "seminar_changes.on_seminar_scheduled",
+        _scheduled,
     ),
     SeminarRescheduled: (
-        "on_capacity_changed",
+        "seminar_changes.on_capacity_changed",
         _called_with(seminar_id="seminar_id", capacity="new_capacity"),
     ),
-    SeminarCancelled: ("on_seminar_cancelled", _called_with(seminar_id="seminar_id")),
-    SeminarCompleted: ("on_seminar_completed", _called_with(seminar_id="seminar_id")),
+    SeminarCancelled: (
+        "seminar_changes.on_seminar_cancelled",
+        _called_with(seminar_id="seminar_id"),
+    ),
+    SeminarCompleted: (
+        "seminar_changes.on_seminar_completed",
+        _called_with(seminar_id="seminar_id"),
+    ),
 }
 USE_CASES = {name for name, _ in ROUTES.values()}
 
 
 def _service() -> AsyncMock:
-    service = AsyncMock(spec=RegistrationService)
-    service.decide.side_effect = lambda _uow, requests: [
+    """The use cases, each a mock (``service.requests.decide``, ...)."""
+    service = AsyncMock()
+    service.requests.decide.side_effect = lambda _uow, requests: [
         Outcome(f"reg-{i}", OutcomeStatus.CONFIRMED, created=True) for i in range(len(requests))
     ]
     return service
 
 
+def _use_case(service: AsyncMock, name: str) -> AsyncMock:
+    use_case: AsyncMock = attrgetter(name)(service)
+    return use_case
+
+
 def _subscription(service: AsyncMock) -> Any:
-    seat_books = KeyedWrites(keys_of=seminars_of, claim=service.claim_seminars)
-    return subscription(service, seat_books=seat_books)
+    seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
+    # The participant journey (certificates, seminar facts) is tested on its own.
+    return subscription(service, journey=AsyncMock(), seat_books=seat_books)
 
 
 def test_every_type_the_subscription_routes_is_tested_here() -> None:
@@ -106,28 +130,30 @@ async def test_each_consumed_type_reaches_its_use_case(kind: type[Event]) -> Non
     async with in_memory_subscription(_subscription(service), group="registration") as running:
         envelope = await running.publish_event(data)
     name, check = ROUTES[kind]
-    use_case = getattr(service, name)
+    use_case = _use_case(service, name)
     use_case.assert_awaited_once()
     check(use_case.await_args, data, envelope)
     for other in USE_CASES - {name}:
-        getattr(service, other).assert_not_awaited()
+        _use_case(service, other).assert_not_awaited()
     # The seat book of the event's seminar (none for an erasure) is claimed first, in the
     # same unit of work.
     seminar_id = getattr(data, "seminar_id", None)
     books = {seminar_id} if seminar_id else set()
-    assert service.claim_seminars.await_args_list == [call(use_case.await_args.args[0], books)]
+    assert service.requests.claim_seminars.await_args_list == [
+        call(use_case.await_args.args[0], books)
+    ]
     assert running.dead_letters == []
 
 
 async def test_a_cancellation_for_a_closed_seminar_is_dead_lettered_as_a_rule_violation() -> None:
     service = _service()
-    service.cancel_requested.side_effect = RegistrationClosed("the seminar is completed")
+    service.cancelling.cancel_requested.side_effect = RegistrationClosed("the seminar is completed")
     async with in_memory_subscription(_subscription(service), group="registration") as running:
         await running.publish_event(sample_event(RegistrationCancellationRequested))
     [letter] = running.dead_letters
     assert letter.headers["x-dlq-reason-kind"] == "rule_violation"
     assert "the seminar is completed" in letter.headers["x-dlq-reason"]
-    service.cancel_requested.assert_awaited_once()  # a rule: not tried again
+    service.cancelling.cancel_requested.assert_awaited_once()  # a rule: not tried again
 
 
 @pytest.mark.parametrize("topic", TOPICS)

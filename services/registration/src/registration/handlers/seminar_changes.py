@@ -163,7 +163,12 @@ class SeminarChanges:
             "cancelled_at": now,
         }
         await self.registrations.update_many_versions(
-            [(d["_id"], int(d["version"]), cancelled) for d in active],
+            # ``previous_status``: the participant's calendar shows the seminar cancelled
+            # to those who held (or were offered) a seat, not to the waiting list.
+            [
+                (d["_id"], int(d["version"]), {**cancelled, "previous_status": d["status"]})
+                for d in active
+            ],
             unset=("waitlist_seq", "offer_expires_at"),
             session=session,
         )
