@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from seminarops_shared.auth import Caller, require_role
@@ -28,6 +28,7 @@ from seminarops_shared.service import service_source, service_state
 from seminarops_shared.settings import Role
 from seminarops_shared.unit_of_work import UnitOfWork, current_traceparent
 
+from .callers import PathId, PersonalCaller, personal
 from .handlers import Outcome, OutcomeStatus, RegistrationRequest, RegistrationsOverHttp
 from .journey_api import Journey
 
@@ -37,16 +38,12 @@ router = APIRouter(prefix="/v1", tags=["registrations"], route_class=IdempotentR
 # path a registration came by; the envelope's is always /services/registration).
 HTTP_SOURCE = service_source("registration") + "/http"
 
-PathId = Annotated[Identifier, Path()]
 # Far beyond any seminar's registrations and well inside the 64-bit integers the
 # database takes: a larger offset is a 422 naming the parameter, not a driver error.
 MAX_OFFSET = 1_000_000
 
 _readers = Depends(require_role(Role.PLATFORM, Role.OPERATOR))
 _operators = Depends(require_role(Role.OPERATOR))
-# Routes about one person: who calls is needed in the route, for ``may_act_for``.
-_personal = require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT)
-PersonalCaller = Annotated[Caller, Depends(_personal)]
 
 
 async def registrations(request: Request) -> RegistrationsOverHttp:
@@ -164,7 +161,7 @@ def _decision(outcome: Outcome) -> DecisionOut:
     response_model=DecisionOut,
     status_code=status.HTTP_201_CREATED,
     # The caller first: the key belongs to the caller (http_idempotency).
-    dependencies=[Depends(_personal), IDEMPOTENT],
+    dependencies=[Depends(personal), IDEMPOTENT],
     responses={
         200: {"description": "the registration existed already (a repeat)"},
         202: {"description": "the seminar is not known yet: the request is parked"},
@@ -275,13 +272,21 @@ _OFFER_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _may_answer_offer(
-    registration_id: str, service: RegistrationsOverHttp, caller: Caller
-) -> None:
+async def _answer_offer(
+    registration_id: str, service: RegistrationsOverHttp, caller: Caller, *, accept: bool
+) -> DecisionOut:
     if not caller.acts_for_anyone:
         # As for a cancellation: whose a registration is never changes.
         found = await _found(registration_id, service)
         caller.may_act_for(None if found is None else found.participant_id)
+    traceparent = current_traceparent.get()
+    offers = service.registrations.offers
+    answer = offers.accept if accept else offers.decline
+
+    async def work(uow: UnitOfWork) -> Outcome:
+        return await answer(uow, registration_id=registration_id, traceparent=traceparent)
+
+    return _decision(await service.run(work))
 
 
 @router.post(
@@ -293,15 +298,7 @@ async def _may_answer_offer(
 async def accept_offer(
     registration_id: PathId, service: Service, caller: PersonalCaller
 ) -> DecisionOut:
-    await _may_answer_offer(registration_id, service, caller)
-    traceparent = current_traceparent.get()
-
-    async def work(uow: UnitOfWork) -> Outcome:
-        return await service.registrations.offers.accept(
-            uow, registration_id=registration_id, traceparent=traceparent
-        )
-
-    return _decision(await service.run(work))
+    return await _answer_offer(registration_id, service, caller, accept=True)
 
 
 @router.post(
@@ -313,15 +310,7 @@ async def accept_offer(
 async def decline_offer(
     registration_id: PathId, service: Service, caller: PersonalCaller
 ) -> DecisionOut:
-    await _may_answer_offer(registration_id, service, caller)
-    traceparent = current_traceparent.get()
-
-    async def work(uow: UnitOfWork) -> Outcome:
-        return await service.registrations.offers.decline(
-            uow, registration_id=registration_id, traceparent=traceparent
-        )
-
-    return _decision(await service.run(work))
+    return await _answer_offer(registration_id, service, caller, accept=False)
 
 
 @router.get(

@@ -15,22 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from seminarops_shared.auth import Caller, require_role
-from seminarops_shared.events.vocabulary import Identifier
-from seminarops_shared.settings import Role
-
 from . import calendar_ics, certificate_pdf
+from .callers import PathId, PersonalCaller
 from .certificates import CODE_PATTERN, Certificate, CertificateStatus
 from .journey import ParticipantJourney
 
 router = APIRouter(prefix="/v1", tags=["participant journey"])
 
-# A person's certificates and calendar: a participant reads only their own (may_act_for).
-PersonalCaller = Annotated[
-    Caller, Depends(require_role(Role.PLATFORM, Role.OPERATOR, Role.PARTICIPANT))
-]
-
-PathId = Annotated[Identifier, Path()]
 Code = Annotated[
     str, Path(pattern=CODE_PATTERN, description="the certificate's public verification code")
 ]
