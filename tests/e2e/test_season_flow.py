@@ -34,6 +34,7 @@ from seminarops_shared.events.inbound import (
     RegistrationRequested,
 )
 from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_EVENTS, REGISTRATION_REQUESTS
+from seminarops_shared.privacy import is_pseudonym
 from seminarops_shared.settings import AuthSettings, Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -316,11 +317,34 @@ async def test_a_seminar_from_scheduling_to_the_yearly_report(
     assert sorted(statuses.values()) == ["cancelled", "confirmed", "confirmed"]
 
     # Delivered twice, decided once: one decision event per person and change.
-    decisions = [e for e in await kafka.events(REGISTRATION_EVENTS) if e.subject == seminar_id]
+    announced = [e for e in await kafka.events(REGISTRATION_EVENTS) if e.subject == seminar_id]
+    decisions = [e for e in announced if e.type.startswith("registration.")]
     assert sorted(e.type for e in decisions) == sorted(
         ["registration.confirmed.v1"] * 2
         + ["registration.waitlisted.v1", "registration.cancelled.v1", "registration.promoted.v1"]
     )
+
+    # 8. Certificates: issued to the two attendees, Bea's revoked by her erasure; each
+    # announced once, under a pseudonym once revoked, and counted by the metrics.
+    certificates = await eventually(
+        lambda: _report(stack, "certificates", 2025),
+        until=lambda r: r["total"] == {"issued": 2, "revoked": 1, "valid": 1},
+        what="certificates report",
+    )
+    assert certificates["rows"] == [
+        {"kind": "online_seminar", "programme": "etwinning", "issued": 2, "revoked": 1, "valid": 1}
+    ]
+    announced = [e for e in await kafka.events(REGISTRATION_EVENTS) if e.subject == seminar_id]
+    issued = sorted(
+        e.data["participant_id"] for e in announced if e.type == "certificate.issued.v1"
+    )
+    revoked = [e.data for e in announced if e.type == "certificate.revoked.v1"]
+    assert issued == ["t-bea", "t-cem"]
+    assert len(revoked) == 1
+    assert is_pseudonym(revoked[0]["participant_id"])
+    funnel = await _report(stack, "funnel", 2025)
+    assert (funnel["total"]["requested"], funnel["total"]["confirmed"]) == (3, 3)
+    assert funnel["total"]["registered_again"] == 0
 
 
 async def _find_personal_data(namespace: Namespace, kafka: KafkaProbe) -> list[str]:

@@ -444,6 +444,12 @@ def _funnel(**counts: int) -> dict[str, int]:
         "rejected",
         "attended",
         "evaluated",
+        "registered_again",
+        "offers_made",
+        "offers_accepted",
+        "offers_declined",
+        "offers_expired",
+        "not_eligible",
     )
     return {stage: counts.get(stage, 0) for stage in stages}
 

@@ -17,6 +17,7 @@ from seminarops_shared.service import service_state
 
 from .handlers import ProjectionService
 from .reports import (
+    CertificatesReport,
     CountriesReport,
     FunnelReport,
     ParticipationReport,
@@ -24,6 +25,7 @@ from .reports import (
     SchoolsReport,
     SeminarsReport,
     SeriesReport,
+    certificates_csv,
     countries_csv,
     funnel_csv,
     participation_csv,
@@ -215,6 +217,25 @@ async def seminars(
 @router.get("/v1/reports/seminars.csv", tags=["reports"], response_class=Response, responses=_CSV)
 async def seminars_as_csv(service: Service, year: Year, kind: Kind | None = None) -> Response:
     return cast(Response, await seminars(service, year, kind, "csv"))
+
+
+@router.get(
+    "/v1/reports/certificates",
+    response_model=CertificatesReport,
+    responses=_CSV,
+    tags=["reports"],
+    summary="Certificates of attendance per kind and programme: issued, revoked, valid",
+)
+async def certificates(service: Service, year: Year, fmt: Format = "json") -> Any:
+    report = await service.certificates(year)
+    return _answer(report, fmt, certificates_csv, f"certificates-{year}.csv")
+
+
+@router.get(
+    "/v1/reports/certificates.csv", tags=["reports"], response_class=Response, responses=_CSV
+)
+async def certificates_as_csv(service: Service, year: Year) -> Response:
+    return cast(Response, await certificates(service, year, "csv"))
 
 
 class Years(BaseModel):

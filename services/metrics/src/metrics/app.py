@@ -20,7 +20,7 @@ from .gauges import (
     summarise,
 )
 from .handlers import ProjectionService, Projector
-from .repository import ProjectionPointer, Projections
+from .repository import PROJECTION_FORMAT, ProjectionPointer, Projections
 from .settings import MetricsSettings
 from .subscribers import subscribe
 
@@ -49,6 +49,19 @@ def create_app(settings: MetricsSettings, *, clock: Clock = utc_now) -> FastAPI:
                 "projection set has registrations but no tallies: "
                 "run `python -m metrics rebuild` (docs/runbook.md)"
             )
+        if await pointer.active_format() < PROJECTION_FORMAT:
+            if await projections.is_empty():
+                # Nothing projected yet: this version writes all of it.
+                await pointer.mark_format()
+            else:
+                # Projected by an older version: counts it did not keep (registering
+                # again, offers, certificates) stay 0 until the rebuild.
+                _log.error(
+                    "projection set is of an older format: "
+                    "run `python -m metrics rebuild` (docs/runbook.md)",
+                    format=await pointer.active_format(),
+                    current=PROJECTION_FORMAT,
+                )
 
         async def compute() -> BusinessSummary:
             queries = await service.queries()

@@ -18,7 +18,13 @@ from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from .domain import EvaluationView, ParticipationView, RegistrationView, SeminarView
+from .domain import (
+    CertificateView,
+    EvaluationView,
+    ParticipationView,
+    RegistrationView,
+    SeminarView,
+)
 from .repository import Projections
 
 
@@ -39,6 +45,7 @@ class BatchedProjectionStore:
         self._seminars: dict[str, SeminarView | None] = {}
         self._registrations: dict[str, RegistrationView | None] = {}
         self._evaluations: dict[str, EvaluationView | None] = {}
+        self._certificates: dict[str, CertificateView | None] = {}
         # seminar -> participant -> participation
         self._participations: dict[str, dict[str, ParticipationView | None]] = {}
         # Seminars whose participations are all held here.
@@ -48,6 +55,7 @@ class BatchedProjectionStore:
         self._dirty_seminars: set[str] = set()
         self._dirty_registrations: set[str] = set()
         self._dirty_evaluations: set[str] = set()
+        self._dirty_certificates: set[str] = set()
         self._dirty_participations: set[tuple[str, str]] = set()
         # seminar -> counter -> change not written yet
         self._tallies: dict[str, dict[str, int]] = {}
@@ -63,6 +71,7 @@ class BatchedProjectionStore:
         seminar_ids: Iterable[str] = (),
         registration_ids: Iterable[str] = (),
         evaluation_ids: Iterable[str] = (),
+        certificate_ids: Iterable[str] = (),
         participations: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         """Read what the batch will touch: one query per collection (participations:
@@ -82,6 +91,11 @@ class BatchedProjectionStore:
             found_evals = await self._p.evaluations.get_many(wanted, session=self._session)
             self._evaluations.update({e: found_evals.get(e) for e in wanted})
             self._absent.update(f"e:{e}" for e in wanted if e not in found_evals)
+        wanted = set(certificate_ids) - self._certificates.keys()
+        if wanted:
+            found_certs = await self._p.certificates.get_many(wanted, session=self._session)
+            self._certificates.update({c: found_certs.get(c) for c in wanted})
+            self._absent.update(f"c:{c}" for c in wanted if c not in found_certs)
         for seminar_id, participant_ids in (participations or {}).items():
             await self._participations_of(seminar_id, participant_ids)
 
@@ -180,6 +194,19 @@ class BatchedProjectionStore:
         self._evaluations[view.evaluation_id] = view
         self._dirty_evaluations.add(view.evaluation_id)
 
+    async def certificate(self, certificate_id: str) -> CertificateView | None:
+        if certificate_id not in self._certificates:
+            found = await self._p.certificates.get(certificate_id, session=self._session)
+            self._certificates[certificate_id] = found
+            if found is None:
+                self._absent.add(f"c:{certificate_id}")
+        return self._certificates[certificate_id]
+
+    async def save_certificate(self, view: CertificateView) -> None:
+        self.changes += 1
+        self._certificates[view.certificate_id] = view
+        self._dirty_certificates.add(view.certificate_id)
+
     async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
         counters = self._tallies.setdefault(seminar_id, {})
         for key, n in change.items():
@@ -195,6 +222,9 @@ class BatchedProjectionStore:
             reg for r in sorted(self._dirty_registrations) if (reg := self._registrations[r])
         ]
         evaluations = [ev for e in sorted(self._dirty_evaluations) if (ev := self._evaluations[e])]
+        certificates = [
+            cert for c in sorted(self._dirty_certificates) if (cert := self._certificates[c])
+        ]
         participations = [
             part
             for s, p in sorted(self._dirty_participations)
@@ -203,6 +233,7 @@ class BatchedProjectionStore:
         self._dirty_seminars.clear()
         self._dirty_registrations.clear()
         self._dirty_evaluations.clear()
+        self._dirty_certificates.clear()
         self._dirty_participations.clear()
         absent, absent_participations = self._absent, self._absent_participations
         # Once written, they exist.
@@ -230,6 +261,12 @@ class BatchedProjectionStore:
                 evaluations,
                 session=session,
                 new={v.evaluation_id for v in evaluations if f"e:{v.evaluation_id}" in absent},
+            )
+        if certificates:
+            await self._p.certificates.save_many(
+                certificates,
+                session=session,
+                new={v.certificate_id for v in certificates if f"c:{v.certificate_id}" in absent},
             )
         tallies = {
             seminar_id: moved

@@ -5,10 +5,12 @@ Each projection document is a pure fold of the events about one natural key:
 - a seminar (``seminar_id``): how reports group it (kind, programme, year), its host
   school and status;
 - a registration (``registration_id``): its current status (the newest ``version``
-  wins) and which stages it ever went through (confirmed, waitlisted, ...);
+  wins), which stages it ever went through (confirmed, waitlisted, ...) and what each
+  of its versions was (``steps``: registered again, offers and their answers);
 - a participation (``seminar_id``, ``participant_id``): the participant's country and
   school (from registration events) and whether they attended (from seminar events);
-- an evaluation (``evaluation_id``): one response and its rating.
+- an evaluation (``evaluation_id``): one response and its rating;
+- a certificate (``certificate_id``): how reports group it and whether it was revoked.
 
 Every fold is idempotent (applying an event twice changes nothing the second time) and
 order-tolerant where events can arrive out of order (across topics, or registration
@@ -28,8 +30,11 @@ from dataclasses import dataclass
 
 from seminarops_shared.events.feedback import EvaluationSubmitted
 from seminarops_shared.events.registration import (
+    CertificateIssued,
+    CertificateRevoked,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationOffered,
     RegistrationPromoted,
     RegistrationRejected,
     RegistrationStatus,
@@ -57,9 +62,11 @@ RegistrationEvent = (
     RegistrationConfirmed
     | RegistrationWaitlisted
     | RegistrationPromoted
+    | RegistrationOffered
     | RegistrationCancelled
     | RegistrationRejected
 )
+CertificateEvent = CertificateIssued | CertificateRevoked
 
 
 class SeminarStatus(enum.StrEnum):
@@ -110,6 +117,9 @@ class RegistrationView:
     ever_promoted: bool = False
     ever_cancelled: bool = False
     ever_rejected: bool = False
+    # (version, step) of every event seen, by version (``step_of``): the funnel reads
+    # registering again, offers and their answers from neighbouring versions.
+    steps: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,19 @@ class ParticipationView:
     year: int | None = None
     country: str | None = None
     school_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateView:
+    """One certificate of attendance: its grouping, and whether it was revoked. No
+    participant id: the reports count certificates, never whose they are."""
+
+    certificate_id: str
+    seminar_id: str
+    kind: Kind
+    programme: Programme
+    year: int
+    revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +214,7 @@ _STATUS_OF: dict[type[RegistrationEvent], RegistrationStatus] = {
     RegistrationConfirmed: RegistrationStatus.CONFIRMED,
     RegistrationWaitlisted: RegistrationStatus.WAITLISTED,
     RegistrationPromoted: RegistrationStatus.CONFIRMED,
+    RegistrationOffered: RegistrationStatus.OFFERED,
     RegistrationCancelled: RegistrationStatus.CANCELLED,
     RegistrationRejected: RegistrationStatus.REJECTED,
 }
@@ -201,6 +225,48 @@ _STAGE_OF: dict[type[RegistrationEvent], str] = {
     RegistrationCancelled: "ever_cancelled",
     RegistrationRejected: "ever_rejected",
 }
+
+# Steps of a registration's versions (``RegistrationView.steps``).
+STEP_CONFIRMED = "confirmed"
+STEP_WAITLISTED = "waitlisted"
+STEP_PROMOTED = "promoted"
+STEP_OFFERED = "offered"
+STEP_CANCELLED = "cancelled"
+STEP_OFFER_DECLINED = "offer_declined"
+STEP_OFFER_EXPIRED = "offer_expired"
+STEP_REJECTED = "rejected"
+STEP_NOT_ELIGIBLE = "not_eligible"
+_CANCELLATION_STEPS = frozenset({STEP_CANCELLED, STEP_OFFER_DECLINED, STEP_OFFER_EXPIRED})
+# The registration service's reasons these steps stand for.
+_CANCELLATION_REASONS = {"offer_declined": STEP_OFFER_DECLINED, "offer_expired": STEP_OFFER_EXPIRED}
+_REJECTION_REASONS = {"not_eligible": STEP_NOT_ELIGIBLE}
+
+
+def step_of(event: RegistrationEvent) -> str:
+    """What the event made of the registration at its version."""
+    match event:
+        case RegistrationConfirmed():
+            return STEP_CONFIRMED
+        case RegistrationWaitlisted():
+            return STEP_WAITLISTED
+        case RegistrationPromoted():
+            return STEP_PROMOTED
+        case RegistrationOffered():
+            return STEP_OFFERED
+        case RegistrationCancelled():
+            return _CANCELLATION_REASONS.get(event.reason, STEP_CANCELLED)
+        case RegistrationRejected():
+            return _REJECTION_REASONS.get(event.reason, STEP_REJECTED)
+
+
+def _with_step(
+    steps: tuple[tuple[int, str], ...], version: int, step: str
+) -> tuple[tuple[int, str], ...]:
+    """``steps`` with ``(version, step)``; a version already known keeps its step (the
+    registration service emits one event per version)."""
+    if any(v == version for v, _ in steps):
+        return steps
+    return tuple(sorted((*steps, (version, step))))
 
 
 def registration_after(
@@ -213,8 +279,8 @@ def registration_after(
     the events came in; stages (``ever_*``) are only ever set; a promotion also
     counts as confirmed. Idempotent and commutative over the events of a registration.
     """
-    stage = _STAGE_OF[type(event)]
-    stages = {stage: True}
+    stage = _STAGE_OF.get(type(event))
+    stages = {stage: True} if stage else {}
     if isinstance(event, RegistrationPromoted):
         stages["ever_confirmed"] = True
     if current is None:
@@ -226,9 +292,11 @@ def registration_after(
             version=event.version,
             country=event.country,
             school_id=event.school_id,
+            steps=((event.version, step_of(event)),),
             **stages,
         )
     changes: dict[str, object] = dict(stages)
+    changes["steps"] = _with_step(current.steps, event.version, step_of(event))
     if event.version > current.version:
         changes |= {"status": _STATUS_OF[type(event)], "version": event.version}
     if event.country is not None and current.country is None:
@@ -301,6 +369,27 @@ def participation_regrouped(
     )
 
 
+# ---- certificates -------------------------------------------------------------------
+
+
+def certificate_after(current: CertificateView | None, event: CertificateEvent) -> CertificateView:
+    """The certificate projection after ``event``.
+
+    Invariant: once revoked, a certificate stays revoked (a late or repeated issue does
+    not make it valid again); either event alone makes it known (issued). Idempotent
+    and commutative over a certificate's events."""
+    view = current or CertificateView(
+        certificate_id=event.certificate_id,
+        seminar_id=event.seminar_id,
+        kind=event.kind,
+        programme=event.programme,
+        year=event.year,
+    )
+    if isinstance(event, CertificateRevoked) and not view.revoked:
+        return dataclasses.replace(view, revoked=True)
+    return view
+
+
 # ---- evaluations --------------------------------------------------------------------
 
 
@@ -319,6 +408,8 @@ def evaluation_of(event: EvaluationSubmitted, *, participant_id: str | None) -> 
 
 
 __all__ = [
+    "CertificateEvent",
+    "CertificateView",
     "EvaluationView",
     "ParticipationView",
     "RegistrationEvent",
@@ -326,12 +417,14 @@ __all__ = [
     "SeminarEvent",
     "SeminarStatus",
     "SeminarView",
+    "certificate_after",
     "evaluation_of",
     "participation_attended",
     "participation_registered",
     "participation_regrouped",
     "registration_after",
     "seminar_after",
+    "step_of",
 ]
 
 
@@ -362,7 +455,44 @@ def registration_tally(view: RegistrationView | None) -> dict[str, int]:
         "cancelled": int(view.status is RegistrationStatus.CANCELLED),
         "rejected": int(view.status is RegistrationStatus.REJECTED),
         f"{STATUS_TALLY_PREFIX}{view.status.value}": 1,
+        **journey_tally(view.steps),
     }
+
+
+def journey_tally(steps: tuple[tuple[int, str], ...]) -> dict[str, int]:
+    """What a registration's versions count for in the funnel: ``registered_again``
+    (confirmed or waitlisted right after a cancellation: the person asked again; the
+    registration itself still counts once in ``requested`` and ``confirmed``),
+    ``offers_made``, ``offers_accepted`` (confirmed right after an offer),
+    ``offers_declined``, ``offers_expired``, ``not_eligible``. Neighbouring versions:
+    the registration service moves the version by one per event."""
+    by_version = dict(steps)
+    counts = dict.fromkeys(JOURNEY_COUNTERS, 0)
+    for version, step in steps:
+        before = by_version.get(version - 1)
+        if step in (STEP_CONFIRMED, STEP_WAITLISTED) and before in _CANCELLATION_STEPS:
+            counts["registered_again"] += 1
+        elif step == STEP_CONFIRMED and before == STEP_OFFERED:
+            counts["offers_accepted"] += 1
+        elif step == STEP_OFFERED:
+            counts["offers_made"] += 1
+        elif step == STEP_OFFER_DECLINED:
+            counts["offers_declined"] += 1
+        elif step == STEP_OFFER_EXPIRED:
+            counts["offers_expired"] += 1
+        elif step == STEP_NOT_ELIGIBLE:
+            counts["not_eligible"] += 1
+    return counts
+
+
+JOURNEY_COUNTERS = (
+    "registered_again",
+    "offers_made",
+    "offers_accepted",
+    "offers_declined",
+    "offers_expired",
+    "not_eligible",
+)
 
 
 def participation_tally(view: ParticipationView | None) -> dict[str, int]:

@@ -12,9 +12,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.feedback import EvaluationSubmitted
 from seminarops_shared.events.registration import (
+    CertificateIssued,
+    CertificateRevoked,
     ParticipantErased,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationOffered,
     RegistrationPromoted,
     RegistrationRejected,
     RegistrationWaitlisted,
@@ -34,6 +37,7 @@ from seminarops_shared.unit_of_work import UnitOfWork
 from .batching import BatchedProjectionStore
 from .domain import (
     ParticipationView,
+    certificate_after,
     evaluation_of,
     evaluation_tally,
     participation_attended,
@@ -46,6 +50,7 @@ from .domain import (
     tally_change,
 )
 from .reports import (
+    CertificatesReport,
     CountriesReport,
     FunnelReport,
     ParticipationReport,
@@ -55,6 +60,7 @@ from .reports import (
     SeminarsReport,
     SeminarTableInput,
     SeriesReport,
+    certificates_report,
     countries_report,
     funnel_report,
     participation_report,
@@ -81,9 +87,12 @@ REGISTRATION_EVENT_TYPES: tuple[type[Event], ...] = (
     RegistrationConfirmed,
     RegistrationWaitlisted,
     RegistrationPromoted,
+    RegistrationOffered,
     RegistrationCancelled,
     RegistrationRejected,
     ParticipantErased,
+    CertificateIssued,
+    CertificateRevoked,
 )
 FEEDBACK_EVENT_TYPES: tuple[type[Event], ...] = (EvaluationSubmitted,)
 PROJECTED_TYPES = SEMINAR_EVENT_TYPES + REGISTRATION_EVENT_TYPES + FEEDBACK_EVENT_TYPES
@@ -103,6 +112,7 @@ def _participant_ids(data: Event) -> list[str]:
             RegistrationConfirmed()
             | RegistrationWaitlisted()
             | RegistrationPromoted()
+            | RegistrationOffered()
             | RegistrationCancelled()
             | RegistrationRejected()
         ):
@@ -173,6 +183,7 @@ class Projector:
                 RegistrationConfirmed()
                 | RegistrationWaitlisted()
                 | RegistrationPromoted()
+                | RegistrationOffered()
                 | RegistrationCancelled()
                 | RegistrationRejected()
             ):
@@ -195,6 +206,12 @@ class Projector:
                     if view != before:
                         await store.save_participations([view])
                         await _tally_participations(store, [(before, view)])
+            case CertificateIssued() | CertificateRevoked():
+                # No participant id is kept: the certificates report counts, never names.
+                certificate = await store.certificate(data.certificate_id)
+                folded = certificate_after(certificate, data)
+                if folded != certificate:
+                    await store.save_certificate(folded)
             case EvaluationSubmitted():
                 evaluation = evaluation_of(
                     data,
@@ -298,6 +315,7 @@ async def _preload(
     seminars: set[str] = set()
     registrations: set[str] = set()
     evaluations: set[str] = set()
+    certificates: set[str] = set()
     participations: dict[str, set[str]] = {}
     for data in events:
         match data:
@@ -318,6 +336,7 @@ async def _preload(
                 RegistrationConfirmed()
                 | RegistrationWaitlisted()
                 | RegistrationPromoted()
+                | RegistrationOffered()
                 | RegistrationCancelled()
             ):
                 registrations.add(data.registration_id)
@@ -326,10 +345,13 @@ async def _preload(
                 registrations.add(data.registration_id)
             case EvaluationSubmitted():
                 evaluations.add(data.evaluation_id)
+            case CertificateIssued() | CertificateRevoked():
+                certificates.add(data.certificate_id)
     await store.preload(
         seminar_ids=seminars,
         registration_ids=registrations,
         evaluation_ids=evaluations,
+        certificate_ids=certificates,
         participations=participations,
     )
 
@@ -450,6 +472,10 @@ class ProjectionService:
                 for s in seminars
             ],
         )
+
+    async def certificates(self, year: int) -> CertificatesReport:
+        queries = await self.queries()
+        return certificates_report(year, await queries.certificates(year))
 
     async def countries(self, year: int) -> CountriesReport:
         queries = await self.queries()

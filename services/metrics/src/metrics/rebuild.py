@@ -50,6 +50,7 @@ from .repository import (
     ProjectionPointer,
     Projections,
     ProjectionSet,
+    certificate_doc,
     evaluation_doc,
     participation_doc,
     registration_doc,
@@ -194,6 +195,7 @@ async def _write(
         "registrations": [registration_doc(v) for v in store.registrations.values()],
         "participations": [participation_doc(v) for v in store.participations_by_key.values()],
         "evaluations": [evaluation_doc(v) for v in store.evaluations.values()],
+        "certificates": [certificate_doc(v) for v in store.certificates.values()],
         "erasures": [{"_id": anon, "erased_at": at} for anon, at in store.erasures.items()],
         "tallies": [
             {"_id": seminar_id, **{key: n for key, n in counters.items() if n}}
@@ -205,6 +207,7 @@ async def _write(
         "registrations": projections.registrations.collection,
         "participations": projections.participations.collection,
         "evaluations": projections.evaluations.collection,
+        "certificates": projections.certificates.collection,
         "erasures": projections.erasures.collection,
         "tallies": projections.tallies.collection,
     }

@@ -343,14 +343,25 @@ FUNNEL_STAGES = (
     "rejected",
     "attended",
     "evaluated",
+    "registered_again",
+    "offers_made",
+    "offers_accepted",
+    "offers_declined",
+    "offers_expired",
+    "not_eligible",
 )
 
 
 class FunnelCounts(_Shape):
-    """``requested``: registrations received (any outcome); ``confirmed``: ever held a
-    seat (directly or by promotion); ``waitlisted`` / ``promoted``: ever went through
-    that stage; ``cancelled`` / ``rejected``: their status now; ``attended``:
-    participants; ``evaluated``: responses."""
+    """``requested``: registrations received (any outcome; one per person and seminar,
+    however often they registered); ``confirmed``: ever held a seat (directly, by
+    promotion or by an accepted offer; once per registration); ``waitlisted`` /
+    ``promoted``: ever went through that stage; ``cancelled`` / ``rejected``: their
+    status now; ``attended``: participants; ``evaluated``: responses;
+    ``registered_again``: requests that registered a cancelled registration anew;
+    ``offers_made`` / ``offers_accepted`` / ``offers_declined`` / ``offers_expired``:
+    seat offers and their answers; ``not_eligible``: requests rejected because the
+    participant's country is not eligible."""
 
     requested: int = 0
     confirmed: int = 0
@@ -360,6 +371,12 @@ class FunnelCounts(_Shape):
     rejected: int = 0
     attended: int = 0
     evaluated: int = 0
+    registered_again: int = 0
+    offers_made: int = 0
+    offers_accepted: int = 0
+    offers_declined: int = 0
+    offers_expired: int = 0
+    not_eligible: int = 0
 
 
 class FunnelSeminar(FunnelCounts):
@@ -439,6 +456,63 @@ def funnel_report(
         by_kind=by_kind,
         total=FunnelCounts(**_add(s.counts for s in ordered)),
     )
+
+
+# ---- certificates of attendance -------------------------------------------------------
+
+# (kind, programme) -> (certificates issued, of which revoked)
+CertificateCounts = Mapping[tuple[Kind, Programme], tuple[int, int]]
+
+
+class CertificateTotals(_Shape):
+    """``issued``: certificates issued for seminars of the year; ``revoked``: of them,
+    revoked since (erasure); ``valid``: issued minus revoked."""
+
+    issued: int
+    revoked: int
+    valid: int
+
+
+class CertificateRow(CertificateTotals):
+    kind: Kind
+    programme: Programme
+
+
+class CertificatesReport(_Shape):
+    year: int
+    rows: list[CertificateRow]
+    total: CertificateTotals
+
+
+def certificates_report(year: int, counts: CertificateCounts) -> CertificatesReport:
+    """Per kind and programme (in vocabulary order, groups with certificates only), and
+    in total."""
+    order = {k: i for i, k in enumerate(Kind)}, {p: i for i, p in enumerate(Programme)}
+    rows = [
+        CertificateRow(kind=k, programme=p, issued=issued, revoked=revoked, valid=issued - revoked)
+        for (k, p), (issued, revoked) in sorted(
+            counts.items(), key=lambda item: (order[0][item[0][0]], order[1][item[0][1]])
+        )
+    ]
+    issued = sum(r.issued for r in rows)
+    revoked = sum(r.revoked for r in rows)
+    return CertificatesReport(
+        year=year,
+        rows=rows,
+        total=CertificateTotals(issued=issued, revoked=revoked, valid=issued - revoked),
+    )
+
+
+def certificates_csv(report: CertificatesReport) -> str:
+    """One line per kind and programme, then the total."""
+    header = ("year", "kind", "programme", "issued", "revoked", "valid")
+    rows: list[Sequence[object]] = [
+        (report.year, r.kind.value, r.programme.value, r.issued, r.revoked, r.valid)
+        for r in report.rows
+    ]
+    t = report.total
+    rows.append((report.year, "total", None, t.issued, t.revoked, t.valid))
+    return _csv(header, rows)
 
 
 # ---- seminars table and the year to open on -----------------------------------------

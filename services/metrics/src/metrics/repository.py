@@ -28,6 +28,7 @@ from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, drop_indexes_named
 
 from .domain import (
     STATUS_TALLY_PREFIX,
+    CertificateView,
     EvaluationView,
     ParticipationView,
     RegistrationView,
@@ -39,6 +40,11 @@ STATE: Final = "projection_state"
 ACTIVE: Final = "active"
 REBUILD_LOCK: Final = "rebuild_lock"
 REBUILD_SUFFIX_PREFIX: Final = "__rebuild_"
+# What the projection documents hold, recorded in the pointer when a set is built by
+# this version (a rebuild, or a set still empty at start-up). 1: without it; 2:
+# registrations keep ``steps`` (registering again, offers) and certificates are
+# projected. A set of an older format holds no such counts: it needs a rebuild.
+PROJECTION_FORMAT: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ def registration_doc(view: RegistrationView) -> Document:
         "country": view.country,
         "school_id": view.school_id,
         **{stage: getattr(view, stage) for stage in _STAGES},
+        "steps": [[version, step] for version, step in view.steps],
     }
 
 
@@ -112,6 +119,7 @@ def registration_view(doc: Document) -> RegistrationView:
         country=doc.get("country"),
         school_id=doc.get("school_id"),
         **{stage: bool(doc.get(stage, False)) for stage in _STAGES},
+        steps=tuple((int(version), str(step)) for version, step in doc.get("steps", ())),
     )
 
 
@@ -164,6 +172,28 @@ def evaluation_view(doc: Document) -> EvaluationView:
         year=int(doc["year"]),
         overall=Rating(doc["overall"]),
         participant_id=doc.get("participant_id"),
+    )
+
+
+def certificate_doc(view: CertificateView) -> Document:
+    return {
+        "_id": view.certificate_id,
+        "seminar_id": view.seminar_id,
+        "kind": view.kind.value,
+        "programme": view.programme.value,
+        "year": view.year,
+        "revoked": view.revoked,
+    }
+
+
+def certificate_view(doc: Document) -> CertificateView:
+    return CertificateView(
+        certificate_id=doc["_id"],
+        seminar_id=doc["seminar_id"],
+        kind=Kind(doc["kind"]),
+        programme=Programme(doc["programme"]),
+        year=int(doc["year"]),
+        revoked=bool(doc.get("revoked", False)),
     )
 
 
@@ -325,6 +355,18 @@ class Evaluations(_KeyedProjection[EvaluationView]):
         return evaluation_view(doc)
 
 
+class Certificates(_KeyedProjection[CertificateView]):
+    base = "certificates"
+    # `_id` for the fold; `year` for the certificates report.
+    indexes = (IndexModel([("year", ASCENDING)]),)
+
+    def _doc(self, view: CertificateView) -> Document:
+        return certificate_doc(view)
+
+    def _view(self, doc: Document) -> CertificateView:
+        return certificate_view(doc)
+
+
 async def _write_by_id(
     collection: AsyncCollection[Document],
     docs: Sequence[Document],
@@ -404,7 +446,15 @@ class Tallies(_Projection):
         return {doc["_id"]: {k: int(v) for k, v in doc.items() if k != "_id"} for doc in docs}
 
 
-PROJECTIONS: Final = (Seminars, Registrations, Participations, Evaluations, Erasures, Tallies)
+PROJECTIONS: Final = (
+    Seminars,
+    Registrations,
+    Participations,
+    Evaluations,
+    Erasures,
+    Tallies,
+    Certificates,
+)
 
 
 @dataclass(frozen=True)
@@ -417,6 +467,7 @@ class Projections:
     evaluations: Evaluations
     erasures: Erasures
     tallies: Tallies
+    certificates: Certificates
 
     @classmethod
     def of(cls, db: AsyncDatabase[Document], projection_set: ProjectionSet) -> Projections:
@@ -427,6 +478,7 @@ class Projections:
             evaluations=Evaluations(db, projection_set),
             erasures=Erasures(db, projection_set),
             tallies=Tallies(db, projection_set),
+            certificates=Certificates(db, projection_set),
         )
 
     async def ensure_indexes(self) -> None:
@@ -437,6 +489,7 @@ class Projections:
             self.evaluations,
             self.erasures,
             self.tallies,
+            self.certificates,
         ):
             await projection.ensure_indexes()
 
@@ -446,6 +499,19 @@ class Projections:
         if await self.tallies.collection.find_one({}, {"_id": 1}) is not None:
             return False
         return await self.registrations.collection.find_one({}, {"_id": 1}) is not None
+
+    async def is_empty(self) -> bool:
+        """Whether this set holds no registration, evaluation, participation or
+        certificate yet (nothing a newer format would count differently)."""
+        for projection in (
+            self.registrations,
+            self.participations,
+            self.evaluations,
+            self.certificates,
+        ):
+            if await projection.collection.find_one({}, {"_id": 1}) is not None:
+                return False
+        return True
 
     async def erase(
         self,
@@ -489,10 +555,31 @@ class ProjectionPointer:
     async def switch(
         self, projection_set: ProjectionSet, *, at: datetime, details: Document
     ) -> None:
-        """Make ``projection_set`` the active one: one single-document write."""
+        """Make ``projection_set`` the active one: one single-document write. The set
+        was built by this version: it holds ``PROJECTION_FORMAT``."""
         await self.collection.replace_one(
             {"_id": ACTIVE},
-            {"_id": ACTIVE, "suffix": projection_set.suffix, "activated_at": at, **details},
+            {
+                "_id": ACTIVE,
+                "suffix": projection_set.suffix,
+                "activated_at": at,
+                "format": PROJECTION_FORMAT,
+                **details,
+            },
+            upsert=True,
+        )
+
+    async def active_format(self) -> int:
+        """The format of the active set's documents (1: a set from before formats
+        were recorded)."""
+        return int((await self.state()).get("format", 1))
+
+    async def mark_format(self) -> None:
+        """Record that the active set holds this version's format (for a set that is
+        still empty: whatever it will hold is written by this version)."""
+        await self.collection.update_one(
+            {"_id": ACTIVE},
+            {"$set": {"format": PROJECTION_FORMAT}, "$setOnInsert": {"suffix": ""}},
             upsert=True,
         )
 
@@ -581,6 +668,23 @@ class ReportQueries:
         if kind is not None:
             query["kind"] = kind.value
         return [seminar_view(d) async for d in self._p.seminars.collection.find(query)]
+
+    async def certificates(self, year: int) -> dict[tuple[Kind, Programme], tuple[int, int]]:
+        """(kind, programme) -> (certificates issued, of which revoked) for ``year``."""
+        pipeline: list[Document] = [
+            {"$match": {"year": year}},
+            {
+                "$group": {
+                    "_id": {"k": "$kind", "p": "$programme"},
+                    "issued": {"$sum": 1},
+                    "revoked": {"$sum": {"$cond": ["$revoked", 1, 0]}},
+                }
+            },
+        ]
+        return {
+            (Kind(d["_id"]["k"]), Programme(d["_id"]["p"])): (int(d["issued"]), int(d["revoked"]))
+            async for d in _aggregate(self._p.certificates.collection, pipeline)
+        }
 
     async def funnel_counts(self, seminar_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """seminar id -> its tally counters (the funnel report picks its stages from

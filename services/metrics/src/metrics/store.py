@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from .domain import (
+    CertificateView,
     EvaluationView,
     ParticipationView,
     RegistrationView,
@@ -48,6 +49,10 @@ class ProjectionStore(Protocol):
 
     async def save_evaluation(self, view: EvaluationView) -> None: ...
 
+    async def certificate(self, certificate_id: str) -> CertificateView | None: ...
+
+    async def save_certificate(self, view: CertificateView) -> None: ...
+
     async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
         """Move the seminar's counters by ``change`` (``domain.tally_change``)."""
         ...
@@ -63,6 +68,7 @@ class MemoryProjectionStore:
         self.participations_by_key: dict[tuple[str, str], ParticipationView] = {}
         self._by_seminar: dict[str, set[str]] = {}
         self.evaluations: dict[str, EvaluationView] = {}
+        self.certificates: dict[str, CertificateView] = {}
         # anonymous id -> when the erasure happened
         self.erasures: dict[str, datetime] = {}
         # participant id -> keys of their registrations / participations / evaluations
@@ -131,6 +137,12 @@ class MemoryProjectionStore:
     async def save_evaluation(self, view: EvaluationView) -> None:
         self.evaluations[view.evaluation_id] = view
         self._remember(view.participant_id, "evaluation", view.evaluation_id)
+
+    async def certificate(self, certificate_id: str) -> CertificateView | None:
+        return self.certificates.get(certificate_id)
+
+    async def save_certificate(self, view: CertificateView) -> None:
+        self.certificates[view.certificate_id] = view
 
     async def tally(self, seminar_id: str, change: Mapping[str, int]) -> None:
         counters = self.tallies.setdefault(seminar_id, {})

@@ -59,6 +59,7 @@ async def all_reports(client: httpx.AsyncClient) -> dict[str, Any]:
         "/v1/reports/schools?year=2025",
         "/v1/reports/series?from=2023&to=2026",
         "/v1/reports/years",
+        "/v1/reports/certificates?year=2025",
     ]
     out: dict[str, Any] = {}
     for path in paths:

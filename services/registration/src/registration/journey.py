@@ -15,12 +15,15 @@ import asyncio
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from seminarops_shared.clock import Clock
 from seminarops_shared.errors import NotFound
+from seminarops_shared.events.registration import CertificateIssued, CertificateRevoked
 from seminarops_shared.events.seminar import SessionTimes
+from seminarops_shared.events.vocabulary import Kind, Programme
 from seminarops_shared.scheduler import Job, Scheduler
 from seminarops_shared.unit_of_work import UnitOfWork
 
@@ -45,10 +48,23 @@ def new_verification_code() -> str:
     return secrets.token_urlsafe(16)
 
 
-class CertificateRevoked(NotFound):
+class CertificateRevokedNotFound(NotFound):
     """A revoked certificate names nobody any more: there is no document to give."""
 
     code = "certificate_revoked"
+
+
+def _certificate_fields(certificate: Certificate) -> dict[str, Any]:
+    """What both certificate events carry: ids and the seminar's grouping, never a name
+    (the holder's id is already the pseudonym on a revoked certificate)."""
+    return {
+        "certificate_id": certificate.id,
+        "seminar_id": certificate.seminar_id,
+        "participant_id": certificate.participant_id,
+        "kind": Kind(certificate.kind),
+        "programme": Programme(certificate.programme),
+        "year": certificate.year,
+    }
 
 
 def _sessions(times: Sequence[SessionTimes]) -> list[seminar_facts.Session]:
@@ -225,6 +241,12 @@ class ParticipantJourney:
             new_code=self._new_code,
         )
         await self.certificates.insert_many(new, session=session)
+        for certificate in new:
+            uow.emit(
+                CertificateIssued(
+                    **_certificate_fields(certificate), issued_at=certificate.issued_at
+                )
+            )
         linked = [(registrations[registration_id(seminar_id, c.participant_id)], c) for c in new]
         await self._registrations.set_quietly(
             [(doc["_id"], int(doc["version"]), {"certificate_id": c.id}) for doc, c in linked],
@@ -236,14 +258,26 @@ class ParticipantJourney:
 
     async def revoke_certificates(self, uow: UnitOfWork, *, participant_id: str) -> int:
         """Erasure: the person's certificates are revoked, their name and id removed
-        (``certificates.revoke_for_erasure``). Idempotent: a second erasure finds none
-        under the person's id. Returns how many were revoked."""
+        (``certificates.revoke_for_erasure``), and ``certificate.revoked.v1`` emitted for
+        each (under the pseudonym) in the same transaction. Idempotent: a second erasure
+        finds none under the person's id, so revokes and announces nothing. Returns how
+        many were revoked."""
         held = await self.certificates.of_participant(participant_id, session=uow.session)
         pseudonym = self._pseudonym(participant_id)
         revoked = [
-            certificates.revoke_for_erasure(c, pseudonym=pseudonym, now=uow.now) for c in held
+            certificates.revoke_for_erasure(c, pseudonym=pseudonym, now=uow.now)
+            for c in held
+            if c.valid
         ]
         await self.certificates.replace_many(revoked, session=uow.session)
+        for certificate in revoked:
+            uow.emit(
+                CertificateRevoked(
+                    **_certificate_fields(certificate),
+                    revoked_at=certificate.revoked_at or uow.now,
+                    reason=certificate.revocation_reason or certificates.REVOKED_BY_ERASURE,
+                )
+            )
         return len(revoked)
 
     async def certificates_of(self, participant_id: str) -> list[Certificate]:
@@ -262,7 +296,7 @@ class ParticipantJourney:
         Rendered off the event loop (about 0.1 s of CPU)."""
         certificate = await self.verify(code)
         if not certificate.valid:
-            raise CertificateRevoked("this certificate was revoked")
+            raise CertificateRevokedNotFound("this certificate was revoked")
         return await asyncio.to_thread(
             certificate_pdf.render, certificate, verify_url=verify_url, font=self._font
         )

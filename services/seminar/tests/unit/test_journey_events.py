@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 from seminar.subscribers import subscription
 from seminarops_shared.events.registration import (
+    CertificateIssued,
+    CertificateRevoked,
     RegistrationCancelled,
     RegistrationOffered,
     RegistrationStatus,
@@ -29,3 +31,11 @@ def test_offers_are_skipped_and_their_cancellations_read() -> None:
         }
     )
     assert lapsed.previous_status is RegistrationStatus.OFFERED
+
+
+def test_certificate_events_are_skipped() -> None:
+    """Certificates are the registration service's and the metrics' concern: the
+    rosters neither change nor dead-letter them."""
+    handlers = subscription(SimpleNamespace()).handlers  # type: ignore[arg-type]
+    assert CertificateIssued not in handlers
+    assert CertificateRevoked not in handlers

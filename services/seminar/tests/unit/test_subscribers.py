@@ -18,9 +18,12 @@ from seminarops_devtools.testing.in_memory_broker import in_memory_subscription,
 from seminarops_devtools.testing.samples import poison_records, sample_event
 from seminarops_shared.events import Event
 from seminarops_shared.events.registration import (
+    CertificateIssued,
+    CertificateRevoked,
     ParticipantErased,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationOffered,
     RegistrationPromoted,
     RegistrationRejected,
     RegistrationWaitlisted,
@@ -71,10 +74,17 @@ async def test_an_erasure_reaches_erase_participant() -> None:
     assert running.dead_letters == []
 
 
-async def test_a_type_the_service_does_not_act_on_is_skipped_not_dead_lettered() -> None:
+@pytest.mark.parametrize(
+    "kind",
+    [RegistrationRejected, RegistrationOffered, CertificateIssued, CertificateRevoked],
+    ids=lambda kind: kind.event_type,
+)
+async def test_a_type_the_service_does_not_act_on_is_skipped_not_dead_lettered(
+    kind: type[Event],
+) -> None:
     service = _service()
     async with in_memory_subscription(subscription(service), group="seminar") as running:
-        await running.publish_event(sample_event(RegistrationRejected))
+        await running.publish_event(sample_event(kind))
     assert service.mock_calls == []
     assert running.dead_letters == []
 

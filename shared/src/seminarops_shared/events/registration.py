@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field
 
 from .base import Event, event
 from .topics import REGISTRATION_EVENTS
-from .vocabulary import CountryCode, Identifier
+from .vocabulary import CountryCode, Identifier, Kind, Programme, Year
 
 
 class RegistrationStatus(enum.StrEnum):
@@ -105,3 +105,39 @@ class ParticipantErased(Event):
 
     participant_id: Identifier
     erased_at: AwareDatetime
+
+
+class _CertificateEvent(Event):
+    """A certificate of attendance, as the registration service announces it: ids and
+    the seminar's grouping (``kind``, ``programme``, ``year``), never the holder's name.
+    ``participant_id`` is the pseudonym once the holder asked to be forgotten."""
+
+    topic: ClassVar[str] = REGISTRATION_EVENTS
+
+    certificate_id: Identifier
+    seminar_id: Identifier
+    participant_id: Identifier
+    kind: Kind
+    programme: Programme
+    year: Year
+
+
+@event
+class CertificateIssued(_CertificateEvent):
+    """A certificate of attendance was issued (once per attendee and seminar, when the
+    seminar completed), in the same transaction as the certificate."""
+
+    event_type: ClassVar[str] = "certificate.issued.v1"
+
+    issued_at: AwareDatetime
+
+
+@event
+class CertificateRevoked(_CertificateEvent):
+    """A certificate was revoked (``reason``: ``participant_erased``), in the same
+    transaction as the revocation; it stays revoked."""
+
+    event_type: ClassVar[str] = "certificate.revoked.v1"
+
+    revoked_at: AwareDatetime
+    reason: str

@@ -17,7 +17,12 @@
   const PROGRAMME_LABEL = { etwinning: "eTwinning", etwinning_plus: "eTwinning Plus" };
   const RATINGS = ["excellent", "very_good", "good", "fair", "poor"];
   const RATING_LABEL = { excellent: "Excellent", very_good: "Very good", good: "Good", fair: "Fair", poor: "Poor" };
-  const FUNNEL_STAGES = ["requested", "confirmed", "waitlisted", "promoted", "cancelled", "rejected", "attended", "evaluated"];
+  const FUNNEL_STAGES = [
+    "requested", "confirmed", "waitlisted", "promoted", "cancelled", "rejected", "attended", "evaluated",
+    "registered_again", "offers_made", "offers_accepted", "offers_declined", "offers_expired", "not_eligible",
+  ];
+  // "offers_made" -> "Offers made"
+  const stageLabel = (s) => s[0].toUpperCase() + s.slice(1).replaceAll("_", " ");
   const COLOR = {
     learning_event: "#2f6fde",
     online_seminar: "#13a383",
@@ -277,12 +282,12 @@
     setCsv("funnel", "/v1/reports/funnel.csv?year=" + report.year);
     const t = report.total;
     if (!t.requested) return setState("funnel-card", "empty", "No registrations for " + report.year + " seminars yet.");
-    rankedBars("chart-funnel", FUNNEL_STAGES.map((s) => s[0].toUpperCase() + s.slice(1)), FUNNEL_STAGES.map((s) => t[s]), "registrations");
+    rankedBars("chart-funnel", FUNNEL_STAGES.map(stageLabel), FUNNEL_STAGES.map((s) => t[s]), "registrations");
     const columns = [{ title: "Stage", text: true }, { title: "Registrations" }];
     fillTable("funnel", table(columns, FUNNEL_STAGES.map((s) => ({
       cls: "funnel-stage",
       data: { stage: s, count: t[s] },
-      cells: [s[0].toUpperCase() + s.slice(1), num(t[s])],
+      cells: [stageLabel(s), num(t[s])],
     }))));
     setState("funnel-card", "ready");
   }
