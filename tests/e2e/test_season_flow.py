@@ -5,26 +5,13 @@ duplicates, a waiting list, a cancellation, attendance, evaluations and an erasu
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from feedback.app import create_app as feedback_app
-from feedback.settings import FeedbackSettings
-from metrics.app import create_app as metrics_app
-from metrics.settings import MetricsSettings
-from registration.app import create_app as registration_app
-from registration.settings import RegistrationSettings
-from seminar.app import create_app as seminar_app
-from seminar.settings import SeminarSettings
 from seminarops_devtools.testing.polling import eventually
-from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
+from seminarops_devtools.testing.stack import KafkaProbe, Namespace
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import envelope_for
 from seminarops_shared.events.inbound import (
@@ -35,18 +22,10 @@ from seminarops_shared.events.inbound import (
 )
 from seminarops_shared.events.topics import ALL_TOPICS, REGISTRATION_EVENTS, REGISTRATION_REQUESTS
 from seminarops_shared.privacy import is_pseudonym
-from seminarops_shared.settings import AuthSettings, Role
+
+from .conftest import OPERATOR, PARTICIPANT, PLATFORM, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-TOKENS = {
-    Role.OPERATOR: "operator-token",
-    Role.PLATFORM: "platform-token",
-    Role.PARTICIPANT: "participant-token",
-}
-OPERATOR = {"Authorization": "Bearer operator-token"}
-PLATFORM = {"Authorization": "Bearer platform-token"}
-PARTICIPANT = {"Authorization": "Bearer participant-token"}
 
 PEOPLE = {
     "t-ana": Participant(
@@ -71,28 +50,6 @@ PEOPLE = {
         school_id="sch-tr-3",
     ),
 }
-
-
-@dataclass
-class Stack:
-    seminar: httpx.AsyncClient
-    registration: httpx.AsyncClient
-    feedback: httpx.AsyncClient
-    metrics: httpx.AsyncClient
-
-
-@pytest.fixture
-async def stack(namespace: Namespace) -> AsyncIterator[Stack]:
-    auth = AuthSettings(tokens={role: [SecretStr(token)] for role, token in TOKENS.items()})
-    apps = [
-        seminar_app(namespace.settings(SeminarSettings, auth=auth)),
-        registration_app(namespace.settings(RegistrationSettings, auth=auth)),
-        feedback_app(namespace.settings(FeedbackSettings, auth=auth)),
-        metrics_app(namespace.settings(MetricsSettings, auth=auth)),
-    ]
-    async with AsyncExitStack() as exits:
-        clients = [await exits.enter_async_context(running(app)) for app in apps]
-        yield Stack(*clients)
 
 
 async def _send_request(

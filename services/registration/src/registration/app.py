@@ -69,6 +69,11 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             registrations=registrations,
             pseudonym=settings.privacy.pseudonym,
             certificate_font=settings.certificate_font,
+            verify_base_url=(
+                None
+                if settings.certificate_verify_base_url is None
+                else str(settings.certificate_verify_base_url)
+            ),
             clock=runtime.clock,
             scheduler=runtime.scheduler,
         )

@@ -82,6 +82,7 @@ class ParticipantJourney:
         registrations: RegistrationRepository,
         pseudonym: Callable[[str], str],
         certificate_font: Path | None,
+        verify_base_url: str | None = None,
         clock: Clock,
         scheduler: Scheduler,
         new_code: Callable[[], str] = new_verification_code,
@@ -91,6 +92,7 @@ class ParticipantJourney:
         self._registrations = registrations
         self._pseudonym = pseudonym
         self._font = certificate_font
+        self._verify_base_url = verify_base_url.rstrip("/") if verify_base_url else None
         self._new_code = new_code
         self._clock = clock
         self._scheduler = scheduler
@@ -291,9 +293,19 @@ class ParticipantJourney:
             raise NotFound("no certificate has this code")
         return found
 
-    async def certificate_pdf(self, code: str, *, verify_url: str) -> bytes:
-        """The PDF of a valid certificate (a revoked one: ``CertificateRevoked``).
-        Rendered off the event loop (about 0.1 s of CPU)."""
+    def verification_url(self, code: str, *, as_requested: str) -> str:
+        """Where the certificate with ``code`` is verified: under the configured public
+        base URL, else ``as_requested`` (the verification route at the address the
+        caller used)."""
+        if self._verify_base_url is None:
+            return as_requested
+        return f"{self._verify_base_url}/v1/certificates/{code}"
+
+    async def certificate_pdf(self, code: str, *, as_requested: str) -> bytes:
+        """The PDF of a valid certificate (a revoked one: ``CertificateRevoked``), with
+        its verification URL (``verification_url``) printed and as a QR code. Rendered
+        off the event loop (about 0.1 s of CPU)."""
+        verify_url = self.verification_url(code, as_requested=as_requested)
         certificate = await self.verify(code)
         if not certificate.valid:
             raise CertificateRevokedNotFound("this certificate was revoked")

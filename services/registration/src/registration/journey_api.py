@@ -119,8 +119,8 @@ async def participant_certificates(
     summary="A certificate of attendance as PDF (public: whoever has the code)",
 )
 async def certificate_document(code: Code, request: Request, service: Journey) -> Response:
-    verify_url = str(request.url_for("verify_certificate", code=code))
-    document = await service.certificate_pdf(code, verify_url=verify_url)
+    as_requested = str(request.url_for("verify_certificate", code=code))
+    document = await service.certificate_pdf(code, as_requested=as_requested)
     return Response(
         document,
         media_type=certificate_pdf.MEDIA_TYPE,

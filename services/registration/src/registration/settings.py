@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 from pydantic_settings import SettingsConfigDict
 
 from seminarops_shared.settings import ServiceSettings
@@ -33,3 +33,8 @@ class RegistrationSettings(ServiceSettings):
     # A Unicode TrueType font for the certificates' PDFs (REGISTRATION_CERTIFICATE_FONT):
     # names in every European script. Missing file: the PDF core font (Latin-1 only).
     certificate_font: Path | None = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    # Where the public verifies certificates (REGISTRATION_CERTIFICATE_VERIFY_BASE_URL,
+    # e.g. https://seminars.example.org): the PDF prints `<base>/v1/certificates/<code>`
+    # and its QR code holds it. Unset: the address the PDF was requested at, which behind
+    # a proxy may be an internal one, and a paper certificate outlives it.
+    certificate_verify_base_url: AnyHttpUrl | None = None

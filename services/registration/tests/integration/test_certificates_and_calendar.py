@@ -12,6 +12,7 @@ import httpx
 import pypdf
 import pytest
 import vobject
+import zxingcpp
 from fastapi import FastAPI
 
 from registration import journey
@@ -92,7 +93,8 @@ async def test_attendees_get_certificates_verifiable_by_code_and_as_pdf(
     namespace: Namespace, kafka: KafkaProbe
 ) -> None:
     seminar = new_id("sem")
-    app = registration_app(namespace)
+    # Paper certificates point at the public address, not the one the PDF was fetched at.
+    app = registration_app(namespace, certificate_verify_base_url="https://seminars.example.org")
     zofia = Participant(
         id="zofia", display_name="Zofia Łukasiewicz", email="zofia@school.example", country="PL"
     )
@@ -158,10 +160,15 @@ async def test_attendees_get_certificates_verifiable_by_code_and_as_pdf(
 
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
-    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.content)).pages)
+    [page] = pypdf.PdfReader(io.BytesIO(pdf.content)).pages
+    text = page.extract_text()
     assert "Zofia Łukasiewicz" in text
     assert "Robots & Poetry: a learning event" in text
     assert mine["code"] in text
+    public_url = f"https://seminars.example.org/v1/certificates/{mine['code']}"
+    assert public_url in text
+    [qr] = page.images
+    assert [found.text for found in zxingcpp.read_barcodes(qr.image)] == [public_url]
 
     assert unknown.status_code == 404
     assert malformed.status_code == 422

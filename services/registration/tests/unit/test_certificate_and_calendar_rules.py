@@ -13,6 +13,8 @@ from pathlib import Path
 import pypdf
 import pytest
 import vobject
+import zxingcpp
+from PIL import Image
 
 from registration import calendar_ics, calendars, certificate_pdf, certificates, seminar_facts
 from registration.calendars import CalendarEntry, EntryStatus, HeldRegistration
@@ -247,6 +249,82 @@ def test_without_a_unicode_font_the_pdf_still_names_the_holder() -> None:
     text = _pdf_text(document)
     assert "Zoe ?ukasiewicz" in text
     assert "AbCdEfGhIjKlMnOpQrStUv" in text
+
+
+VERIFY_URL = "https://registration.example.test/v1/certificates/AbCdEfGhIjKlMnOpQrStUv"
+A4_LANDSCAPE_PT = (841.89, 595.28)  # 297 x 210 mm
+
+
+def _only_page(document: bytes) -> pypdf.PageObject:
+    reader = pypdf.PdfReader(io.BytesIO(document))
+    assert len(reader.pages) == 1
+    return reader.pages[0]
+
+
+def _is_a4_landscape(page: pypdf.PageObject) -> bool:
+    box = page.mediabox
+    return (round(float(box.width), 2), round(float(box.height), 2)) == A4_LANDSCAPE_PT
+
+
+def _qr_image(page: pypdf.PageObject) -> Image.Image:
+    [picture] = page.images
+    return picture.image
+
+
+def test_the_pdf_is_one_a4_page_whose_qr_code_reads_as_the_verification_url() -> None:
+    document = certificate_pdf.render(
+        _certificate("Zofia Łukasiewicz"), verify_url=VERIFY_URL, font=DEJAVU
+    )
+    page = _only_page(document)
+    qr = _qr_image(page)
+    # An independent decoder (ZXing) reads what a phone would.
+    assert [found.text for found in zxingcpp.read_barcodes(qr)] == [VERIFY_URL]
+    assert _is_a4_landscape(page)
+    assert VERIFY_URL in page.extract_text()
+
+
+def test_the_qr_code_drawn_is_segnos_symbol_of_the_url_module_for_module() -> None:
+    page = _only_page(
+        certificate_pdf.render(_certificate("Anna"), verify_url=VERIFY_URL, font=None)
+    )
+    symbol = certificate_pdf.verification_qr(VERIFY_URL)
+    modules = symbol.symbol_size(border=certificate_pdf.QR_BORDER)[0]
+    qr = _qr_image(page).convert("L")
+    assert qr.width == qr.height
+    assert qr.width % modules == 0
+    # One sample from the middle of each module: dark (0) where segno's matrix is dark.
+    pixel = qr.width // modules
+    drawn = [
+        [qr.getpixel((x * pixel + pixel // 2, y * pixel + pixel // 2)) == 0 for x in range(modules)]
+        for y in range(modules)
+    ]
+    expected = [
+        [bool(dark) for dark in row] for row in symbol.matrix_iter(border=certificate_pdf.QR_BORDER)
+    ]
+    assert drawn == expected
+
+
+@pytest.mark.parametrize("font", [DEJAVU, None], ids=["dejavu", "core"])
+def test_the_longest_name_and_title_still_fit_one_page_above_the_footer(
+    font: Path | None,
+) -> None:
+    # The widest letters at the longest lengths accepted (name 200, title 300).
+    certificate = replace(_certificate("W" * 200), seminar_title="W" * 300, display_name="W" * 200)
+    page = _only_page(certificate_pdf.render(certificate, verify_url=VERIFY_URL, font=font))
+    baselines_mm: list[tuple[str, float]] = []
+
+    def note(text: str, _cm: object, tm: list[float], _font: object, _size: object) -> None:
+        if text.strip():
+            from_top = (float(page.mediabox.height) - tm[5]) / 72 * 25.4
+            baselines_mm.append((text.strip(), from_top))
+
+    page.extract_text(visitor_text=note)
+    footer = [y for text, y in baselines_mm if text.startswith("Verif")]
+    body = [y for text, y in baselines_mm if not text.startswith("Verif")]
+    assert any(text.startswith("WWWWWWWWWWWW") for text, _ in baselines_mm)
+    qr_top_mm = 210 - 15 - certificate_pdf.QR_SIDE_MM
+    assert max(body) < qr_top_mm < min(footer)
+    assert zxingcpp.read_barcodes(_qr_image(page))[0].text == VERIFY_URL
 
 
 # ---- the calendar ----------------------------------------------------------------------
