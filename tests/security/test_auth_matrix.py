@@ -146,6 +146,7 @@ EXPECTED: dict[str, Routes] = {
                 "countries",
                 "schools",
                 "seminars",
+                "certificates",
             )
             for suffix in ("", ".csv")
         },
