@@ -1,12 +1,20 @@
 """A unit of work: one MongoDB transaction holding a state change, the processed-event
-markers that guard it, and the events it emits (outbox)."""
+markers that guard it, the events it emits (outbox), and what the service's
+repositories hold for the length of the transaction (``TransactionCache``: the seat
+books a transaction claimed, the projection documents a batch folds).
+
+The unit of work owns those caches: they are made when a repository first asks for
+them in a transaction and dropped with it, so a retried attempt starts from what the
+database holds, never from a rolled-back attempt's documents. A cache with a ``flush``
+is written at commit, before the outbox document, in the order the caches were first
+used."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -24,6 +32,21 @@ T = TypeVar("T")
 current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
 
 
+class TransactionCache(Generic[T]):
+    """What a repository keeps for the length of one transaction (an identity map), held
+    by the unit of work (``UnitOfWork.cache``). ``make`` builds it empty; ``flush``, when
+    given, writes what it holds changed at commit (see the module docstring)."""
+
+    def __init__(
+        self,
+        make: Callable[[], T],
+        *,
+        flush: Callable[[T, UnitOfWork], Awaitable[None]] | None = None,
+    ) -> None:
+        self.make = make
+        self.flush = flush
+
+
 class UnitOfWork:
     def __init__(self, *, session: AsyncClientSession, source: str, clock: Clock) -> None:
         self.session = session
@@ -31,6 +54,21 @@ class UnitOfWork:
         self._clock = clock
         self.now = clock()
         self.outgoing: list[OutgoingEvent] = []
+        # The repositories' per-transaction caches, in the order first used.
+        self._caches: dict[TransactionCache[Any], Any] = {}
+
+    def cache(self, kind: TransactionCache[T]) -> T:
+        """``kind``'s cache in this transaction: made on first use, gone with it."""
+        if kind not in self._caches:
+            self._caches[kind] = kind.make()
+        held: T = self._caches[kind]
+        return held
+
+    async def flush(self) -> None:
+        """Write what the caches hold changed (the factory does this at commit)."""
+        for kind, held in list(self._caches.items()):
+            if kind.flush is not None:
+                await kind.flush(held, self)
 
     def emit(self, data: Event) -> Envelope:
         """Queue an event for the outbox; it is stored when the transaction commits."""
@@ -64,6 +102,7 @@ class UnitOfWorkFactory:
             async with self._mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
                 yield uow
+                await uow.flush()
                 stored = await self._outbox.store(uow.outgoing, now=uow.now, session=session)
         except BaseException:
             if stored:
