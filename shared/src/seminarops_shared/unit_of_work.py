@@ -7,13 +7,19 @@ The unit of work owns those caches: they are made when a repository first asks f
 them in a transaction and dropped with it, so a retried attempt starts from what the
 database holds, never from a rolled-back attempt's documents. A cache with a ``flush``
 is written at commit, before the outbox document, in the order the caches were first
-used."""
+used.
+
+The commit writes the transaction's outgoing events as ONE outbox document (a few for
+thousands; the shape ``outbox`` reads back), then hands it to the relay in memory."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -23,7 +29,7 @@ from .clock import Clock
 from .events import Envelope, Event, envelope_for
 from .idempotency import ProcessedEvents
 from .mongo import Document, Mongo
-from .outbox import Outbox, OutgoingEvent
+from .outbox import OUTBOX, RECORDS_PER_DOCUMENT, Outbox, OutgoingEvent
 
 T = TypeVar("T")
 
@@ -94,6 +100,10 @@ class UnitOfWorkFactory:
         self._processed = processed
         self._source = source
         self._clock = clock
+        self._outbox_documents = mongo.db[OUTBOX]
+        # Wall-clock nanoseconds plus this counter: the write order of this process's
+        # outbox documents (the relay reads its own back in that order).
+        self._sequence = itertools.count()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:
@@ -103,7 +113,12 @@ class UnitOfWorkFactory:
                 uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
                 yield uow
                 await uow.flush()
-                stored = await self._outbox.store(uow.outgoing, now=uow.now, session=session)
+                documents = self._outbox_documents_of(uow.outgoing, now=uow.now)
+                if len(documents) == 1:
+                    await self._outbox_documents.insert_one(documents[0], session=session)
+                elif documents:
+                    await self._outbox_documents.insert_many(documents, session=session)
+                stored = documents
         except BaseException:
             if stored:
                 # The commit failed or its outcome is unknown: the relay reads back.
@@ -111,6 +126,31 @@ class UnitOfWorkFactory:
             raise
         if stored:
             self._outbox.committed(stored)
+
+    def _outbox_documents_of(
+        self, events: Sequence[OutgoingEvent], *, now: datetime
+    ) -> list[Document]:
+        base = time.time_ns()
+        return [
+            {
+                "_id": chunk[0].envelope.id,
+                "owner": self._outbox.owner,
+                "seq": base + next(self._sequence),
+                "created_at": now,
+                "count": len(chunk),
+                "records": [
+                    {
+                        "id": event.envelope.id,
+                        "topic": event.topic,
+                        "key": event.key,
+                        "value": event.envelope.to_json_bytes(),
+                    }
+                    for event in chunk
+                ],
+            }
+            for start in range(0, len(events), RECORDS_PER_DOCUMENT)
+            if (chunk := events[start : start + RECORDS_PER_DOCUMENT])
+        ]
 
     async def claim(self, uow: UnitOfWork, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Inside ``uow``: mark events processed; returns the ids not seen before."""

@@ -4,24 +4,35 @@ those with a flush written at commit, in first-use order, before the outbox docu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from seminarops_shared.outbox import OutgoingEvent
+from seminarops_shared.events.seminar import SeminarCancelled
+from seminarops_shared.outbox import OUTBOX
 from seminarops_shared.unit_of_work import TransactionCache, UnitOfWork, UnitOfWorkFactory
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-class _Transactions:
-    """Stands in for ``Mongo``: a transaction is a session object, nothing more."""
+class _OutboxDocuments:
+    def __init__(self, written: list[str]) -> None:
+        self._written = written
 
-    def __init__(self) -> None:
+    async def insert_one(self, document: dict[str, Any], *, session: object) -> None:
+        self._written.append(f"outbox:{document['count']}")
+
+
+class _Transactions:
+    """Stands in for ``Mongo``: a transaction is a session object, and the outbox
+    collection notes what is inserted into it."""
+
+    def __init__(self, written: list[str]) -> None:
         self.sessions: list[object] = []
+        self.db = {OUTBOX: _OutboxDocuments(written)}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[object]:
@@ -31,23 +42,22 @@ class _Transactions:
 
 
 class _Outbox:
-    def __init__(self, written: list[str]) -> None:
-        self._written = written
+    owner = "this-process"
 
-    async def store(
-        self, events: Sequence[OutgoingEvent], *, now: datetime, session: object
-    ) -> list[dict[str, Any]]:
-        self._written.append("outbox")
-        return []
+    def __init__(self) -> None:
+        self.committed_documents: list[dict[str, Any]] = []
+
+    def committed(self, documents: list[dict[str, Any]]) -> None:
+        self.committed_documents.extend(documents)
 
     def uncertain(self) -> None:
-        raise AssertionError("nothing was stored")
+        raise AssertionError("every commit here succeeds")
 
 
 def factory(written: list[str]) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(
-        mongo=_Transactions(),  # type: ignore[arg-type]
-        outbox=_Outbox(written),  # type: ignore[arg-type]
+        mongo=_Transactions(written),  # type: ignore[arg-type]
+        outbox=_Outbox(),  # type: ignore[arg-type]
         processed=None,  # type: ignore[arg-type]
         source="/services/test",
         clock=lambda: NOW,
@@ -84,9 +94,12 @@ async def test_caches_are_flushed_at_commit_in_first_use_order_before_the_outbox
         uow.cache(seminars).append("sem-1")
         uow.cache(unflushed).append("never written")
         uow.cache(registrations).append("reg-1")
+        uow.emit(SeminarCancelled(seminar_id="sem-1", reason="test"))
+        uow.emit(SeminarCancelled(seminar_id="sem-2", reason="test"))
         assert written == []
 
-    assert written == ["seminars:sem-1", "registrations:reg-1", "outbox"]
+    # The two events in ONE outbox document, written by the unit of work itself.
+    assert written == ["seminars:sem-1", "registrations:reg-1", "outbox:2"]
 
 
 async def test_a_failed_attempt_flushes_nothing_and_the_next_starts_empty() -> None:
@@ -109,4 +122,4 @@ async def test_a_failed_attempt_flushes_nothing_and_the_next_starts_empty() -> N
         assert uow.cache(documents) == []
         uow.cache(documents).append("retried")
 
-    assert written == ["retried", "outbox"]
+    assert written == ["retried"]  # nothing emitted: no outbox document

@@ -105,11 +105,12 @@ class SeminarRepository(Repository):
         cursor = self.collection(SEMINARS).find({"_id": {"$in": ids}}, session=uow.session)
         return {doc["_id"]: _seats(doc) async for doc in cursor}
 
-    async def claim(self, seminar_ids: Iterable[str], *, uow: UnitOfWork) -> dict[str, Seats]:
+    async def claim(self, uow: UnitOfWork, seminar_ids: Iterable[str]) -> dict[str, Seats]:
         """Read seat books for writing, in a transaction: each is written at once (a
         ``claims`` counter), so a concurrent writer of the same book fails at its
         first statement with a write conflict instead of after all its work. Books
-        that do not exist yet are simply absent."""
+        that do not exist yet are simply absent. The seat books' ``KeyedWrites.claim``:
+        the pipeline calls it first in every batch transaction."""
         held = uow.cache(self._claimed)
         books: dict[str, Seats] = {}
         for seminar_id in sorted(set(seminar_ids)):
