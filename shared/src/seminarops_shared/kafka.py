@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
@@ -38,7 +39,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
+from . import retry
 from .events import REGISTRY, Envelope, ReceivedEvent, UnknownEventType
 from .events.topics import dead_letter_topic
 from .kafka_clients import (
@@ -53,12 +56,12 @@ from .kafka_clients import (
     header_text,
     header_texts,
 )
+from .keyed import ClaimConflict, Turns
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
-from .retry import OUTAGE, WRITE_CONFLICT, run
 from .settings import KafkaSettings
 from .subscriptions import Batch, BatchHandler, EventHandler, Subscription
-from .unit_of_work import UnitOfWork, UnitOfWorkFactory, current_traceparent
+from .unit_of_work import UnitOfWorkFactory, current_traceparent
 
 _log = structlog.get_logger(__name__)
 
@@ -157,7 +160,7 @@ async def _until_published(publish: Callable[[], Awaitable[None]]) -> None:
     def note(error: BaseException, delay: float) -> None:
         _log.warning("publish failed, retrying", error=repr(error), retry_in_s=delay)
 
-    await run(OUTAGE, publish, on_retry=note)
+    await retry.run(retry.OUTAGE, publish, on_retry=note)
 
 
 class Rejected(Exception):
@@ -233,6 +236,20 @@ class _Item:
     logical_topic: str
 
 
+Outcomes = list[tuple[_Item, str]]
+
+
+def _not_permanent(error: BaseException) -> bool:
+    return not isinstance(error, PermanentError)
+
+
+# A handler's own failures (not an outage, not a conflict): the event is tried again at
+# once, a few times (``max_attempts``), then dead-lettered.
+HANDLER_FAILURE = retry.RetryPolicy(
+    name="handler_failure", retries=_not_permanent, initial_delay_s=0.0, max_delay_s=0.0
+)
+
+
 class EventConsumer:
     """One consumer group's pipeline, following its ``Subscription``: which event types
     it applies and how (see ``subscriptions``), and whether its writes contend per key
@@ -241,7 +258,11 @@ class EventConsumer:
 
     Every event gets a processed-event marker (its id, written in the batch's
     transaction) except those of idempotent types (``Batch(idempotent=True)``), whose
-    repeats the batch handler tells apart by returning the ids that changed nothing."""
+    repeats the batch handler tells apart by returning the ids that changed nothing.
+
+    A batch is applied by ONE ``retry.run`` of ``_transaction`` under the combined
+    policy (outages around write conflicts around a contended claim); a batch that fails
+    otherwise falls back to one event per transaction (``_one_by_one``)."""
 
     def __init__(
         self,
@@ -259,6 +280,7 @@ class EventConsumer:
         self.topics = subscription.topics
         self._handlers = dict(subscription.handlers)
         self._keyed = subscription.keyed
+        self._turns = self._keyed.turns if self._keyed is not None else Turns()
         self._idempotent = subscription.idempotent
         self._uow = uow
         self._dead_letters = dead_letters
@@ -266,26 +288,36 @@ class EventConsumer:
         self._kafka = kafka
         self._allowed_sources = allowed_sources
         self._max_attempts = max_attempts
-
-    # ---- decoding --------------------------------------------------------------------
-
-    def decode(self, record: ConsumerRecord[Any, Any]) -> _Item:
-        """Raises ``Rejected`` with the reason for anything that is not a valid event."""
-        event, logical = decode_record(
-            record, kafka=self._kafka, allowed_sources=self._allowed_sources
+        # A claim that meets another writer is tried again within milliseconds, for the
+        # policy's patience; past it, it is a write conflict like any other.
+        claim = (
+            ()
+            if self._keyed is None
+            else (
+                retry.CONTENDED.within(self._keyed.patience_s).retrying(
+                    lambda error: isinstance(error, ClaimConflict)
+                ),
+            )
         )
-        return _Item(record=record, event=event, logical_topic=logical)
+        self._transient = retry.Nested(retry.OUTAGE, retry.WRITE_CONFLICT, *claim)
 
     # ---- processing ------------------------------------------------------------------
 
-    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Apply a batch. Returns only when every record is applied, skipped or
-        dead-lettered; raises only on cancellation (then nothing is committed)."""
+    async def handle(self, body: Any, message: KafkaMessage) -> None:
+        """FastStream's handler of this group's batches (one poll): decode each record
+        (what is not a valid event here is dead-lettered), apply the valid ones in one
+        transaction, then record timing and lag. Returns only when every record is
+        applied, skipped or dead-lettered; raises only on cancellation (then nothing is
+        committed)."""
+        raw = message.raw_message
+        records: Sequence[ConsumerRecord[Any, Any]] = raw if isinstance(raw, tuple) else (raw,)
         started = time.perf_counter()
         items: list[_Item] = []
         for record in records:
             try:
-                item = self.decode(record)
+                event, logical = decode_record(
+                    record, kafka=self._kafka, allowed_sources=self._allowed_sources
+                )
             except Rejected as rejected:
                 await self._dead_letters.send(
                     record, reason=rejected.reason, reason_kind=rejected.reason_kind, attempts=1
@@ -296,14 +328,24 @@ class EventConsumer:
                     outcome="dead_lettered",
                 )
                 continue
-            if type(item.event.data) in self._handlers:
-                items.append(item)
+            if type(event.data) in self._handlers:
+                items.append(_Item(record=record, event=event, logical_topic=logical))
             else:
                 self._metrics.processed(
-                    topic=record.topic, event_type=item.event.envelope.type, outcome="ignored"
+                    topic=record.topic, event_type=event.envelope.type, outcome="ignored"
                 )
         if items:
-            await self._apply_resilient(items)
+            keys = set(self._keyed.keys_of([i.event for i in items])) if self._keyed else set()
+            try:
+                outcomes = await retry.run(
+                    self._transient,
+                    functools.partial(self._transaction, items, keys),
+                    on_retry=self._noting_transient(items),
+                )
+            except Exception as error:
+                await self._one_by_one(items, error)
+            else:
+                self._count(outcomes)
         elapsed = time.perf_counter() - started
         for record in records:
             self._metrics.event_processing_seconds.labels(
@@ -313,32 +355,46 @@ class EventConsumer:
                 max(0.0, time.time() - record.timestamp / 1000)
             )
         _log.debug("batch processed", records=len(records), applied=len(items), seconds=elapsed)
+        self.record_lag(records, message.consumer)
 
-    async def _apply_resilient(self, items: list[_Item]) -> None:
-        try:
-            await self._apply_retrying_transient(items)
-        except Exception as error:
-            # The event whose handler raised has had its first attempt; its neighbours
-            # were only rolled back with it.
-            culprit = getattr(error, "seminarops_event_id", None)
-            if len(items) > 1:
-                _log.info("batch failed, applying its events one by one", error=repr(error))
-            for item in items:
-                failed_here = len(items) == 1 or item.event.id == culprit
-                await self._apply_one(item, first_error=error if failed_here else None)
+    async def _one_by_one(self, items: list[_Item], batch_error: Exception) -> None:
+        """The batch failed for a reason that is not transient: each event in its own
+        transaction; its neighbours go on whatever becomes of it. The event whose
+        handler raised has had its first attempt; its neighbours were only rolled back
+        with it."""
+        culprit = getattr(batch_error, "seminarops_event_id", None)
+        if len(items) > 1:
+            _log.info("batch failed, applying its events one by one", error=repr(batch_error))
+        for item in items:
+            failed_here = len(items) == 1 or item.event.id == culprit
+            await self._alone(item, batch_error if failed_here else None)
 
-    async def _apply_one(self, item: _Item, first_error: Exception | None = None) -> None:
-        attempts = 0
-        error: Exception | None = first_error
-        if error is not None:
-            attempts = 1
-        while attempts < self._max_attempts and not isinstance(error, PermanentError):
+    def _keys_of_one(self, item: _Item) -> set[str]:
+        return set(self._keyed.keys_of([item.event])) if self._keyed else set()
+
+    async def _alone(self, item: _Item, first_error: Exception | None) -> None:
+        """``item`` tried ``max_attempts`` times in all (each through outages and
+        conflicts as a batch is), then dead-lettered; at once for a ``PermanentError``."""
+        attempts = 0 if first_error is None else 1
+        error = first_error
+        left = self._max_attempts - attempts
+        if left > 0 and not isinstance(first_error, PermanentError):
+
+            def failed_again(_error: BaseException, _delay: float) -> None:
+                nonlocal attempts
+                attempts += 1
+
             try:
-                await self._apply_retrying_transient([item])
+                outcomes = await retry.run(
+                    retry.Nested(HANDLER_FAILURE.attempts(left), *self._transient.levels),
+                    functools.partial(self._transaction, [item], self._keys_of_one(item)),
+                    on_retry=self._noting_transient([item]) | {HANDLER_FAILURE.name: failed_again},
+                )
             except Exception as failure:
                 error = failure
                 attempts += 1
             else:
+                self._count(outcomes)
                 return
         kind = "rule_violation" if isinstance(error, PermanentError) else "handler_error"
         await self._dead_letters.send(
@@ -351,9 +407,9 @@ class EventConsumer:
             topic=item.record.topic, event_type=item.event.envelope.type, outcome="dead_lettered"
         )
 
-    async def _apply_retrying_transient(self, items: list[_Item]) -> None:
-        """``_apply``, again through outages (``OUTAGE``, however long) and write
-        conflicts (``WRITE_CONFLICT``; its budget starts afresh after each outage)."""
+    def _noting_transient(self, items: Sequence[_Item]) -> dict[str, retry.OnRetry]:
+        """Outages and write conflicts are logged and counted; a contended claim's quick
+        retries only at debug."""
 
         def note(error: BaseException, delay: float) -> None:
             self._metrics.transient_retries.labels(
@@ -366,36 +422,47 @@ class EventConsumer:
                 retry_in_s=round(delay, 3),
             )
 
-        async def through_conflicts() -> list[tuple[_Item, str]]:
-            return await run(WRITE_CONFLICT, lambda: self._apply_keyed(items), on_retry=note)
+        return {retry.OUTAGE.name: note, retry.WRITE_CONFLICT.name: note}
 
-        outcomes = await run(OUTAGE, through_conflicts, on_retry=note)
+    def _count(self, applied: tuple[Outcomes, set[str]]) -> None:
+        """Count what a committed transaction did. Only events of idempotent types are
+        repeats when their handler reports they changed nothing; a marked event that
+        changed nothing was still new."""
+        outcomes, unchanged = applied
         counted = Counter(
-            (item.record.topic, item.event.envelope.type, outcome) for item, outcome in outcomes
+            (
+                item.record.topic,
+                item.event.envelope.type,
+                "duplicate"
+                if item.event.id in unchanged and type(item.event.data) in self._idempotent
+                else outcome,
+            )
+            for item, outcome in outcomes
         )
         for (topic, event_type, outcome), count in counted.items():
             self._metrics.processed(
                 topic=topic, event_type=event_type, outcome=outcome, count=count
             )
 
-    async def _apply_keyed(self, items: list[_Item]) -> list[tuple[_Item, str]]:
-        """``_apply`` under the declared ``KeyedWrites``: in the batch's keys' turns, its
-        claim retried quickly while it meets another writer."""
-        if self._keyed is None:
-            return await self._apply(items)
-        keys = set(self._keyed.keys_of([i.event for i in items]))
-        return await self._keyed.run(keys, lambda: self._apply(items, keys))
-
-    async def _apply(
-        self, items: list[_Item], keys: Collection[str] = ()
-    ) -> list[tuple[_Item, str]]:
-        """One transaction: the keys' claim, the processed-event markers (one query, one
-        insert; none for idempotent types), then the handler(s) for the events not seen
-        before."""
-        outcomes: list[tuple[_Item, str]] = []
-        async with self._uow.begin() as uow:
+    async def _transaction(
+        self, items: Sequence[_Item], keys: Collection[str]
+    ) -> tuple[Outcomes, set[str]]:
+        """One attempt at ``items`` in ONE transaction, in the keys' turns (held for the
+        attempt, never while backing off): the keys' claim first, then the
+        processed-event markers (one query, one insert; none for idempotent types),
+        then each fresh event to its handler, in order: a run of consecutive events that
+        share a batch handler in one call, any other event on its own. Returns each
+        event's outcome and the ids the batch handlers reported as unchanged."""
+        outcomes: Outcomes = []
+        unchanged: set[str] = set()
+        async with self._turns.hold(keys), self._uow.begin() as uow:
             if self._keyed is not None:
-                await self._keyed.claim_first(uow, keys)
+                try:
+                    await self._keyed.claim(uow, keys)
+                except PyMongoError as error:
+                    if retry.is_write_conflict(error):
+                        raise ClaimConflict(error) from error
+                    raise
             marked = [i.event.id for i in items if type(i.event.data) not in self._idempotent]
             fresh = await self._uow.claim(uow, self.group, marked) if marked else set()
             in_batch: set[str] = set()
@@ -411,64 +478,36 @@ class EventConsumer:
                 in_batch.add(event_id)  # the same id twice in one batch
                 todo.append(item)
                 outcomes.append((item, "processed"))
-            unchanged = await self._dispatch(todo, uow)
-        if unchanged:
-            # Only events of idempotent types are repeats when they change nothing; a
-            # marked event that changes nothing was still new.
-            outcomes = [
-                (item, "duplicate" if self._repeat_of_idempotent(item, unchanged) else outcome)
-                for item, outcome in outcomes
-            ]
-        return outcomes
-
-    async def _dispatch(self, todo: list[_Item], uow: UnitOfWork) -> set[str]:
-        """Each fresh event to its handler, in order: a run of consecutive events that
-        share a batch handler in one call, any other event on its own. Returns the ids
-        the batch handlers reported as unchanged."""
-        unchanged: set[str] = set()
-        start = 0
-        while start < len(todo):
-            handler = self._handlers[type(todo[start].event.data)]
-            if not isinstance(handler, Batch):
-                await self._apply_event(handler, todo[start], uow)
-                start += 1
-                continue
-            end = start + 1
-            while end < len(todo) and self._same_batch(todo[end], handler.handle):
-                end += 1
-            unchanged.update(await self._apply_run(handler.handle, todo[start:end], uow) or ())
-            start = end
-        return unchanged
-
-    def _same_batch(self, item: _Item, handle: BatchHandler) -> bool:
-        handler = self._handlers[type(item.event.data)]
-        return isinstance(handler, Batch) and handler.handle is handle
-
-    async def _apply_event(self, handler: EventHandler, item: _Item, uow: UnitOfWork) -> None:
-        with _event_context(item):
-            try:
-                await handler(item.event, uow)
-            except Exception as error:
-                error.seminarops_event_id = item.event.id  # type: ignore[attr-defined]
-                raise
-
-    def _repeat_of_idempotent(self, item: _Item, unchanged: set[str]) -> bool:
-        return item.event.id in unchanged and type(item.event.data) in self._idempotent
-
-    async def _apply_run(
-        self, handle: BatchHandler, run: list[_Item], uow: UnitOfWork
-    ) -> Collection[str] | None:
-        try:
-            # A run of one event is logged and traced as that event; a longer run's
-            # handler passes each event's trace context on with what it emits.
-            with _event_context(run[0]) if len(run) == 1 else contextlib.nullcontext():
-                return await handle([i.event for i in run], uow)
-        except Exception as error:
-            # A run of one: that event is the culprit (its first attempt is spent); in a
-            # longer run nobody knows which one it was: each is tried on its own.
-            if len(run) == 1:
-                error.seminarops_event_id = run[0].event.id  # type: ignore[attr-defined]
-            raise
+            start = 0
+            while start < len(todo):
+                handler = self._handlers[type(todo[start].event.data)]
+                end = start + 1
+                if isinstance(handler, Batch):
+                    while end < len(todo) and (
+                        isinstance(same := self._handlers[type(todo[end].event.data)], Batch)
+                        and same.handle is handler.handle
+                    ):
+                        end += 1
+                run = todo[start:end]
+                try:
+                    # A run of one event is logged and traced as that event; a longer
+                    # run's handler passes each event's trace context on with what it
+                    # emits.
+                    with _event_context(run[0]) if len(run) == 1 else contextlib.nullcontext():
+                        if isinstance(handler, Batch):
+                            changed_nothing = await handler.handle([i.event for i in run], uow)
+                            unchanged.update(changed_nothing or ())
+                        else:
+                            await handler(run[0].event, uow)
+                except Exception as error:
+                    # A run of one: that event is the culprit (its first attempt is
+                    # spent); in a longer run nobody knows which one it was: each is
+                    # tried on its own.
+                    if len(run) == 1:
+                        error.seminarops_event_id = run[0].event.id  # type: ignore[attr-defined]
+                    raise
+                start = end
+        return outcomes, unchanged
 
     def record_lag(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
         """Consumer lag per partition seen in this batch: high watermark - next offset.
@@ -571,13 +610,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings
         include_in_schema=False,
     )
 
-    @subscriber
-    async def handle(body: Any, message: KafkaMessage) -> None:
-        records = message.raw_message
-        batch = records if isinstance(records, tuple) else (records,)
-        await consumer.process(batch)
-        consumer.record_lag(batch, message.consumer)
-
+    subscriber(consumer.handle)
     return subscriber
 
 

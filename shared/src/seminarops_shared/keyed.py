@@ -7,8 +7,9 @@ service declares once, which the consumer pipeline and the HTTP grouping both fo
 - how a transaction takes those keys' documents as its FIRST statement (``claim``): of
   two colliding writers the later then fails at once, cheaply, instead of after all its
   work (under snapshot isolation a long consumer batch would otherwise keep losing to a
-  stream of short HTTP transactions); such a conflict is retried quickly
-  (``retry.CONTENDED`` within ``patience_s``), not with the pipeline's slower backoff;
+  stream of short HTTP transactions); the consumer pipeline retries such a conflict
+  (``ClaimConflict``) quickly (``retry.CONTENDED`` within ``patience_s``, the innermost
+  level of its one ``retry.run``), not with its slower write-conflict backoff;
 - that writers of the same key in this process take turns (``Turns``), so the consumer
   and the HTTP groups of one replica never collide at all.
 
@@ -40,7 +41,7 @@ from pymongo.errors import PyMongoError
 
 from . import retry
 from .events import ReceivedEvent
-from .mongo import is_transient_database_error
+from .mongo import ConcurrentChange, is_transient_database_error
 from .unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 _log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ I = TypeVar("I")  # noqa: E741 - the item type
 R = TypeVar("R")
 
 KeysOf = Callable[[Sequence[ReceivedEvent]], Iterable[str]]
-Claim = Callable[[UnitOfWork, Collection[str]], Awaitable[None]]
+Claim = Callable[[UnitOfWork, Collection[str]], Awaitable[object]]
 
 
 class Turns:
@@ -83,11 +84,13 @@ class Turns:
                 self._locks[key] = (lock, users - 1)
 
 
-class ClaimConflict(Exception):
-    """The claim met another writer of the same key (``error``, a write conflict)."""
+class ClaimConflict(ConcurrentChange):
+    """The claim met another writer of the same key (``error``, a write conflict). A
+    write conflict itself (it carries the code), so once the claim's patience is spent
+    the pipeline's write-conflict policy takes it over."""
 
     def __init__(self, error: PyMongoError) -> None:
-        super().__init__(repr(error))
+        super().__init__(f"claim met another writer: {error!r}")
         self.error = error
 
 
@@ -99,33 +102,6 @@ class KeyedWrites:
     claim: Claim
     turns: Turns = field(default_factory=Turns)
     patience_s: float = 30.0
-
-    async def run(self, keys: Collection[str], work: Callable[[], Awaitable[R]]) -> R:
-        """``work`` (one transaction, which calls ``claim_first``) in the keys' turn,
-        again while its claim meets another writer, for up to ``patience_s``. The turn
-        is held per attempt, never while backing off. A claim still contended at the
-        end raises the database's own error, for the caller's retry policy."""
-
-        async def attempt() -> R:
-            async with self.turns.hold(keys):
-                return await work()
-
-        policy = retry.CONTENDED.within(self.patience_s).retrying(
-            lambda error: isinstance(error, ClaimConflict)
-        )
-        try:
-            return await retry.run(policy, attempt)
-        except ClaimConflict as conflict:
-            raise conflict.error from None
-
-    async def claim_first(self, uow: UnitOfWork, keys: Collection[str]) -> None:
-        """The transaction's first statement: take the keys' documents."""
-        try:
-            await self.claim(uow, keys)
-        except PyMongoError as error:
-            if retry.is_write_conflict(error):
-                raise ClaimConflict(error) from error
-            raise
 
 
 class GroupCommitter(Generic[K, I, R]):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import time
 import uuid
 from collections import deque
@@ -31,7 +30,6 @@ from datetime import datetime, timedelta
 
 import structlog
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .clock import Clock
@@ -47,7 +45,7 @@ OUTBOX = "outbox"
 # Outbox documents read at a time when entries are read back (sweeps, after a failure).
 _READ_DOCS = 50
 # Events per outbox document at most (a document must stay well under 16 MiB).
-_RECORDS_PER_DOC = 1000
+RECORDS_PER_DOCUMENT = 1000
 
 _log = structlog.get_logger(__name__)
 
@@ -60,13 +58,12 @@ class OutgoingEvent:
 
 
 class Outbox:
-    """Stores the outgoing events of a transaction (one document) and hands what
-    committed to the relay."""
+    """This process's outbox: what committed (the unit of work writes each
+    transaction's events as one document, ``unit_of_work``), handed to the relay."""
 
     def __init__(self, db: AsyncDatabase[Document], *, owner: str | None = None) -> None:
         self._collection = db[OUTBOX]
         self.owner = owner or uuid.uuid4().hex
-        self._sequence = itertools.count()
         self.wakeup = asyncio.Event()
         # Committed by this process, not yet taken by the relay (commit order).
         self._committed: deque[Document] = deque()
@@ -77,42 +74,6 @@ class Outbox:
         await self._collection.create_indexes(
             [IndexModel([("owner", ASCENDING), ("seq", ASCENDING)]), IndexModel("created_at")]
         )
-
-    async def store(
-        self, events: Sequence[OutgoingEvent], *, now: datetime, session: AsyncClientSession
-    ) -> list[Document]:
-        """Inside the transaction: the events as one document (a few for thousands).
-        Returns what was written, for ``committed`` once the transaction committed."""
-        if not events:
-            return []
-        base = time.time_ns()
-        docs: list[Document] = []
-        for start in range(0, len(events), _RECORDS_PER_DOC):
-            chunk = events[start : start + _RECORDS_PER_DOC]
-            docs.append(
-                {
-                    "_id": chunk[0].envelope.id,
-                    "owner": self.owner,
-                    # Wall-clock nanoseconds plus a counter: write order within a process.
-                    "seq": base + next(self._sequence),
-                    "created_at": now,
-                    "count": len(chunk),
-                    "records": [
-                        {
-                            "id": event.envelope.id,
-                            "topic": event.topic,
-                            "key": event.key,
-                            "value": event.envelope.to_json_bytes(),
-                        }
-                        for event in chunk
-                    ],
-                }
-            )
-        if len(docs) == 1:
-            await self._collection.insert_one(docs[0], session=session)
-        else:
-            await self._collection.insert_many(docs, session=session)
-        return docs
 
     def committed(self, docs: Sequence[Document]) -> None:
         """These documents committed: the relay publishes them without reading back."""

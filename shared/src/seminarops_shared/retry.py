@@ -5,7 +5,14 @@ A policy says which errors it retries (a classifier), how the pause grows (from
 ``initial_delay_s``, times ``multiplier`` per retry, capped at ``max_delay_s``, each
 pause multiplied by a random factor in ``jitter``) and for how long (``budget_s``,
 counted from the first attempt: a failure after that propagates; ``None``: until it
-ends). Every bound is in time, never in attempts.
+ends). Every bound of a passing fault is in time; only a handler's own failures (a bug
+or bad data, which time does not cure) are bounded in attempts (``max_attempts``).
+
+``Nested(outer, ..., inner)`` runs several policies as ONE ``run``, as if each ran the
+next as its attempt: a failure is retried by the innermost policy that retries it
+within its bounds, and a retry at one level starts the levels inside it afresh (the
+consumer pipeline: a handler's failures around outages around write conflicts around a
+contended claim).
 
 - ``OUTAGE``: the database or the broker cannot be reached: wait it out, however long.
 - ``WRITE_CONFLICT``: a consumer batch met a concurrent writer: retried for longer than
@@ -25,7 +32,7 @@ import dataclasses
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -93,6 +100,8 @@ class RetryPolicy:
     jitter: tuple[float, float] = (1.0, 1.0)
     # Give up on a failure this long after the first attempt started; None: never.
     budget_s: float | None = None
+    # Give up on the failure of this attempt (counted from the first); None: time only.
+    max_attempts: int | None = None
 
     def within(self, budget_s: float) -> RetryPolicy:
         """The same policy with another time budget (a setting, a caller's patience)."""
@@ -101,6 +110,24 @@ class RetryPolicy:
     def retrying(self, classifier: Classifier) -> RetryPolicy:
         """The same pacing for a narrower set of errors."""
         return dataclasses.replace(self, retries=classifier)
+
+    def attempts(self, max_attempts: int) -> RetryPolicy:
+        """The same policy, giving up after ``max_attempts`` attempts."""
+        return dataclasses.replace(self, max_attempts=max_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """Policies one inside the other, run as one (see the module docstring);
+    ``levels[0]`` is the outermost. Their names must differ (``run``'s ``on_retry``
+    may be chosen by name)."""
+
+    levels: tuple[RetryPolicy, ...]
+
+    def __init__(self, *levels: RetryPolicy) -> None:
+        if len({level.name for level in levels}) != len(levels):
+            raise ValueError("nested policies need distinct names")
+        object.__setattr__(self, "levels", levels)
 
 
 OUTAGE = RetryPolicy(name="outage", retries=is_outage, initial_delay_s=0.1, max_delay_s=5.0)
@@ -132,10 +159,14 @@ CONTENDED = RetryPolicy(
 
 
 def _announce(
-    policy: RetryPolicy, error: BaseException, on_retry: OnRetry | None, delay: float
+    policy: RetryPolicy,
+    error: BaseException,
+    on_retry: OnRetry | Mapping[str, OnRetry] | None,
+    delay: float,
 ) -> None:
-    if on_retry is not None:
-        on_retry(error, delay)
+    hear = on_retry.get(policy.name) if isinstance(on_retry, Mapping) else on_retry
+    if hear is not None:
+        hear(error, delay)
     else:
         _log.debug("retrying", policy=policy.name, error=repr(error), retry_in_s=round(delay, 3))
 
@@ -178,28 +209,60 @@ class Backoff:
 
 
 async def run(
-    policy: RetryPolicy,
+    policy: RetryPolicy | Nested,
     attempt: Callable[[], Awaitable[T]],
     *,
-    on_retry: OnRetry | None = None,
+    on_retry: OnRetry | Mapping[str, OnRetry] | None = None,
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> T:
     """``attempt()`` until it succeeds, or fails with an error ``policy`` does not
-    retry, or fails after ``policy.budget_s``: that error propagates. Cancellation is
-    never retried. A pause is never taken while ``attempt`` holds anything."""
-    backoff = Backoff(policy, uniform=uniform, sleep=sleep)
-    started = clock()
+    retry, or fails past ``policy``'s bounds: that error propagates. Cancellation is
+    never retried. A pause is never taken while ``attempt`` holds anything.
+
+    ``on_retry`` hears each retry (error, pause) before its pause; a mapping hears
+    only the retries of the policies it names (the others are logged at debug)."""
+    levels = policy.levels if isinstance(policy, Nested) else (policy,)
+    backoffs = [Backoff(level, uniform=uniform, sleep=sleep) for level in levels]
+    started = [clock()] * len(levels)
+    failures = [0] * len(levels)
     while True:
         try:
             return await attempt()
         except Exception as error:
-            if not policy.retries(error):
+            now = clock()
+            retrying = next(
+                (
+                    i
+                    for i in reversed(range(len(levels)))
+                    if _retries(levels[i], error, since=now - started[i], failures=failures[i])
+                ),
+                None,
+            )
+            if retrying is None:
                 raise
-            if policy.budget_s is not None and clock() - started > policy.budget_s:
-                raise
-            await backoff.pause(functools.partial(_announce, policy, error, on_retry))
+            failures[retrying] += 1
+            inner = range(retrying + 1, len(levels))
+            for i in inner:
+                backoffs[i].reset()
+                failures[i] = 0
+            level = levels[retrying]
+            await backoffs[retrying].pause(functools.partial(_announce, level, error, on_retry))
+            # The levels inside start afresh, as a new run of theirs would.
+            restarted = clock()
+            for i in inner:
+                started[i] = restarted
+
+
+def _retries(policy: RetryPolicy, error: BaseException, *, since: float, failures: int) -> bool:
+    """Whether ``policy`` retries ``error``, ``since`` seconds after its first attempt,
+    which ``failures`` failures of its own preceded."""
+    if not policy.retries(error):
+        return False
+    if policy.budget_s is not None and since > policy.budget_s:
+        return False
+    return policy.max_attempts is None or failures + 1 < policy.max_attempts
 
 
 __all__ = [
@@ -209,6 +272,7 @@ __all__ = [
     "OUTAGE",
     "WRITE_CONFLICT",
     "Backoff",
+    "Nested",
     "RetryPolicy",
     "is_outage",
     "is_write_conflict",

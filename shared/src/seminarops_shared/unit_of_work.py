@@ -1,12 +1,26 @@
 """A unit of work: one MongoDB transaction holding a state change, the processed-event
-markers that guard it, and the events it emits (outbox)."""
+markers that guard it, the events it emits (outbox), and what the service's
+repositories hold for the length of the transaction (``TransactionCache``: the seat
+books a transaction claimed, the projection documents a batch folds).
+
+The unit of work owns those caches: they are made when a repository first asks for
+them in a transaction and dropped with it, so a retried attempt starts from what the
+database holds, never from a rolled-back attempt's documents. A cache with a ``flush``
+is written at commit, before the outbox document, in the order the caches were first
+used.
+
+The commit writes the transaction's outgoing events as ONE outbox document (a few for
+thousands; the shape ``outbox`` reads back), then hands it to the relay in memory."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -15,13 +29,28 @@ from .clock import Clock
 from .events import Envelope, Event, envelope_for
 from .idempotency import ProcessedEvents
 from .mongo import Document, Mongo
-from .outbox import Outbox, OutgoingEvent
+from .outbox import OUTBOX, RECORDS_PER_DOCUMENT, Outbox, OutgoingEvent
 
 T = TypeVar("T")
 
 # The W3C trace context of what is being handled now (an HTTP request or a consumed
 # event): events emitted while handling it carry it on.
 current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
+
+
+class TransactionCache(Generic[T]):
+    """What a repository keeps for the length of one transaction (an identity map), held
+    by the unit of work (``UnitOfWork.cache``). ``make`` builds it empty; ``flush``, when
+    given, writes what it holds changed at commit (see the module docstring)."""
+
+    def __init__(
+        self,
+        make: Callable[[], T],
+        *,
+        flush: Callable[[T, UnitOfWork], Awaitable[None]] | None = None,
+    ) -> None:
+        self.make = make
+        self.flush = flush
 
 
 class UnitOfWork:
@@ -31,6 +60,21 @@ class UnitOfWork:
         self._clock = clock
         self.now = clock()
         self.outgoing: list[OutgoingEvent] = []
+        # The repositories' per-transaction caches, in the order first used.
+        self._caches: dict[TransactionCache[Any], Any] = {}
+
+    def cache(self, kind: TransactionCache[T]) -> T:
+        """``kind``'s cache in this transaction: made on first use, gone with it."""
+        if kind not in self._caches:
+            self._caches[kind] = kind.make()
+        held: T = self._caches[kind]
+        return held
+
+    async def flush(self) -> None:
+        """Write what the caches hold changed (the factory does this at commit)."""
+        for kind, held in list(self._caches.items()):
+            if kind.flush is not None:
+                await kind.flush(held, self)
 
     def emit(self, data: Event) -> Envelope:
         """Queue an event for the outbox; it is stored when the transaction commits."""
@@ -56,6 +100,10 @@ class UnitOfWorkFactory:
         self._processed = processed
         self._source = source
         self._clock = clock
+        self._outbox_documents = mongo.db[OUTBOX]
+        # Wall-clock nanoseconds plus this counter: the write order of this process's
+        # outbox documents (the relay reads its own back in that order).
+        self._sequence = itertools.count()
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[UnitOfWork]:
@@ -64,7 +112,13 @@ class UnitOfWorkFactory:
             async with self._mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
                 yield uow
-                stored = await self._outbox.store(uow.outgoing, now=uow.now, session=session)
+                await uow.flush()
+                documents = self._outbox_documents_of(uow.outgoing, now=uow.now)
+                if len(documents) == 1:
+                    await self._outbox_documents.insert_one(documents[0], session=session)
+                elif documents:
+                    await self._outbox_documents.insert_many(documents, session=session)
+                stored = documents
         except BaseException:
             if stored:
                 # The commit failed or its outcome is unknown: the relay reads back.
@@ -72,6 +126,31 @@ class UnitOfWorkFactory:
             raise
         if stored:
             self._outbox.committed(stored)
+
+    def _outbox_documents_of(
+        self, events: Sequence[OutgoingEvent], *, now: datetime
+    ) -> list[Document]:
+        base = time.time_ns()
+        return [
+            {
+                "_id": chunk[0].envelope.id,
+                "owner": self._outbox.owner,
+                "seq": base + next(self._sequence),
+                "created_at": now,
+                "count": len(chunk),
+                "records": [
+                    {
+                        "id": event.envelope.id,
+                        "topic": event.topic,
+                        "key": event.key,
+                        "value": event.envelope.to_json_bytes(),
+                    }
+                    for event in chunk
+                ],
+            }
+            for start in range(0, len(events), RECORDS_PER_DOCUMENT)
+            if (chunk := events[start : start + RECORDS_PER_DOCUMENT])
+        ]
 
     async def claim(self, uow: UnitOfWork, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Inside ``uow``: mark events processed; returns the ids not seen before."""

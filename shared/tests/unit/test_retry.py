@@ -18,6 +18,7 @@ from seminarops_shared.retry import (
     OUTAGE,
     WRITE_CONFLICT,
     Backoff,
+    Nested,
     RetryPolicy,
     is_outage,
     is_write_conflict,
@@ -62,11 +63,12 @@ def always(error: Callable[[], BaseException]) -> tuple[Callable[[], Awaitable[s
 
 
 async def run(
-    policy: RetryPolicy,
+    policy: RetryPolicy | Nested,
     attempt: Callable[[], Awaitable[str]],
     time: FakeTime,
     *,
     factor: float = 1.0,
+    on_retry: retry.OnRetry | dict[str, retry.OnRetry] | None = None,
 ) -> str:
     return await retry.run(
         policy,
@@ -74,6 +76,7 @@ async def run(
         sleep=time.sleep,
         clock=time.clock,
         uniform=lambda low, high: low + (high - low) * factor,
+        on_retry=on_retry,
     )
 
 
@@ -287,3 +290,90 @@ async def test_cancellation_is_never_retried() -> None:
     with pytest.raises(asyncio.CancelledError):
         await run(OUTAGE, attempt, time)
     assert calls == [1]
+
+
+# ---- nested policies: the consumer pipeline's one run -----------------------------------
+
+
+class Contended(OperationFailure):
+    """Stands in for the pipeline's ``ClaimConflict``: a write conflict of its own kind."""
+
+    def __init__(self) -> None:
+        super().__init__("claim met another writer", code=112)
+
+
+CLAIM = CONTENDED.within(0.01).retrying(lambda error: isinstance(error, Contended))
+PIPELINE = Nested(OUTAGE, WRITE_CONFLICT, CLAIM)
+
+
+def taking_time(
+    time: FakeTime, errors: list[BaseException], seconds: float
+) -> Callable[[], Awaitable[str]]:
+    """An attempt that takes ``seconds`` and raises ``errors`` in turn, then succeeds."""
+    pending = list(errors)
+
+    async def attempt() -> str:
+        time.now += seconds
+        if pending:
+            raise pending.pop(0)
+        return "done"
+
+    return attempt
+
+
+async def test_a_contended_claim_is_retried_quickly_then_by_the_write_conflict_level() -> None:
+    time = FakeTime()
+    attempt = failing([Contended() for _ in range(9)])
+    assert await run(PIPELINE, attempt, time, factor=0.5) == "done"
+    # CONTENDED's millisecond pauses until its patience (10 ms) is spent, then one
+    # WRITE_CONFLICT pause, after which the claim level starts afresh.
+    assert time.sleeps == pytest.approx(
+        [0.002, 0.003, 0.0045, 0.00675, 0.05, 0.002, 0.003, 0.0045, 0.00675]
+    )
+
+
+async def test_an_outage_starts_the_write_conflict_budget_afresh() -> None:
+    # Conflicts for 60 s, an outage, conflicts for 60 s more: retried throughout (the
+    # budget of 65 s counts from the end of the outage), as nested runs would.
+    time = FakeTime()
+    errors: list[BaseException] = [conflict(), AutoReconnect("down"), conflict()]
+    assert await run(PIPELINE, taking_time(time, errors, 60.0), time) == "done"
+
+    # Without the outage the second conflict, 120 s in, is past the budget.
+    time = FakeTime()
+    with pytest.raises(OperationFailure):
+        await run(PIPELINE, taking_time(time, [conflict(), conflict()], 60.0), time, factor=0.5)
+    assert time.sleeps == pytest.approx([0.05])
+
+
+async def test_an_attempt_bound_counts_only_the_failures_of_its_own_level() -> None:
+    time = FakeTime()
+    handler = RetryPolicy(
+        name="handler",
+        retries=lambda e: isinstance(e, RuntimeError),
+        initial_delay_s=0.0,
+        max_delay_s=0.0,
+    ).attempts(3)
+    errors: list[BaseException] = [
+        RuntimeError("1"),
+        AutoReconnect("down"),
+        conflict(),
+        RuntimeError("2"),
+        RuntimeError("3"),
+    ]
+    heard: list[str] = []
+    with pytest.raises(RuntimeError, match="3"):
+        await run(
+            Nested(handler, OUTAGE, WRITE_CONFLICT),
+            failing(errors),
+            time,
+            on_retry={"handler": lambda error, _: heard.append(str(error))},
+        )
+    # Three handler failures end it; the outage and the conflict between them were
+    # retried by their own levels and heard by nobody (not named in ``on_retry``).
+    assert heard == ["1", "2"]
+
+
+def test_nested_policies_need_distinct_names() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        Nested(OUTAGE, OUTAGE)

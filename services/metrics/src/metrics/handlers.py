@@ -3,11 +3,8 @@ rebuild's catch-up batch), and answer the reports."""
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
-
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from seminarops_shared.events import Event, ReceivedEvent
 from seminarops_shared.events.feedback import EvaluationSubmitted
@@ -34,7 +31,6 @@ from seminarops_shared.events.vocabulary import Kind
 from seminarops_shared.privacy import pseudonym
 from seminarops_shared.unit_of_work import UnitOfWork
 
-from .batching import BatchedProjectionStore
 from .domain import (
     ParticipationView,
     certificate_after,
@@ -49,6 +45,7 @@ from .domain import (
     seminar_after,
     tally_change,
 )
+from .held_projections import HELD_PROJECTIONS, HeldProjections
 from .reports import (
     CertificatesReport,
     CountriesReport,
@@ -304,9 +301,7 @@ async def _tally_participations(
         await _tally(store, after.seminar_id, participation_tally, before, after)
 
 
-async def _preload(
-    store: BatchedProjectionStore, events: Sequence[Event], projector: Projector
-) -> None:
+async def _preload(store: HeldProjections, events: Sequence[Event], projector: Projector) -> None:
     """Read in bulk what folding ``events`` will read: who among their people is
     erased, then seminars, registrations, evaluations and participations by key."""
     stored = await projector.stored_ids(
@@ -357,20 +352,15 @@ async def _preload(
 
 
 async def fold_batch(
-    events: Sequence[ReceivedEvent],
-    *,
-    projector: Projector,
-    projections: Projections,
-    session: AsyncClientSession,
+    events: Sequence[ReceivedEvent], *, projector: Projector, store: HeldProjections
 ) -> list[str]:
-    """Fold ``events`` into ``projections`` in order, event by event, inside
-    ``session``'s transaction: every document is read once (in bulk where the keys are
-    known up front) and written once at the end (one bulk write per collection). The
-    live consumer and the rebuild's catch-up both fold through here.
+    """Fold ``events`` into the projection documents the transaction holds, in order,
+    event by event: every document is read once (in bulk where the keys are known up
+    front) and written once, when the unit of work commits (one bulk write per
+    collection). The live consumer and the rebuild's catch-up both fold through here.
 
     Idempotent by natural key (every fold is); returns the ids of the events whose
     fold changed nothing (repeats)."""
-    store = BatchedProjectionStore(projections, session)
     await _preload(store, [e.data for e in events], projector)
     unchanged: list[str] = []
     for event in events:
@@ -378,7 +368,6 @@ async def fold_batch(
         await projector.apply(event.data, store)
         if store.changes == before:
             unchanged.append(event.id)
-    await store.flush()
     return unchanged
 
 
@@ -396,21 +385,18 @@ class ProjectionService:
         self.pointer = pointer
         self.projector = projector
         self._on_change = on_change or (lambda: None)
-        # The active set is resolved once per unit of work (one batch transaction).
-        self._per_uow: weakref.WeakKeyDictionary[UnitOfWork, Projections] = (
-            weakref.WeakKeyDictionary()
-        )
 
     async def projections(self) -> Projections:
         return Projections.of(self.pointer.db, await self.pointer.active())
 
-    async def _projections_in(self, uow: UnitOfWork) -> Projections:
-        found = self._per_uow.get(uow)
-        if found is None:
+    async def held_in(self, uow: UnitOfWork) -> HeldProjections:
+        """The documents ``uow`` holds of the active projection set (resolved once per
+        unit of work, with its first fold)."""
+        held = uow.cache(HELD_PROJECTIONS)
+        if held.projections is None:
             active = await self.pointer.active(session=uow.session)
-            found = Projections.of(self.pointer.db, active)
-            self._per_uow[uow] = found
-        return found
+            held.bind(Projections.of(self.pointer.db, active), uow)
+        return held
 
     async def project_batch(self, events: Sequence[ReceivedEvent], uow: UnitOfWork) -> list[str]:
         """Batch handler of the consumer for every projected event type: fold the
@@ -421,10 +407,7 @@ class ProjectionService:
         fold changed nothing (repeats: the consumer writes no processed-event marker
         for ``IDEMPOTENT_TYPES``)."""
         unchanged = await fold_batch(
-            events,
-            projector=self.projector,
-            projections=await self._projections_in(uow),
-            session=uow.session,
+            events, projector=self.projector, store=await self.held_in(uow)
         )
         self._on_change()
         return unchanged

@@ -41,10 +41,12 @@ from seminarops_shared.events import ReceivedEvent
 from seminarops_shared.kafka import Rejected, decode_record
 from seminarops_shared.kafka_clients import client_options, end_offsets
 from seminarops_shared.mongo import Document, Mongo
-from seminarops_shared.service import default_allowed_sources
+from seminarops_shared.service import default_allowed_sources, service_source
 from seminarops_shared.settings import KafkaSettings
+from seminarops_shared.unit_of_work import UnitOfWork
 
 from .handlers import PROJECTED_TYPES, Projector, fold_batch
+from .held_projections import HELD_PROJECTIONS
 from .repository import (
     REBUILD_SUFFIX_PREFIX,
     ProjectionPointer,
@@ -300,9 +302,14 @@ async def _apply_live(
     concurrent one (the live consumer's) touched the same documents."""
 
     async def attempt() -> None:
-        # ``fold_batch`` holds what it read in memory: every attempt starts afresh
+        # Each attempt's unit of work holds what it read: every attempt starts afresh
         # from what the database holds, never from a rolled-back attempt's documents.
+        # No outbox here (the rebuild emits nothing): the unit of work only holds the
+        # documents, written (``flush``) before the transaction commits.
         async with mongo.transaction() as session:
-            await fold_batch(events, projector=projector, projections=projections, session=session)
+            uow = UnitOfWork(session=session, source=service_source("metrics"), clock=utc_now)
+            store = uow.cache(HELD_PROJECTIONS).bind(projections, uow)
+            await fold_batch(events, projector=projector, store=store)
+            await uow.flush()
 
     await retry.run(retry.HTTP, attempt)

@@ -143,6 +143,8 @@ async def test_batches_fold_to_the_same_documents_as_single_events(
             async with mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source="/services/metrics", clock=utc_now)
                 await service.project_batch(batch, uow)  # type: ignore[arg-type]
+                # What the unit of work's factory does at commit.
+                await uow.flush()
         assert await _database_state(projections) == await _memory_state(events)
     finally:
         await mongo.client.drop_database(mongo.db.name)

@@ -77,7 +77,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             clock=runtime.clock,
             scheduler=runtime.scheduler,
         )
-        seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
+        seat_books = KeyedWrites(keys_of=seminars_of, claim=seminars.claim)
         runtime.consume(subscription(service, journey=journey, seat_books=seat_books))
         # The journey's routes find their use cases here; ``app`` is bound by the time
         # setup runs (in the lifespan, after create_app returned).

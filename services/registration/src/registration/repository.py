@@ -10,7 +10,6 @@ retry policies retry.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Promotion
 from seminarops_shared.mongo import ConcurrentChange, Document, Repository, find_by_ids
+from seminarops_shared.unit_of_work import TransactionCache, UnitOfWork
 
 from .domain import Seats, SeatTerms, SeminarStatus
 
@@ -80,41 +80,38 @@ class SeminarRepository(Repository):
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
-        # Seat books claimed in a transaction (session), as this transaction last wrote
-        # them: a claimed book is this transaction's until it ends (a concurrent writer
-        # fails with a write conflict), so a second claim needs no second round trip.
-        self._claimed: weakref.WeakKeyDictionary[AsyncClientSession, dict[str, Seats]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Seat books claimed in a transaction, as the transaction last wrote them: a
+        # claimed book is the transaction's until it ends (a concurrent writer fails
+        # with a write conflict), so a second claim or read needs no second round trip.
+        # The unit of work holds them (nothing to flush: every save is written at once).
+        self._claimed: TransactionCache[dict[str, Seats]] = TransactionCache(dict)
 
-    async def get(
-        self, seminar_id: str, *, session: AsyncClientSession | None = None
-    ) -> Seats | None:
+    async def get(self, seminar_id: str, *, uow: UnitOfWork | None = None) -> Seats | None:
         """The seat book; inside a transaction that claimed it, as the transaction holds
-        it (no second round trip: the consumer claims every book of its batch first)."""
-        if session is not None and (held := self._claimed.get(session)) and seminar_id in held:
+        it (no second round trip: the consumer claims every book of its batch first).
+        Without ``uow``: as committed, outside any transaction."""
+        if uow is not None and seminar_id in (held := uow.cache(self._claimed)):
             return held[seminar_id]
-        doc = await self.collection(SEMINARS).find_one({"_id": seminar_id}, session=session)
+        doc = await self.collection(SEMINARS).find_one(
+            {"_id": seminar_id}, session=uow.session if uow is not None else None
+        )
         return _seats(doc) if doc else None
 
-    async def get_many(
-        self, seminar_ids: Iterable[str], *, session: AsyncClientSession
-    ) -> dict[str, Seats]:
+    async def get_many(self, seminar_ids: Iterable[str], *, uow: UnitOfWork) -> dict[str, Seats]:
         ids = list(dict.fromkeys(seminar_ids))
         if len(ids) == 1:
-            one = await self.get(ids[0], session=session)
+            one = await self.get(ids[0], uow=uow)
             return {ids[0]: one} if one else {}
-        cursor = self.collection(SEMINARS).find({"_id": {"$in": ids}}, session=session)
+        cursor = self.collection(SEMINARS).find({"_id": {"$in": ids}}, session=uow.session)
         return {doc["_id"]: _seats(doc) async for doc in cursor}
 
-    async def claim(
-        self, seminar_ids: Iterable[str], *, session: AsyncClientSession
-    ) -> dict[str, Seats]:
+    async def claim(self, uow: UnitOfWork, seminar_ids: Iterable[str]) -> dict[str, Seats]:
         """Read seat books for writing, in a transaction: each is written at once (a
         ``claims`` counter), so a concurrent writer of the same book fails at its
         first statement with a write conflict instead of after all its work. Books
-        that do not exist yet are simply absent."""
-        held = self._claimed.setdefault(session, {})
+        that do not exist yet are simply absent. The seat books' ``KeyedWrites.claim``:
+        the pipeline calls it first in every batch transaction."""
+        held = uow.cache(self._claimed)
         books: dict[str, Seats] = {}
         for seminar_id in sorted(set(seminar_ids)):
             if seminar_id in held:
@@ -124,7 +121,7 @@ class SeminarRepository(Repository):
                 {"_id": seminar_id},
                 {"$inc": {"claims": 1}},
                 return_document=ReturnDocument.AFTER,
-                session=session,
+                session=uow.session,
             )
             if doc is not None:
                 books[seminar_id] = held[seminar_id] = _seats(doc)
@@ -137,7 +134,7 @@ class SeminarRepository(Repository):
         old: Seats | None,
         new: Seats,
         now: datetime,
-        session: AsyncClientSession,
+        uow: UnitOfWork,
     ) -> None:
         """Write ``new`` if the book still is ``old`` (``None``: does not exist yet).
 
@@ -145,6 +142,7 @@ class SeminarRepository(Repository):
         with, and, when seats are taken, ``confirmed_count <= capacity - taken`` checked
         by the database itself. Raises ``ConcurrentChange`` when the book moved.
         """
+        session = uow.session
         if new.confirmed > (old.confirmed if old else 0) and new.confirmed > new.capacity:
             raise ValueError("refusing to overbook")  # domain bug; never written
         if new.taken > (old.taken if old else 0) and new.taken > new.capacity:
@@ -163,7 +161,7 @@ class SeminarRepository(Repository):
                 await collection.insert_one(doc, session=session)
             except DuplicateKeyError:
                 raise ConcurrentChange(f"seminar {seminar_id} created concurrently") from None
-            self._remember(session, seminar_id, new)
+            self._remember(uow, seminar_id, new)
             return
         query: dict[str, Any] = {
             "_id": seminar_id,
@@ -195,11 +193,11 @@ class SeminarRepository(Repository):
         result = await collection.update_one(query, update, session=session)
         if result.matched_count != 1:
             raise ConcurrentChange(f"seat book of {seminar_id} moved")
-        self._remember(session, seminar_id, new)
+        self._remember(uow, seminar_id, new)
 
-    def _remember(self, session: AsyncClientSession, seminar_id: str, book: Seats) -> None:
-        held = self._claimed.get(session)
-        if held is not None and seminar_id in held:
+    def _remember(self, uow: UnitOfWork, seminar_id: str, book: Seats) -> None:
+        held = uow.cache(self._claimed)
+        if seminar_id in held:
             held[seminar_id] = book
 
 

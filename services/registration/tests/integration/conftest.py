@@ -67,8 +67,8 @@ def without_claims_or_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     one seminar collide late, and only the conditional updates and the transactions
     stand between them and a wrong count."""
 
-    async def read_only(self: SeminarRepository, ids: object, *, session: object) -> object:
-        return await self.get_many(ids, session=session)  # type: ignore[arg-type]
+    async def read_only(self: SeminarRepository, uow: object, ids: object) -> object:
+        return await self.get_many(ids, uow=uow)  # type: ignore[arg-type]
 
     async def no_turns(self: Turns, keys: object) -> AsyncIterator[None]:
         yield

@@ -24,17 +24,17 @@ class FakeSeminars:
     def __init__(self) -> None:
         self.books: dict[str, Seats] = {}
 
-    async def claim(self, ids: Iterable[str], *, session: object = None) -> dict[str, Seats]:
+    async def claim(self, uow: object, ids: Iterable[str]) -> dict[str, Seats]:
         return {i: self.books[i] for i in ids if i in self.books}
 
-    async def get(self, seminar_id: str, *, session: object = None) -> Seats | None:
+    async def get(self, seminar_id: str, *, uow: object = None) -> Seats | None:
         return self.books.get(seminar_id)
 
-    async def get_many(self, ids: Iterable[str], *, session: object = None) -> dict[str, Seats]:
-        return await self.claim(ids)
+    async def get_many(self, ids: Iterable[str], *, uow: object = None) -> dict[str, Seats]:
+        return await self.claim(uow, ids)
 
     async def save(
-        self, seminar_id: str, *, old: Seats | None, new: Seats, now: datetime, session: object
+        self, seminar_id: str, *, old: Seats | None, new: Seats, now: datetime, uow: object
     ) -> None:
         if self.books.get(seminar_id) != old:
             raise ConcurrentChange(seminar_id)

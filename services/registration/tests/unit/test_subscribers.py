@@ -114,7 +114,7 @@ def _use_case(service: AsyncMock, name: str) -> AsyncMock:
 
 
 def _subscription(service: AsyncMock) -> Any:
-    seat_books = KeyedWrites(keys_of=seminars_of, claim=service.requests.claim_seminars)
+    seat_books = KeyedWrites(keys_of=seminars_of, claim=service.seminars.claim)
     # The participant journey (certificates, seminar facts) is tested on its own.
     return subscription(service, journey=AsyncMock(), seat_books=seat_books)
 
@@ -139,9 +139,7 @@ async def test_each_consumed_type_reaches_its_use_case(kind: type[Event]) -> Non
     # same unit of work.
     seminar_id = getattr(data, "seminar_id", None)
     books = {seminar_id} if seminar_id else set()
-    assert service.requests.claim_seminars.await_args_list == [
-        call(use_case.await_args.args[0], books)
-    ]
+    assert service.seminars.claim.await_args_list == [call(use_case.await_args.args[0], books)]
     assert running.dead_letters == []
 
 

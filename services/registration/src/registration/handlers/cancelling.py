@@ -114,7 +114,7 @@ class RegistrationCancelling:
         if doc is not None:
             await self._cancel_existing(uow, doc, cancellation)
             return
-        book = await self.seminars.get(cancellation.seminar_id, session=session)
+        book = await self.seminars.get(cancellation.seminar_id, uow=uow)
         if book is not None and book.status in {SeminarStatus.CLOSED, SeminarStatus.CANCELLED}:
             return  # nothing can be registered any more: nothing to keep it for
         parked = (await self.parked.get_many([reg_id], session=session)).get(reg_id)

@@ -5,7 +5,7 @@ kept cancellation settled when its request is decided."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -144,11 +144,6 @@ class RequestDecisions:
         self._kept = kept
         self._moves = moves
 
-    async def claim_seminars(self, uow: UnitOfWork, seminar_ids: Iterable[str]) -> None:
-        """Take the seat books a batch will change, first thing in its transaction
-        (see ``SeminarRepository.claim``)."""
-        await self.seminars.claim(seminar_ids, session=uow.session)
-
     async def decide(
         self, uow: UnitOfWork, requests: Sequence[RegistrationRequest]
     ) -> list[Outcome]:
@@ -174,7 +169,7 @@ class RequestDecisions:
             return []
         session = uow.session
         ids = [r.registration_id for r in requests]
-        books = await self.seminars.claim((r.seminar_id for r in requests), session=session)
+        books = await self.seminars.claim(uow, (r.seminar_id for r in requests))
         existing = await self.registrations.get_many(ids, session=session)
         latest = _latest_of_batch(requests)
         outcomes: list[Outcome | None] = [None] * len(requests)
@@ -319,9 +314,7 @@ class RequestDecisions:
             book, [request.participant.country for request, _ in items]
         )
         if decided != book:
-            await self.seminars.save(
-                seminar_id, old=book, new=decided, now=uow.now, session=uow.session
-            )
+            await self.seminars.save(seminar_id, old=book, new=decided, now=uow.now, uow=uow)
         outcomes = []
         for (request, previous), decision in zip(items, decisions, strict=True):
             version = int(previous["version"]) + 1 if previous else 1

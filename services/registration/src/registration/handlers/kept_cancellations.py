@@ -57,13 +57,13 @@ class KeptCancellations:
             cancellation_doc(cancellation, now=now), replacing=current, session=session
         )
         if current is None:
-            book = await self.seminars.get(cancellation.seminar_id, session=session)
+            book = await self.seminars.get(cancellation.seminar_id, uow=uow)
             await self.seminars.save(
                 cancellation.seminar_id,
                 old=book,
                 new=domain.keep_cancellation(book or domain.unknown_seminar()),
                 now=now,
-                session=session,
+                uow=uow,
             )
         await self._scheduler.schedule(
             uow,
@@ -85,14 +85,14 @@ class KeptCancellations:
             dropped = await self.cancellations.delete(reg_ids, session=uow.session)
             if timers:
                 await self._scheduler.cancel(uow, [expiry_job_id(r) for r in reg_ids])
-            book = await self.seminars.get(seminar_id, session=uow.session)
+            book = await self.seminars.get(seminar_id, uow=uow)
             if book is not None and dropped:
                 await self.seminars.save(
                     seminar_id,
                     old=book,
                     new=domain.drop_cancellations(book, dropped),
                     now=uow.now,
-                    session=uow.session,
+                    uow=uow,
                 )
 
     async def on_cancellation_expired(self, job: Job, uow: UnitOfWork) -> None:

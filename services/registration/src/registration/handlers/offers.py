@@ -73,13 +73,13 @@ class SeatOffers:
             now=now,
         )
         seminar_id = doc["seminar_id"]
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is None:  # pragma: no cover - a registration always has its seat book
             raise RuntimeError(f"registration {registration_id} without a seat book")
         if book.status is SeminarStatus.CLOSED:
             raise RegistrationClosed(f"seminar {seminar_id} is completed")
         await self.seminars.save(
-            seminar_id, old=book, new=domain.accept_offer(book), now=now, session=session
+            seminar_id, old=book, new=domain.accept_offer(book), now=now, uow=uow
         )
         await self.registrations.update_many_versions(
             [
@@ -146,7 +146,7 @@ class SeatOffers:
             or doc["offer_expires_at"] > domain.instant(uow.now)
         ):
             return
-        book = await self.seminars.get(doc["seminar_id"], session=uow.session)
+        book = await self.seminars.get(doc["seminar_id"], uow=uow)
         if book is None or book.status is not SeminarStatus.OPEN:
             return
         withdrawal = Withdrawal(

@@ -55,7 +55,7 @@ class RequestParking:
         parked, first_seq, start_timer = domain.park(
             book or domain.unknown_seminar(), len(requests)
         )
-        await self.seminars.save(seminar_id, old=book, new=parked, now=uow.now, session=uow.session)
+        await self.seminars.save(seminar_id, old=book, new=parked, now=uow.now, uow=uow)
         await self.parked.insert_many(
             [
                 parked_doc(request, seq=first_seq + n, now=uow.now)
@@ -90,7 +90,7 @@ class RequestParking:
         a rejected request is no longer parked."""
         seminar_id = str(job.payload["seminar_id"])
         session, now = uow.session, uow.now
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is None or book.status is not SeminarStatus.UNKNOWN:
             return
         parked = await self.parked.of_seminar(seminar_id, session=session)
@@ -109,7 +109,7 @@ class RequestParking:
         await self.registrations.insert_many(inserts, session=session)
         await self.parked.delete([d["_id"] for d in expired], session=session)
         after = domain.next_park_round(book, len(remaining))
-        await self.seminars.save(seminar_id, old=book, new=after, now=now, session=session)
+        await self.seminars.save(seminar_id, old=book, new=after, now=now, uow=uow)
         if remaining:
             oldest = min(d["parked_at"] for d in remaining)
             await self._start_timer(uow, seminar_id, after, due_at=oldest + self._timeout)

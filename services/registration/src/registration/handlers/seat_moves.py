@@ -67,7 +67,7 @@ class SeatMoves:
         are freed and the head of the queue promoted into free seats, in one
         conditional update of the seat book."""
         session, now = uow.session, uow.now
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is None:  # pragma: no cover - a registration always has its seat book
             raise RuntimeError(f"registrations of {seminar_id} without a seat book")
         if book.status is SeminarStatus.CLOSED:
@@ -78,7 +78,7 @@ class SeatMoves:
         promoted, heads = await self.promotions(
             seminar_id, released, exclude={item.doc["_id"] for item in items}, uow=uow
         )
-        await self.seminars.save(seminar_id, old=book, new=promoted, now=now, session=session)
+        await self.seminars.save(seminar_id, old=book, new=promoted, now=now, uow=uow)
         for reason in dict.fromkeys(item.reason for item in items):
             await self.registrations.update_many_versions(
                 [
@@ -125,10 +125,10 @@ class SeatMoves:
         """A parked request leaves the parking (its book counts one fewer)."""
         reg_id, seminar_id = parked["_id"], parked["seminar_id"]
         await self.parked.delete([reg_id], session=uow.session)
-        book = await self.seminars.get(seminar_id, session=uow.session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is not None:
             await self.seminars.save(
-                seminar_id, old=book, new=domain.unpark(book, 1), now=uow.now, session=uow.session
+                seminar_id, old=book, new=domain.unpark(book, 1), now=uow.now, uow=uow
             )
 
     async def promotions(

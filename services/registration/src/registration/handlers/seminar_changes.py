@@ -66,13 +66,13 @@ class SeminarChanges:
         in arrival order, in this transaction. Idempotent: a seminar already known is
         left as it is."""
         session = uow.session
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is not None and book.status is not SeminarStatus.UNKNOWN:
             _log.info("seminar already known; scheduled event ignored", seminar_id=seminar_id)
             return
         parked = await self.parked.of_seminar(seminar_id, session=session) if book else []
         opened = domain.open_seminar(book, capacity, terms)
-        await self.seminars.save(seminar_id, old=book, new=opened, now=uow.now, session=session)
+        await self.seminars.save(seminar_id, old=book, new=opened, now=uow.now, uow=uow)
         await self._decide_parked(uow, seminar_id, parked)
 
     async def _decide_parked(
@@ -93,7 +93,7 @@ class SeminarChanges:
         the capacity unless confirmed alone does. Idempotent: the same capacity again
         changes nothing."""
         session, now = uow.session, uow.now
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is None or book.status in {SeminarStatus.UNKNOWN, SeminarStatus.CANCELLED}:
             return
         changed = domain.change_capacity(book, capacity)
@@ -104,7 +104,7 @@ class SeminarChanges:
         changed = domain.withdraw_offers(changed, len(withdrawn))
         promoted, heads = await self._moves.promotions(seminar_id, changed, exclude=(), uow=uow)
         if promoted != book:
-            await self.seminars.save(seminar_id, old=book, new=promoted, now=now, session=session)
+            await self.seminars.save(seminar_id, old=book, new=promoted, now=now, uow=uow)
         await self._back_to_queue(uow, withdrawn)
         await self._moves.apply_promotions(
             uow, promoted, heads, traceparent=current_traceparent.get()
@@ -144,7 +144,7 @@ class SeminarChanges:
         ``seminar_cancelled``), parked requests are rejected, new requests will be.
         Idempotent: a cancelled seminar stays as it is."""
         session, now = uow.session, uow.now
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is not None and book.status is SeminarStatus.CANCELLED:
             return
         active = await self.registrations.active_of_seminar(seminar_id, session=session)
@@ -154,7 +154,7 @@ class SeminarChanges:
             await self._scheduler.cancel_group(uow, seminar_id, kind=OFFER_EXPIRY_JOB)
         base = book or Seats(status=SeminarStatus.CANCELLED, capacity=0)
         await self.seminars.save(
-            seminar_id, old=book, new=domain.cancel_seminar(base), now=now, session=session
+            seminar_id, old=book, new=domain.cancel_seminar(base), now=now, uow=uow
         )
         cancelled = {
             "status": RegistrationStatus.CANCELLED.value,
@@ -187,7 +187,7 @@ class SeminarChanges:
         parked ones; registrations stay as they are (an outstanding offer stays
         unanswered: its timer does nothing to a completed seminar). Idempotent."""
         session = uow.session
-        book = await self.seminars.get(seminar_id, session=session)
+        book = await self.seminars.get(seminar_id, uow=uow)
         if book is not None and book.status in {SeminarStatus.CLOSED, SeminarStatus.CANCELLED}:
             return
         parked = await self.parked.of_seminar(seminar_id, session=session) if book else []
@@ -195,6 +195,6 @@ class SeminarChanges:
             await self._kept.drop_of_seminar(uow, seminar_id, book)
         base = book or Seats(status=SeminarStatus.CLOSED, capacity=0)
         await self.seminars.save(
-            seminar_id, old=book, new=domain.close_seminar(base), now=uow.now, session=session
+            seminar_id, old=book, new=domain.close_seminar(base), now=uow.now, uow=uow
         )
         await self._decide_parked(uow, seminar_id, parked)

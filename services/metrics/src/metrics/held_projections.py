@@ -1,14 +1,17 @@
-"""Projecting a whole consumed batch with a handful of round trips.
+"""The projection documents one transaction holds: the metrics repositories'
+per-transaction cache (an identity map), owned by the unit of work.
 
-``BatchedProjectionStore`` is the ``ProjectionStore`` the live consumer folds a batch
-through: it reads every document the batch needs at most once (in bulk for the keys
-known up front, ``preload``), keeps the folded documents in memory, and writes what
-changed at ``flush()`` with one bulk write per collection, all inside the batch's
-transaction. The folds are the same ``Projector`` code as for a single event, so the
-documents are the same.
+``HeldProjections`` is the ``ProjectionStore`` a transaction folds events through: it
+reads every document the transaction needs at most once (in bulk for the keys known up
+front, ``preload``), keeps the folded documents in memory, and writes what changed with
+one bulk write per collection when the unit of work commits (``HELD_PROJECTIONS``'s
+flush), inside the transaction. The folds are the same ``Projector`` code as for a
+single event, so the documents are the same. ``uow.cache(HELD_PROJECTIONS)`` is the
+transaction's own: made on first use, dropped with the unit of work, so a retried
+attempt reads afresh.
 
 An erasure rewrites ids in every collection: the store flushes, lets the database do
-it, and forgets what it held (later events of the batch read again).
+it, and forgets what it held (later events of the transaction read again).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
+
+from seminarops_shared.unit_of_work import TransactionCache, UnitOfWork
 
 from .domain import (
     CertificateView,
@@ -28,17 +33,31 @@ from .domain import (
 from .repository import Projections
 
 
-class BatchedProjectionStore:
+class HeldProjections:
     """``ProjectionStore`` over one projection set in one transaction, reading each
-    document once and writing changes at ``flush()`` (one bulk write per collection)."""
+    document once and writing changes at ``flush()`` (one bulk write per collection).
+    Bound to its projection set and the transaction's session on first use (``bind``)."""
 
-    def __init__(self, projections: Projections, session: AsyncClientSession | None) -> None:
-        self._p = projections
-        self._session = session
+    def __init__(self) -> None:
+        self.projections: Projections | None = None
+        self._session: AsyncClientSession | None = None
         # How many changes were handed to this store: an event whose fold leaves it
         # unchanged changed nothing (a repeat).
         self.changes = 0
         self._forget()
+
+    @property
+    def _p(self) -> Projections:
+        assert self.projections is not None, "bound first"
+        return self.projections
+
+    def bind(self, projections: Projections, uow: UnitOfWork) -> HeldProjections:
+        """Hold documents of ``projections`` in ``uow`` (one set per transaction)."""
+        if self.projections is not None and self.projections is not projections:
+            raise ValueError("a transaction folds into one projection set")
+        self.projections = projections
+        self._session = uow.session
+        return self
 
     def _forget(self) -> None:
         # What the database holds (None: no such document), as changed by this batch.
@@ -275,3 +294,14 @@ class BatchedProjectionStore:
         }
         self._tallies = {}
         await self._p.tallies.add(tallies, session=session)
+
+
+async def _flush_at_commit(held: HeldProjections, uow: UnitOfWork) -> None:
+    if held.projections is not None:
+        await held.flush()
+
+
+# The unit of work's cache of projection documents, written when it commits.
+HELD_PROJECTIONS: TransactionCache[HeldProjections] = TransactionCache(
+    HeldProjections, flush=_flush_at_commit
+)
