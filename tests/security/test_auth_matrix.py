@@ -44,10 +44,16 @@ pytestmark = pytest.mark.integration
 KEY = SigningKey.generate("matrix")
 # The identifier every path parameter is filled with, and the JWTs' subject.
 PATH_ID = "matrix-x1"
-CALLERS = {
-    **{f"static {role.value}": (role, STATIC_TOKENS[role]) for role in Role},
-    **{f"jwt {role.value}": (role, token(KEY, PATH_ID, role.value)) for role in Role},
-}
+
+
+def callers() -> dict[str, tuple[Role, str]]:
+    """Each caller's role and token. JWTs are minted when a test asks (they expire ten
+    minutes after minting; the suite runs longer than that after collection)."""
+    return {
+        **{f"static {role.value}": (role, STATIC_TOKENS[role]) for role in Role},
+        **{f"jwt {role.value}": (role, token(KEY, PATH_ID, role.value)) for role in Role},
+    }
+
 
 OPERATOR, PLATFORM, PARTICIPANT = Role.OPERATOR, Role.PLATFORM, Role.PARTICIPANT
 PUBLIC: frozenset[Role] = frozenset()  # no token needed
@@ -255,7 +261,7 @@ async def test_route_answers_each_caller_as_classified(
     basic = await _call(client, method, path, {"Authorization": "Basic b3BlcmF0b3I6eA=="})
     assert basic.status_code == 401, basic.text
     personal = (method, path) in PERSONAL.get(service, set())
-    for caller, (role, presented) in CALLERS.items():
+    for caller, (role, presented) in callers().items():
         response = await _call(client, method, path, {"Authorization": f"Bearer {presented}"})
         if role not in allowed:
             assert response.status_code == 403, (caller, response.text)
