@@ -72,8 +72,6 @@ class ThrowawayPki:
     ca_file: Path
     cert_file: Path
     key_file: Path
-    # Certificate and key in one file (SecantusDB's clients and tools want that shape).
-    combined_file: Path
 
 
 def make_pki(directory: Path) -> ThrowawayPki:
@@ -143,14 +141,11 @@ def make_pki(directory: Path) -> ThrowawayPki:
         ca_file=directory / "ca.pem",
         cert_file=directory / "server.pem",
         key_file=directory / "server-key.pem",
-        combined_file=directory / "server-combined.pem",
     )
     pki.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert_pem)
     pki.key_file.write_bytes(key_pem)
     pki.key_file.chmod(0o600)
-    pki.combined_file.write_bytes(cert_pem + key_pem)
-    pki.combined_file.chmod(0o600)
     return pki
 
 
