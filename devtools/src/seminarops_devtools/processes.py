@@ -418,7 +418,15 @@ S3_BUCKET = "tansu"
 S3_STORAGE = f"s3://{S3_BUCKET}/"
 
 
-def kafka_command(*, host: str, port: int, storage_engine: str = MEMORY_STORAGE) -> list[str]:
+def kafka_command(
+    *,
+    host: str,
+    port: int,
+    storage_engine: str = MEMORY_STORAGE,
+    advertised_port: int | None = None,
+) -> list[str]:
+    """Tansu's command line. ``advertised_port``: the port clients are told to reconnect
+    to when it is not ``port`` (a TLS terminator in front of the broker listens there)."""
     address = f"tcp://{host}:{port}"
     return [
         tansu_binary(),
@@ -427,7 +435,7 @@ def kafka_command(*, host: str, port: int, storage_engine: str = MEMORY_STORAGE)
         address,
         # Clients reconnect to the advertised address: it must be the one they can reach.
         "--advertised-listener-url",
-        f"tcp://{connect_host(host)}:{port}",
+        f"tcp://{connect_host(host)}:{advertised_port or port}",
         # ``memory://``: the log is gone when the broker stops (tests that need no more);
         # ``s3://``: every batch is a conditional write into a bucket (``make up``, the
         # fault suite), so topics, records and committed offsets outlive the broker.
@@ -555,16 +563,28 @@ def start_kafka(
     storage_engine: str = MEMORY_STORAGE,
     env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    advertised_port: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> EmbeddedServer:
     """Start Tansu and return once it answers a metadata request. ``env``: the whole
     environment of the broker process (the S3 storage engine reads its credentials
-    there); the caller's when None."""
-    command = kafka_command(host=host, port=port, storage_engine=storage_engine)
+    there); the caller's when None. ``advertised_port`` (see ``kafka_command``): clients,
+    the readiness check included, reach the broker there, with ``client_options``
+    (security options as ``kafka_clients.client_options`` returns them)."""
+    command = kafka_command(
+        host=host, port=port, storage_engine=storage_engine, advertised_port=advertised_port
+    )
     process = spawn(command, log_path=log_path, detached=detached, env=env)
-    server = EmbeddedServer("kafka", kafka_address(host, port), port, command, process, log_path)
+    client_port = advertised_port or port
+    server = EmbeddedServer(
+        "kafka", kafka_address(host, client_port), port, command, process, log_path
+    )
     await_ready(
         server,
-        lambda left: port_open(host, port) and kafka_ready(server.address, wait_s=left),
+        lambda left: (
+            port_open(host, port)
+            and kafka_ready(server.address, options=client_options, wait_s=left)
+        ),
         timeout_s=timeout_s,
     )
     return server
@@ -580,10 +600,12 @@ def start_mongo(
     config_path: Path | None = None,
     command: Sequence[str] | None = None,
     timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    uri: str | None = None,
 ) -> EmbeddedServer:
     """Start SecantusDB on ``storage_path`` (created if missing, reopened intact) and
     return once it answers ``ping``. ``command``: another command line for the same
-    server (``mongo_command`` with changes), else ``mongo_command``'s."""
+    server (``mongo_command`` with changes), else ``mongo_command``'s. ``uri``: how
+    clients reach it when that takes more than ``mongo_uri`` (TLS options, credentials)."""
     storage_path.mkdir(parents=True, exist_ok=True)
     command = (
         list(command)
@@ -596,7 +618,9 @@ def start_mongo(
         )
     )
     process = spawn(command, log_path=log_path, detached=detached)
-    server = EmbeddedServer("mongodb", mongo_uri(host, port), port, command, process, log_path)
+    server = EmbeddedServer(
+        "mongodb", uri or mongo_uri(host, port), port, command, process, log_path
+    )
     await_ready(
         server,
         lambda left: port_open(host, port) and mongo_ready(server.address, wait_s=left),

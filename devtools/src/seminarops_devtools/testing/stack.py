@@ -8,9 +8,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from seminarops_shared.clock import utc_now
 from seminarops_shared.events import Envelope, Event, envelope_for
-from seminarops_shared.kafka_clients import read_to_end
+from seminarops_shared.kafka_clients import client_options, read_to_end
 from seminarops_shared.settings import KafkaSettings, MongoSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -35,6 +35,10 @@ class Namespace:
     kafka_bootstrap_servers: str
     mongodb_uri: str
     prefix: str
+    # How every client of this namespace connects to the broker, the probe's included
+    # (``KafkaSettings`` fields: ``security_protocol``, ``ssl_cafile``, SASL). Empty:
+    # plaintext, as the session's embedded broker speaks.
+    kafka_security: Mapping[str, Any] = field(default_factory=dict)
 
     def kafka(self, **overrides: Any) -> KafkaSettings:
         return KafkaSettings(
@@ -44,8 +48,12 @@ class Namespace:
             batch_timeout_ms=overrides.pop("batch_timeout_ms", 5),
             session_timeout_ms=overrides.pop("session_timeout_ms", 1000),
             heartbeat_interval_ms=overrides.pop("heartbeat_interval_ms", 250),
-            **overrides,
+            **{**self.kafka_security, **overrides},
         )
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options for plain aiokafka clients, as the services connect."""
+        return client_options(self.kafka())
 
     def mongo(self) -> MongoSettings:
         return MongoSettings(uri=SecretStr(self.mongodb_uri), database_prefix=f"{self.prefix}_")
@@ -112,7 +120,7 @@ class KafkaProbe:
     def __init__(self, namespace: Namespace) -> None:
         self._namespace = namespace
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=namespace.kafka_bootstrap_servers, max_request_size=4 * 1024 * 1024
+            **namespace.kafka_client_options(), max_request_size=4 * 1024 * 1024
         )
 
     async def __aenter__(self) -> KafkaProbe:
@@ -162,7 +170,7 @@ class KafkaProbe:
         """Every record on the topic now (all partitions, from the start, no group)."""
         topic = self._namespace.topic(logical_topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._namespace.kafka_bootstrap_servers,
+            **self._namespace.kafka_client_options(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
