@@ -59,13 +59,24 @@ def free_port(host: str = LOCALHOST) -> int:
         return port
 
 
+# Where blocks of ports are looked for: below the kernel's ephemeral range (Linux
+# 32768-60999, macOS 49152-65535), which bind-to-0 (``free_port``) and every outgoing
+# connection draw from. A block found free there had one of its ports taken again
+# before SeaweedFS bound them all ("bind: address already in use" on its second and on
+# its fifth port, in one run of shared/tests/integration in random order, while the
+# session's broker and database had many client connections open).
+_PORT_BLOCK_RANGE = (20_000, 32_000)
+
+
 def free_port_block(size: int, host: str = LOCALHOST, *, attempts: int = 50) -> int:
     """The first of ``size`` consecutive ports nobody listens on now (the object store
-    listens on ``S3_PORT`` and the seven after it). The same race as ``free_port``."""
+    listens on ``S3_PORT`` and the seven after it), outside the ephemeral range, so no
+    outgoing connection or ``free_port`` takes one of them before the server binds it.
+    Another process choosing ports the same way still can: the same race as
+    ``free_port``, made rare."""
+    low, high = _PORT_BLOCK_RANGE
     for _ in range(attempts):
-        base = free_port(host)
-        if base + size > 65535:
-            continue
+        base = low + secrets.randbelow(high - low - size)
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + size):
