@@ -71,7 +71,7 @@ lint: $(SYNCED)
 
 # pytest exits 5 when it collected nothing; a suite that ran nothing has not passed.
 test: lint
-	@rc=0; $(RUN) pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(RUN) pytest -m "not heavy" $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; fi; \
 	exit $$rc
 

@@ -49,7 +49,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     first = items.index(suite[0])
     rest = [item for item in items if here not in item.path.resolve().parents]
-    items[:] = [*rest[:first], *sorted(suite, key=_definition_order), *rest[first:]]
+    items[:] = [*rest[:first], *sorted(suite, key=_in_suite_order), *rest[first:]]
+
+
+def _in_suite_order(item: pytest.Item) -> tuple[bool, tuple[str, int, tuple[int, ...]]]:
+    # The flood comes last: it leaves thousands of registrations on the log, which a
+    # scenario after it (the replay reads the whole log again) would have to wade through.
+    return (item.path.name == "test_flood.py", _definition_order(item))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

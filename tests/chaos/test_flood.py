@@ -16,7 +16,7 @@ import pytest
 
 from .harness import PLATFORM, RESULTS, SCENARIO_TIMEOUT_S, Chaos, Ledger, ScenarioResult
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
+pytestmark = [pytest.mark.chaos, pytest.mark.heavy, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 FLOOD_S = 30.0
 CONNECTIONS = 400

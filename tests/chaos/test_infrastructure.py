@@ -76,6 +76,7 @@ STALL_S = 20.0
 FULL_S = 10.0
 
 
+@pytest.mark.heavy
 async def test_database_stalls(chaos: Chaos) -> None:
     async def stall(suite: Chaos) -> dict[str, Any]:
         assert suite.system.mongo is not None
@@ -87,6 +88,7 @@ async def test_database_stalls(chaos: Chaos) -> None:
     assert (result.lost, result.double_counted) == (0, 0)
 
 
+@pytest.mark.heavy
 async def test_broker_stalls(chaos: Chaos) -> None:
     async def stall(suite: Chaos) -> dict[str, Any]:
         assert suite.system.kafka is not None
@@ -140,6 +142,7 @@ async def _first_refusal(suite: Chaos) -> str:
     raise AssertionError("unreachable")
 
 
+@pytest.mark.heavy
 async def test_database_disk_fills_up(chaos: Chaos) -> None:
     """The database's disk fills up mid-stream: writes fail, HTTP answers 503 with
     Retry-After, consumers wait instead of dead-lettering. Then space is freed and the

@@ -17,7 +17,7 @@ import pytest
 
 from .harness import SCENARIO_TIMEOUT_S, Chaos
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
+pytestmark = [pytest.mark.chaos, pytest.mark.heavy, pytest.mark.timeout(SCENARIO_TIMEOUT_S)]
 
 CUT_S = 10.0
 SLOW_S = 15.0
