@@ -164,7 +164,8 @@ def test_every_check_passes_and_no_internals(
 def test_the_fuzzing_reached_the_handlers() -> None:
     """Guards the guard: requests that all bounced off auth or validation would prove
     little. Each service answered some of them with success (2xx) and some with a
-    client error (4xx). Runs after the operations above (file order)."""
+    client error (4xx). Runs after the operations above (tests/fuzz/conftest.py puts it
+    there, whatever the random order)."""
     if not STATUSES:
         pytest.skip("the operations were not run in this session")
     for service in SERVICES:
