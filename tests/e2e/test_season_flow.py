@@ -256,6 +256,14 @@ async def test_a_seminar_from_scheduling_to_the_yearly_report(
         },
     }
 
+    # The certificates are issued by durable jobs after the completion; both before Bea
+    # asks to be forgotten (an attendee erased before the job reaches her gets none).
+    await eventually(
+        lambda: _report(stack, "certificates", 2025),
+        until=lambda r: r["total"]["issued"] == 2,
+        what="certificates issued",
+    )
+
     # 7. Ana and Bea ask to be forgotten: no name or e-mail anywhere, every count the same.
     await kafka.send_event(
         ParticipantErasureRequested(participant_id="t-ana"), topic=REGISTRATION_REQUESTS
