@@ -135,12 +135,17 @@ async def one_round(suite: Chaos, minute: int, rate: float) -> dict[str, Any]:
         probe_latency(suite, ledger, tag, rate=rate * PROBE_SHARE, seconds=ROUND_S * 0.8)
     )
     largest_lag: dict[str, int] = {}
-    while not stream.done():
-        for service, lag in (await suite.system.lags()).items():
-            largest_lag[service] = max(largest_lag.get(service, 0), sum(lag.values()))
-        await asyncio.wait({stream}, timeout=5)  # a lag sample every 5 s
-    await stream
-    latencies = await probe
+    try:
+        while not stream.done():
+            for service, lag in (await suite.system.lags()).items():
+                largest_lag[service] = max(largest_lag.get(service, 0), sum(lag.values()))
+            await asyncio.wait({stream}, timeout=5)  # a lag sample every 5 s
+        await stream
+        latencies = await probe
+    finally:
+        for task in (stream, probe):
+            task.cancel()
+        await asyncio.gather(stream, probe, return_exceptions=True)
     audit = await audit_until_holds(suite.system, suite.tail, ledger)
     return {
         "minute": minute,
