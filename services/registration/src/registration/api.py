@@ -219,14 +219,19 @@ async def get_registration(
     return found
 
 
+async def _may_change(registration_id: str, service: RegistrationsOverHttp, caller: Caller) -> None:
+    """A participant changes only their own registration (403 otherwise). Whose a
+    registration is never changes (erasure makes it nobody's), so checking before the
+    transaction is as good as inside it."""
+    if not caller.acts_for_anyone:
+        found = await _found(registration_id, service)
+        caller.may_act_for(None if found is None else found.participant_id)
+
+
 async def _cancel(
     registration_id: str, service: RegistrationsOverHttp, caller: Caller
 ) -> DecisionOut:
-    if not caller.acts_for_anyone:
-        # Whose a registration is never changes (erasure makes it nobody's), so checking
-        # before the transaction is as good as inside it.
-        found = await _found(registration_id, service)
-        caller.may_act_for(None if found is None else found.participant_id)
+    await _may_change(registration_id, service, caller)
     traceparent = current_traceparent.get()
 
     async def work(uow: UnitOfWork) -> Outcome | None:
@@ -275,10 +280,7 @@ _OFFER_ANSWERS: dict[int | str, dict[str, Any]] = {
 async def _answer_offer(
     registration_id: str, service: RegistrationsOverHttp, caller: Caller, *, accept: bool
 ) -> DecisionOut:
-    if not caller.acts_for_anyone:
-        # As for a cancellation: whose a registration is never changes.
-        found = await _found(registration_id, service)
-        caller.may_act_for(None if found is None else found.participant_id)
+    await _may_change(registration_id, service, caller)
     traceparent = current_traceparent.get()
     offers = service.registrations.offers
     answer = offers.accept if accept else offers.decline
