@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pypdf
 import pytest
-import vobject
 import zxingcpp
 
+from seminarops_devtools.testing.ical import read_calendar
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe
 from seminarops_shared.events.inbound import (
@@ -83,7 +83,7 @@ async def _calendar(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]
     response = await client.get(path, headers=PLATFORM)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/calendar")
-    calendar = vobject.readOne(response.text)
+    calendar = read_calendar(response.text)
     return [
         {
             "uid": event.uid.value,

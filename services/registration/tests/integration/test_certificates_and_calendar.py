@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pypdf
 import pytest
-import vobject
 import zxingcpp
 from fastapi import FastAPI
 
 from registration import journey
 from registration.certificates import certificate_id
 from registration.journey import CERTIFICATE_ISSUE_JOB
+from seminarops_devtools.testing.ical import read_calendar
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
 from seminarops_shared.events.inbound import Participant, ParticipantErasureRequested
@@ -248,7 +248,7 @@ async def _decided(app: FastAPI, seminar_id: str, person: str) -> bool:
 
 
 def _calendar(text: str) -> dict[str, Any]:
-    parsed = vobject.readOne(text)
+    parsed = read_calendar(text)
     # vobject has no ``vevent_list`` on a calendar without events.
     return {event.uid.value: event for event in parsed.contents.get("vevent", [])}
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pypdf
 import pytest
-import vobject
 import zxingcpp
 from PIL import Image
 
@@ -20,6 +19,7 @@ from registration import calendar_ics, calendars, certificate_pdf, certificates,
 from registration.calendars import CalendarEntry, EntryStatus, HeldRegistration
 from registration.certificates import Attendee, CertificateStatus, CompletedSeminar
 from registration.seminar_facts import SeminarFacts, Session
+from seminarops_devtools.testing.ical import read_calendar
 from seminarops_shared.privacy import pseudonym
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -377,7 +377,7 @@ def test_the_ics_reads_back_with_an_independent_parser() -> None:
         name="Seminars of anna",
         now=NOW,
     )
-    parsed = vobject.readOne(text.decode())
+    parsed = read_calendar(text.decode())
     events = {e.uid.value: e for e in parsed.vevent_list}
     assert sorted(events) == ["sem-1-0@seminar-ops", "sem-1-1@seminar-ops", "sem-2-0@seminar-ops"]
     first = events["sem-1-0@seminar-ops"]
@@ -396,11 +396,31 @@ def test_the_ics_reads_back_with_an_independent_parser() -> None:
     assert {tz.tzid.value for tz in parsed.vtimezone_list} == {"Europe/Brussels", "Asia/Tokyo"}
 
 
+def test_each_calendar_reads_back_with_its_own_time_zones() -> None:
+    """A calendar of a later year read first must not decide how May 2026 reads: the
+    second parser keeps time zones process-wide, and the tests run in random order."""
+    later = replace(
+        _facts("sem-9"),
+        sessions=(
+            Session(
+                starts_at=datetime(2031, 1, 7, 15, tzinfo=UTC),
+                ends_at=datetime(2031, 1, 7, 17, tzinfo=UTC),
+            ),
+        ),
+    )
+    read_calendar(
+        calendar_ics.render([CalendarEntry(later, EntryStatus.CONFIRMED)], name="x", now=NOW)
+    )
+    text = calendar_ics.render([CalendarEntry(_facts(), EntryStatus.CONFIRMED)], name="x", now=NOW)
+    start = read_calendar(text).vevent_list[0].dtstart.value
+    assert (start.hour, start.utcoffset()) == (17, timedelta(hours=2))
+
+
 def test_an_unknown_time_zone_is_written_in_utc() -> None:
     text = calendar_ics.render(
         [CalendarEntry(_facts(timezone="Mars/Olympus"), EntryStatus.CONFIRMED)],
         name="x",
         now=NOW,
     )
-    parsed = vobject.readOne(text.decode())
+    parsed = read_calendar(text.decode())
     assert parsed.vevent_list[0].dtstart.value == _session(4).starts_at

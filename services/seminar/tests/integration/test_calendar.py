@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import vobject
 
+from seminarops_devtools.testing.ical import read_calendar
 from seminarops_devtools.testing.stack import running
 
 from ..conftest import OPERATOR, AppFactory, Body, create_seminar_id
@@ -28,7 +28,7 @@ async def _calendar(client: httpx.AsyncClient, seminar_id: str) -> Any:
     response = await client.get(f"/v1/seminars/{seminar_id}/calendar.ics")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/calendar")
-    return vobject.readOne(response.text)
+    return read_calendar(response.text)
 
 
 def _events(calendar: Any) -> list[dict[str, Any]]:
