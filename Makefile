@@ -82,11 +82,15 @@ bench: $(SYNCED)
 soak: $(SYNCED)
 	$(RUN) python benchmarks/soak.py $(SOAK_ARGS)
 
-chaos: $(SYNCED)
+FLOOD_TOOL := tests/chaos/flood/node_modules/.package-lock.json
+$(FLOOD_TOOL): tests/chaos/flood/package-lock.json
+	npm ci --prefix tests/chaos/flood --no-audit --no-fund
+
+chaos: $(SYNCED) $(FLOOD_TOOL)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 # The fault suite at ten times the load (not in CI: about half an hour on 2 cores).
-chaos-full: $(SYNCED)
+chaos-full: $(SYNCED) $(FLOOD_TOOL)
 	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 docs: $(SYNCED)
