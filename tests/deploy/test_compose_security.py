@@ -430,6 +430,24 @@ def test_each_kafka_user_may_do_exactly_what_its_service_needs(
     compose: Compose, tmp_path: Path
 ) -> None:
     assert problems_acls(compose, tmp_path) == []
+    # kafka-init itself talks to the brokers as admin over SASL_SSL, trusting the CA only,
+    # with its password in a file only it can read.
+    env = environment(compose["services"]["kafka-init"])
+    client = tmp_path / "tools" / "run" / "admin.properties"
+    assert stat.S_IMODE(client.stat().st_mode) == 0o600
+    properties = dict(
+        line.split("=", 1) for line in client.read_text(encoding="utf-8").splitlines() if line
+    )
+    admin_password = STAND_INS["KAFKA_ADMIN_PASSWORD"]
+    assert properties == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="admin" password="{admin_password}";',
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": env["CA_FILE"],
+    }
+    assert _ca_volume_file(compose, compose["services"]["kafka-init"], env["CA_FILE"])
 
 
 def test_the_acl_table_reads_like_the_subscriptions() -> None:
