@@ -14,6 +14,8 @@ What a running Compose deployment would show, proved as far as it can be here:
   (``seminarops_shared.events.topics``, the tables the services subscribe from);
 - the broker start script renders a configuration with those listeners, SCRAM on them,
   the StandardAuthorizer and the two bootstrap SCRAM users;
+- mongodb-init's script, run by Node.js over a stand-in for mongosh's globals, initiates
+  the replica set once and gives each service a user on its own database only;
 - ``deploy/tls/make-certs.sh`` runs (openssl) and makes certificates that verify against
   its CA with the names the clients connect to, in a real TLS handshake; tls-init gives
   each server its own key, readable by it alone.
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 import re
+import shutil
 import ssl
 import stat
 import subprocess
@@ -861,3 +865,135 @@ def test_tls_init_stops_with_the_reason_when_nothing_was_generated(
     result = _run_tls_init(compose, empty, empty, tmp_path / "out")
     assert result.returncode != 0
     assert "run 'make compose-secrets' first" in result.stderr
+
+
+# ------------------------------------------------------------------- mongodb-init's script
+
+# mongosh's globals (connect, print, quit, sleep) over a stand-in server, for Node.js:
+# the script runs as written in the compose file, its calls are recorded.
+_MONGOSH_STAND_IN = r"""
+const fs = require('fs');
+const state = JSON.parse(process.env.STAND_IN_STATE);
+const calls = [];
+let now = 0;
+let hellos = 0;
+class Quit extends Error { constructor(code) { super('quit'); this.code = code; } }
+Date.now = () => now;
+globalThis.print = (...words) => calls.push(['print', words.join(' ')]);
+globalThis.quit = (code) => { throw new Quit(code === undefined ? 0 : code); };
+globalThis.sleep = (ms) => { now += ms; };
+const admin = {
+  adminCommand(command) {
+    calls.push(['adminCommand', command]);
+    if ('replSetGetStatus' in command && !state.initiated) {
+      const error = new Error('no replset config has been received');
+      error.codeName = 'NotYetInitialized';
+      throw error;
+    }
+    if ('replSetInitiate' in command) { state.initiated = true; }
+    return {ok: 1};
+  },
+  hello() { hellos += 1; return {ok: 1, isWritablePrimary: state.initiated && hellos > state.primary_after}; },
+  getUser(name) { return state.users.includes(name) ? {user: name} : null; },
+  createUser(user) { calls.push(['createUser', user]); state.users.push(user.user); },
+  updateUser(name, user) { calls.push(['updateUser', name, user]); },
+};
+globalThis.connect = (uri) => { calls.push(['connect', uri]); return admin; };
+let code = 0;
+try {
+  (0, eval)(fs.readFileSync(process.env.SCRIPT, 'utf8'));
+} catch (error) {
+  if (error instanceof Quit) { code = error.code; } else { console.error(error.stack); code = 2; }
+}
+console.log(JSON.stringify({code: code, calls: calls}));
+"""
+
+
+def _run_mongodb_init(
+    compose: Compose,
+    tmp_path: Path,
+    *,
+    initiated: bool,
+    users: list[str],
+    primary_after: int = 2,
+    unset: str | None = None,
+) -> tuple[int, list[list[Any]]]:
+    init = compose["services"]["mongodb-init"]
+    assert init["entrypoint"] == ["mongosh", "--nodb", "--quiet", "--eval"]
+    script = tmp_path / "mongodb-init.js"
+    script.write_text(base.unescape_compose(init["command"][0]), encoding="utf-8")
+    harness = tmp_path / "mongosh-stand-in.js"
+    harness.write_text(_MONGOSH_STAND_IN, encoding="utf-8")
+    env = {key: interpolate(value) for key, value in environment(init).items() if key != unset}
+    state = {"initiated": initiated, "users": users, "primary_after": primary_after}
+    env |= {"SCRIPT": str(script), "STAND_IN_STATE": json.dumps(state), "PATH": os.environ["PATH"]}
+    node = shutil.which("node")
+    assert node, "Node.js runs mongosh's scripts here (it is part of this machine kind)"
+    result = subprocess.run(
+        [node, str(harness)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    return outcome["code"], outcome["calls"]
+
+
+def test_mongodb_init_initiates_once_and_gives_each_service_its_own_database(
+    compose: Compose, tmp_path: Path
+) -> None:
+    code, calls = _run_mongodb_init(compose, tmp_path, initiated=False, users=[])
+    assert code == 0, calls
+    root_password = STAND_INS["MONGODB_ROOT_PASSWORD"]
+    assert calls[0] == [
+        "connect",
+        f"mongodb://root:{root_password}@mongodb:27017/admin?directConnection=true"
+        "&authSource=admin&tls=true&tlsCAFile=%2Fetc%2Fseminar-ops%2Ftls%2Fca.pem",
+    ]
+    commands = [call[1] for call in calls if call[0] == "adminCommand"]
+    assert {
+        "replSetInitiate": {"_id": "rs0", "members": [{"_id": 0, "host": "mongodb:27017"}]}
+    } in (commands)
+    created = {call[1]["user"]: call[1] for call in calls if call[0] == "createUser"}
+    assert set(created) == set(SETTINGS)
+    for name, user in created.items():
+        assert user == {
+            "user": name,
+            "pwd": STAND_INS[f"{name.upper()}_MONGODB_PASSWORD"],
+            "roles": [{"role": "readWrite", "db": name}],
+            "mechanisms": ["SCRAM-SHA-256"],
+        }
+    # Users only once the member is a writable primary.
+    first_user = next(i for i, call in enumerate(calls) if call[0] == "createUser")
+    initiate = next(i for i, call in enumerate(calls) if "replSetInitiate" in str(call))
+    assert initiate < first_user
+
+
+def test_mongodb_init_run_again_leaves_the_replica_set_and_sets_the_passwords(
+    compose: Compose, tmp_path: Path
+) -> None:
+    code, calls = _run_mongodb_init(compose, tmp_path, initiated=True, users=list(SETTINGS))
+    assert code == 0, calls
+    assert not any("replSetInitiate" in str(call) for call in calls)
+    assert not any(call[0] == "createUser" for call in calls)
+    updated = {call[1]: call[2] for call in calls if call[0] == "updateUser"}
+    assert set(updated) == set(SETTINGS)
+    assert all(
+        user["pwd"] == STAND_INS[f"{name.upper()}_MONGODB_PASSWORD"]
+        and user["roles"] == [{"role": "readWrite", "db": name}]
+        for name, user in updated.items()
+    )
+
+
+def test_mongodb_init_fails_without_a_password_or_a_primary(
+    compose: Compose, tmp_path: Path
+) -> None:
+    code, calls = _run_mongodb_init(
+        compose, tmp_path, initiated=True, users=[], unset="FEEDBACK_MONGODB_PASSWORD"
+    )
+    assert code == 1
+    assert ["print", "mongodb-init: FEEDBACK_MONGODB_PASSWORD is not set"] in calls
+    code, calls = _run_mongodb_init(
+        compose, tmp_path, initiated=False, users=[], primary_after=10**9
+    )
+    assert code == 1
+    assert ["print", "mongodb-init: no writable primary after 120 s"] in calls
+    assert not any(call[0] == "createUser" for call in calls)
