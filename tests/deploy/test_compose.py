@@ -730,7 +730,15 @@ def test_dockerignore_sends_the_build_inputs_and_nothing_else() -> None:
                 assert not _in_build_context(relative), relative
             else:
                 assert _in_build_context(relative), relative
-    for outside in (".venv/pyvenv.cfg", ".git/HEAD", "tests/deploy/test_compose.py", ".run/x"):
+    # Keys, certificates and passwords of `make compose-secrets` never reach the image.
+    secrets = ("deploy/tls/generated/ca-key.pem", "deploy/secrets/generated/compose.env")
+    for outside in (
+        ".venv/pyvenv.cfg",
+        ".git/HEAD",
+        "tests/deploy/test_compose.py",
+        ".run/x",
+        *secrets,
+    ):
         assert not _in_build_context(outside), outside
 
 
