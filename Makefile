@@ -28,6 +28,7 @@ help:
 	@echo "make soak     30 minutes at 200 requests/s through every service, watched (not in CI)"
 	@echo "make chaos    the fault suite (tests/chaos), the whole default stack's restarts included"
 	@echo "make chaos-full  the fault suite at ten times the load (not in CI)"
+	@echo "make compose-secrets  TLS certificates and passwords for docker-compose.yml (git-ignored; kept if present)"
 	@echo "make docs     regenerate docs/asyncapi.json and docs/openapi/ from the code"
 	@echo "make sync     install uv $(UV_VERSION) in $(TOOLS)/ and the locked environment in $(VENV)/"
 	@echo "make clean    'make down', then DELETE .run/ (the broker's log, the database, logs) and caches"
@@ -93,6 +94,13 @@ chaos: $(SYNCED) $(FLOOD_TOOL)
 chaos-full: $(SYNCED) $(FLOOD_TOOL)
 	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
+# docker-compose.yml's local CA, node certificates, passwords and replica-set key file,
+# in deploy/tls/generated/ and deploy/secrets/generated/ (git-ignored). Idempotent;
+# rotation: docs/security.md.
+compose-secrets:
+	deploy/tls/make-certs.sh
+	deploy/secrets/make-secrets.sh
+
 docs: $(SYNCED)
 	$(RUN) python -m seminarops_devtools.apidocs write
 
@@ -104,4 +112,4 @@ clean:
 		-name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -f $(SYNCED)
 
-.PHONY: help sync up down status token demo lint test bench chaos chaos-full soak docs clean
+.PHONY: help sync up down status token demo lint test bench chaos chaos-full soak compose-secrets docs clean

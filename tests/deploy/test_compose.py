@@ -122,6 +122,44 @@ def unescape_compose(text: str) -> str:
     return text.replace("$$", "$")
 
 
+# What `make compose-secrets` and the operator would put in the environment: stand-ins.
+STAND_IN_VARIABLES = {
+    "KAFKA_BROKER_PASSWORD": "b0b0",
+    "KAFKA_ADMIN_PASSWORD": "adad",
+    "MONGODB_ROOT_PASSWORD": "r00t",
+    **{
+        f"{name.upper()}_KAFKA_PASSWORD": f"k{index}k{index}"
+        for index, name in enumerate(SERVICE_PORTS)
+    },
+    **{
+        f"{name.upper()}_MONGODB_PASSWORD": f"m{index}m{index}"
+        for index, name in enumerate(SERVICE_PORTS)
+    },
+    "AUTH_TOKENS": '{"operator": ["t"]}',
+    "PRIVACY_PSEUDONYM_KEY": "0123456789abcdef",
+}
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: str, variables: dict[str, str] | None = None) -> str:
+    """``value`` as Compose hands it over with ``variables`` set (stand-ins by default):
+    ``${NAME}``, ``${NAME:-default}``; ``${NAME:?message}`` fails when NAME is unset."""
+    known = STAND_IN_VARIABLES if variables is None else variables
+
+    def substitute(match: re.Match[str]) -> str:
+        name, kind, argument = match.groups()
+        if known.get(name):
+            return known[name]
+        assert kind != "?", f"${name} is required: {argument}"
+        return argument if kind == "-" else ""
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
+def interpolated_environment(service: dict[str, Any]) -> dict[str, str]:
+    return {key: interpolate(value) for key, value in environment(service).items()}
+
+
 def one_shot_services(compose: dict[str, Any]) -> set[str]:
     """Services others wait for with service_completed_successfully: jobs, not daemons."""
     names: set[str] = set()
@@ -193,7 +231,7 @@ def test_compose_file_follows_the_compose_specification(compose: dict[str, Any])
     ("path", "value"),
     [
         (("services", "registration", "helthcheck"), {"test": ["CMD", "true"]}),
-        (("services", "registration", "depends_on", "mongodb", "condition"), "service_ready"),
+        (("services", "registration", "depends_on", "mongodb-init", "condition"), "service_ready"),
         (("services", "registration", "healthcheck", "interval"), 10),
     ],
 )
@@ -274,14 +312,14 @@ def test_service_environment(compose: dict[str, Any], name: str, port: int) -> N
 
     brokers = kafka_brokers(compose)
     internal = {
-        listener.removeprefix("PLAINTEXT://")
+        listener.removeprefix("INTERNAL://")
         for broker in brokers.values()
         for listener in environment(broker)["KAFKA_ADVERTISED_LISTENERS"].split(",")
-        if listener.startswith("PLAINTEXT://")
+        if listener.startswith("INTERNAL://")
     }
     assert set(env["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == internal
 
-    uri = urllib.parse.urlsplit(env["MONGODB_URI"])
+    uri = urllib.parse.urlsplit(interpolate(env["MONGODB_URI"]))
     query = urllib.parse.parse_qs(uri.query)
     assert uri.scheme == "mongodb"
     assert query.get("w") == ["majority"]
@@ -293,7 +331,7 @@ def test_service_environment(compose: dict[str, Any], name: str, port: int) -> N
     assert published == [str(port)]
     assert service["depends_on"] == {
         "kafka-init": {"condition": "service_completed_successfully"},
-        "mongodb": {"condition": "service_healthy"},
+        "mongodb-init": {"condition": "service_completed_successfully"},
     }
 
 
@@ -404,14 +442,15 @@ def _run_kafka_init(
     assert init["entrypoint"][0] == "/bin/bash"
 
     tools.mkdir()
-    for tool in ("kafka-topics.sh", "kafka-configs.sh"):
+    for tool in ("kafka-topics.sh", "kafka-configs.sh", "kafka-acls.sh"):
         path = tools / tool
         path.write_text(_STUB_TOOL.format(python=sys.executable), encoding="utf-8")
         path.chmod(0o755)
     log = tools / "calls.jsonl"
     env = {
-        **environment(init),
+        **interpolated_environment(init),
         "TOOLS_DIR": str(tools),
+        "CLIENT_CONFIG": str(tools / "run" / "admin.properties"),
         "STUB_LOG": str(log),
         "STUB_PARTITIONS": partitions,
         "STUB_REPLICATION": replication,
@@ -447,7 +486,7 @@ def _declarations(
         options = _options(args)
         if tool == "kafka-topics.sh" and "--create" in args:
             created[options["--topic"][0]] = options
-        elif tool == "kafka-configs.sh":
+        elif tool == "kafka-configs.sh" and options["--entity-type"] == ["topics"]:
             settings = options["--add-config"][0].split(",")
             altered[options["--entity-name"][0]] = dict(s.split("=", 1) for s in settings)
     return created, altered
@@ -523,22 +562,28 @@ def test_kafka_init_refuses_a_topic_with_other_partitions(
 
 def test_mongodb_is_an_initiated_replica_set(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    uri = urllib.parse.urlsplit(environment(services["registration"])["MONGODB_URI"])
+    uri = urllib.parse.urlsplit(interpolate(environment(services["registration"])["MONGODB_URI"]))
     assert uri.hostname is not None
     mongodb = services[uri.hostname]
     assert str(mongodb["image"]).startswith("mongo:")
     command = mongodb["command"]
     command = command if isinstance(command, list) else command.split()
     assert command[command.index("--replSet") + 1] == "rs0"
+    assert urllib.parse.parse_qs(uri.query)["replicaSet"] == ["rs0"]
 
-    probe = " ".join(mongodb["healthcheck"]["test"])
-    initiate = re.search(r"rs\.initiate\((.*)\)", probe)
-    assert initiate, "the healthcheck initiates the replica set"
-    assert re.search(r"_id:\s*['\"]rs0['\"]", initiate.group(1))
-    member = re.search(r"host:\s*['\"]([^'\"]+)['\"]", initiate.group(1))
-    assert member
-    assert member.group(1) == f"{uri.hostname}:{uri.port or 27017}"
-    assert "isWritablePrimary" in probe
+    # mongodb-init initiates it (as root: authentication is on) before any service starts.
+    init = services["mongodb-init"]
+    assert init["depends_on"] == {uri.hostname: {"condition": "service_healthy"}}
+    env = environment(init)
+    assert env["REPLICA_SET"] == "rs0"
+    assert env["MONGODB_ADDRESS"] == f"{uri.hostname}:{uri.port or 27017}"
+    script = init["command"][0]
+    assert (
+        "replSetInitiate: {_id: env('REPLICA_SET'), members: [{_id: 0, host: env('MONGODB_ADDRESS')}]}"
+        in script
+    )
+    assert "NotYetInitialized" in script, "initiated once, left alone afterwards"
+    assert "isWritablePrimary" in script, "done only once this member is a writable primary"
     assert "/data/db" in volume_mounts(mongodb)
 
 
@@ -685,7 +730,15 @@ def test_dockerignore_sends_the_build_inputs_and_nothing_else() -> None:
                 assert not _in_build_context(relative), relative
             else:
                 assert _in_build_context(relative), relative
-    for outside in (".venv/pyvenv.cfg", ".git/HEAD", "tests/deploy/test_compose.py", ".run/x"):
+    # Keys, certificates and passwords of `make compose-secrets` never reach the image.
+    secrets = ("deploy/tls/generated/ca-key.pem", "deploy/secrets/generated/compose.env")
+    for outside in (
+        ".venv/pyvenv.cfg",
+        ".git/HEAD",
+        "tests/deploy/test_compose.py",
+        ".run/x",
+        *secrets,
+    ):
         assert not _in_build_context(outside), outside
 
 

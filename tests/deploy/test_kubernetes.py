@@ -43,9 +43,11 @@ from seminarops_shared.events.topics import (
     ALL_TOPICS,
     EVENT_TOPICS,
     FEEDBACK_EVENTS,
+    OWNERS,
     REGISTRATION_EVENTS,
     REGISTRATION_REQUESTS,
     SEMINAR_EVENTS,
+    SUBSCRIPTIONS,
     dead_letter_topic,
 )
 from seminarops_shared.settings import ServiceSettings
@@ -775,6 +777,17 @@ def test_every_deployment_has_a_budget_and_a_network_policy(environment: str) ->
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_kafka_users_grant_what_each_service_needs_and_no_more(environment: str) -> None:
     assert problems_kafka_users(_rendered(environment)) == []
+
+
+def test_the_services_table_is_the_codes_subscriptions_and_owners() -> None:
+    # The KafkaUser checks above read SERVICES; it must say what the code subscribes to
+    # and publishes (the tables the services start from, and docker-compose.yml's ACLs).
+    assert {s.name: set(s.consumes) for s in SERVICES} == {
+        name: set(topics) for name, topics in SUBSCRIPTIONS.items()
+    }
+    assert {s.name: s.owns for s in SERVICES if s.owns} == {
+        owner: topic for topic, owner in OWNERS.items() if owner in SUBSCRIPTIONS
+    }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

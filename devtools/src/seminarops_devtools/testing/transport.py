@@ -27,7 +27,7 @@ import ipaddress
 import secrets
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -282,13 +282,22 @@ def tls_mongo_uri(port: int, pki: ThrowawayPki, user: DatabaseUser | None = None
     )
 
 
+# A role as createUser takes it: a name (a role on ``admin``) or {"role": ..., "db": ...}.
+Role = str | Mapping[str, str]
+
+
 @contextlib.contextmanager
 def start_authenticated_mongo(
-    workdir: Path, pki: ThrowawayPki, *, roles: tuple[str, ...] = ("readWriteAnyDatabase",)
+    workdir: Path,
+    pki: ThrowawayPki,
+    *,
+    roles: tuple[Role, ...] = ("readWriteAnyDatabase",),
+    user_name: str = "seminarops",
 ) -> Iterator[tuple[EmbeddedServer, DatabaseUser]]:
     """SecantusDB serving TLS with ``--auth``, and the one user the services connect as
-    (``roles`` on ``admin``). The user is created over TLS before ``--auth`` is on (how
-    SecantusDB provisions users), then the server restarts on the same files."""
+    (``user_name`` in ``admin`` with ``roles``). The user is created over TLS before
+    ``--auth`` is on (how SecantusDB provisions users), then the server restarts on the
+    same files."""
     from pymongo import MongoClient
 
     port = free_port()
@@ -300,7 +309,7 @@ def start_authenticated_mongo(
         config_path=workdir / "secantusd-tls.toml",
     )
     tls = ["--tls-cert-file", str(pki.cert_file), "--tls-key-file", str(pki.key_file)]
-    user = DatabaseUser(name="seminarops", password=secrets.token_urlsafe(18))
+    user = DatabaseUser(name=user_name, password=secrets.token_urlsafe(18))
     log_path = workdir / "mongodb-tls.log"
     with start_mongo(
         port=port,
@@ -312,7 +321,12 @@ def start_authenticated_mongo(
     ) as provisioning:
         client: MongoClient[dict[str, Any]] = MongoClient(provisioning.address)
         try:
-            client.admin.command("createUser", user.name, pwd=user.password, roles=list(roles))
+            client.admin.command(
+                "createUser",
+                user.name,
+                pwd=user.password,
+                roles=[dict(r) if isinstance(r, Mapping) else r for r in roles],
+            )
         finally:
             client.close()
     with start_mongo(
