@@ -73,6 +73,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from registration_rush import run_rush, scheduled_event
+from season_open import run_season
 from write_census import Census, database_with_oplog, oplog_marker, take_census, top_counts
 
 from seminarops_devtools.processes import ensure_topics, free_port
@@ -1012,6 +1013,13 @@ async def bench_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             bench, requests=args.rush_requests, replicas=1
         )
         _report(results, "rush_one_replica")
+    if "season" in phases:
+        print(
+            f"season: {args.season_requests} requests over 200 seminars, 2+2 replicas ...",
+            file=sys.stderr,
+        )
+        results["season"] = await run_season(bench, requests=args.season_requests, token=TOKEN)
+        _report(results, "season")
     return results
 
 
@@ -1285,6 +1293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=float, default=20.0, help="latency: report poll period")
     parser.add_argument("--rush-requests", type=int, default=10_000)
     parser.add_argument("--skip-rush", action="store_true")
+    parser.add_argument(
+        "--season-requests", type=int, default=100_000, help="season: requests over 200 seminars"
+    )
     parser.add_argument(
         "--skip-durable", action="store_true", help="no phases on the durable (make up) stack"
     )
