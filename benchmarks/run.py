@@ -69,6 +69,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from model_baseline import MODEL, compare, run_model
+from profile_summary import write_summary
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -437,7 +438,9 @@ async def open_seminar(
 
 @contextlib.contextmanager
 def profiled(targets: dict[str, int | None], directory: Path | None) -> Iterator[None]:
-    """py-spy records each pid (collapsed stacks, ``<name>.txt``) while inside."""
+    """py-spy records each pid while inside: collapsed stacks in ``<name>.txt`` (what
+    flamegraph.pl or speedscope draw), the top frames in ``<name>-top.txt``
+    (``profile_summary``). The database is a Python server too: it is recorded."""
     if directory is None:
         yield
         return
@@ -476,6 +479,10 @@ def profiled(targets: dict[str, int | None], directory: Path | None) -> Iterator
         for recorder in recorders:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 recorder.wait(timeout=30)
+        for name in targets:
+            summary = write_summary(directory / f"{name}.txt")
+            if summary is not None:
+                print(f"--profile: {summary}", file=sys.stderr)
 
 
 # --- phases ----------------------------------------------------------------------------
