@@ -337,9 +337,11 @@ async def run_model(
     events: int,
     events_per_transaction: Mapping[str, int],
     cpu_seconds: Callable[[], float | None],
+    keep_databases: bool = False,
 ) -> dict[str, Any]:
     """Write the model for ``events`` events; returns events/s and the database's CPU
-    per event (``cpu_seconds``: the database process's CPU so far, None if unknown)."""
+    per event (``cpu_seconds``: the database process's CPU so far, None if unknown).
+    ``keep_databases``: leave ``<prefix>_<service>`` behind (to count what is in them)."""
     prefix = f"bm{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, w="majority")
     seminar_id = f"sem-model-{uuid.uuid4().hex[:8]}"
@@ -398,8 +400,9 @@ async def run_model(
         seconds = time.perf_counter() - started
         cpu_after = cpu_seconds()
     finally:
-        for db in databases.values():
-            await client.drop_database(db.name)
+        if not keep_databases:
+            for db in databases.values():
+                await client.drop_database(db.name)
         await client.close()
     cpu = (
         round(cpu_after - cpu_before, 2)
@@ -407,6 +410,7 @@ async def run_model(
         else None
     )
     return {
+        "prefix": prefix,
         "events": events,
         "seconds": round(seconds, 2),
         "events_per_s": round(events / seconds, 1),
