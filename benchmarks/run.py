@@ -1,26 +1,42 @@
-"""The end-to-end benchmark (issue 8), ``make bench``.
+"""The end-to-end benchmark (issues 8 and 18), ``make bench``.
 
-One run measures, on one broker and one database:
+One run measures, on one broker and one database, in this order (``--phases`` picks
+a subset by name):
 
+- **census**: the pipeline's traffic (``--census-events``, default 500) through
+  registration and metrics against a second database that keeps an oplog, counted
+  document by document: the "writes per event" table (inserts, updates, deletes and
+  index entries per collection, transactions and their sizes), printed, and checked
+  against the model baseline's table (``model_baseline.MODEL``): a difference is a
+  warning that names it (``write_census``).
 - **baseline**: a bare aiokafka consumer reading N real ``registration.requested.v1``
   envelopes and writing them with PyMongo bulk writes (``insert_many``, one per poll)
   into one collection, offsets committed after each write. No services: the limit of
   this broker, database and machine for "consume and store".
-- **pipeline**: the same N events into ``registration.requests`` for one scheduled
-  seminar with a large capacity, through ``python -m registration`` and
-  ``python -m metrics`` (real processes), timed from the first send until the metrics
-  funnel report (``GET /v1/reports/funnel?year=``) counts every one of them (the
-  services' in-memory counters say when to ask it).
 - **latency**: events at a sustained rate (default 100/s), each second of traffic to
   its own seminar in its own year; the report is polled every ``--poll-ms``; an event
   is visible when its seminar's ``requested`` count covers it (one seminar, one
   partition: decided, published and projected in order, so a count of ``c`` means the
   first ``c`` events). Latency = arrival of the first report answer that covers it -
   the moment it was handed to the producer (an upper bound: it includes the report's
-  own time and up to one poll period). Runs before the bulk phases (see README).
+  own time and up to one poll period).
+- **latency_400**: the same at ``--rate-high`` (default 400/s).
+- **pipeline**: the same N events into ``registration.requests`` for one scheduled
+  seminar with a large capacity, through ``python -m registration`` and
+  ``python -m metrics`` (real processes), timed from the first send until the metrics
+  funnel report (``GET /v1/reports/funnel?year=``) counts every one of them (the
+  services' in-memory counters say when to ask it). Also: the database's CPU per event
+  and its busy share (CPU seconds over wall seconds), and its write statements per
+  collection (``top``), from which each service's events per transaction.
+- **model**: ``model_baseline.run_model``: the pipeline's own writes (the census's
+  table) for N events in the pipeline's transaction sizes, by a bare loop (no Kafka, no
+  services, no reads); ``model_ratio`` = pipeline events/s over it.
 - **rush**: ``registration_rush.run_rush`` (10,000 requests, capacity 500, Kafka and
   HTTP mixed, 10% Kafka duplicates, two registration replicas).
-- **scaling**: the same rush with one replica.
+- **scaling**: the same rush with one replica (``scaling`` = its time over the rush's).
+- **season**: ``season_open.run_season``: ``--season-requests`` (100,000) over 200
+  seminars, two registration and two metrics replicas, timed until the metrics reports
+  show every seminar's outcome; exact counts checked.
 - **durable**: latency and pipeline again, on the stack ``make up`` runs (the broker's
   log in SeaweedFS on disk, the database syncing every commit), started beside the
   first for these two phases. ``durable_log_ratio`` is its pipeline throughput over the
@@ -28,17 +44,20 @@ One run measures, on one broker and one database:
   sync, as every earlier run did, so their figures stay comparable).
 
 Against ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URI`` when both are set (no durable
-phases then: that cluster is what it is); otherwise it starts the embedded broker and
-database (``seminarops_devtools.testing.servers``) and stops them at the end. Every phase
-has its own topic and database prefix.
+phases then: that cluster is what it is; the census still starts its own database);
+otherwise it starts the embedded broker and database
+(``seminarops_devtools.testing.servers``) and stops them at the end. Every phase has
+its own topic and database prefix.
 
-    .venv/bin/python benchmarks/run.py [--events N] [--latency-s S] [--skip-rush]
-        [--profile DIR]   # py-spy (if installed) records the services in the pipeline phase
+    .venv/bin/python benchmarks/run.py [--events N] [--latency-s S] [--phases a,b]
+        [--season-requests N] [--census-events N] [--skip-rush] [--skip-durable]
+        [--profile DIR]   # py-spy records the services and the database in the pipeline phase
 
-Prints a table and, as its last line, one JSON object; saves the result with machine
-details in ``benchmarks/results/<timestamp>.json`` and ``benchmarks/results/latest.json``.
-Exits 1 when a correctness check failed (a missed performance target is reported, not
-an error).
+Prints a table and, as its last line, one JSON object (``summary``: every figure by
+name, ``None`` for a phase that did not run, and ``targets``, issue 18's); saves the
+result with machine details in ``benchmarks/results/<timestamp>.json`` and
+``benchmarks/results/latest.json``. Exits 1 when a correctness check failed (pipeline,
+rush, season); a missed performance target is reported, not an error.
 """
 
 from __future__ import annotations
