@@ -1143,6 +1143,10 @@ def summary(results: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
         "ratio": _ratio(pipeline_rate, baseline.get("events_per_s")),
         "model_baseline_events_per_s": model.get("events_per_s"),
         "model_ratio": _ratio(pipeline_rate, model.get("events_per_s")),
+        # Whether the census found the writes the model's table says (None: no census).
+        "model_table_current": (
+            not results["census"]["model_mismatches"] if "census" in results else None
+        ),
         "database_busy_pct": pipeline.get("database_busy_pct"),
         "database_cpu_per_event_ratio": _ratio(
             pipeline.get("database_cpu_us_per_event"),

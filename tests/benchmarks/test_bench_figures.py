@@ -56,6 +56,7 @@ def test_the_summary_names_every_figure_and_judges_the_targets() -> None:
         },
         "rush_one_replica": {"total_s": 24.0},
         "season": {"total_s": 300.0, "ok": True},
+        "census": {"model_mismatches": ["metrics.tallies: 9 updates measured, 3 in the model"]},
     }
 
     out = summary(results, {})
@@ -66,6 +67,7 @@ def test_the_summary_names_every_figure_and_judges_the_targets() -> None:
     assert out["scaling"] == out["scaling_two_over_one"] == 2.0
     assert out["p99_ms_at_400"] == 200.0
     assert out["season_open_seconds"] == 300.0
+    assert out["model_table_current"] is False
     assert out["targets"] == {
         "database_cpu_per_event_ratio_le_6": True,
         "ratio_ge_0.15": True,
@@ -84,6 +86,7 @@ def test_a_phase_that_did_not_run_leaves_its_figures_and_targets_empty() -> None
 
     assert out["pipeline_events_per_s"] is None
     assert out["model_ratio"] is None
+    assert out["model_table_current"] is None
     assert set(out["targets"].values()) == {None}
 
 
