@@ -28,8 +28,10 @@ from metrics.repository import (
     ProjectionPointer,
     Projections,
     ProjectionSet,
+    attendance_doc,
     evaluation_view,
     participation_view,
+    person_key,
     registration_view,
     seminar_view,
 )
@@ -95,17 +97,23 @@ async def _memory_state(events: list[Any]) -> tuple[Any, ...]:
     )
 
 
+def _key(view: ParticipationView) -> str:
+    return person_key(view.seminar_id, view.participant_id)
+
+
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {key: n for key, n in counts.items() if n}
 
 
 async def _database_state(projections: Projections) -> tuple[Any, ...]:
     seminars = [seminar_view(d) async for d in projections.seminars.collection.find()]
-    registrations = [
-        registration_view(d) async for d in projections.registrations.collection.find()
-    ]
-    participations = [
-        participation_view(d) async for d in projections.participations.collection.find()
+    people = await projections.registrations.collection.find().to_list()
+    registrations = [v for d in people if (v := registration_view(d)) is not None]
+    participations = [v for d in people if (v := participation_view(d)) is not None]
+    # The reports' index holds exactly the attendees, as their documents do.
+    attendees = await projections.participations.collection.find().to_list()
+    assert sorted(attendees, key=lambda d: d["_id"]) == [
+        attendance_doc(v) for v in sorted(participations, key=_key) if v.attended
     ]
     evaluations = [evaluation_view(d) async for d in projections.evaluations.collection.find()]
     erasures = {d["_id"] async for d in projections.erasures.collection.find()}
@@ -117,7 +125,7 @@ async def _database_state(projections: Projections) -> tuple[Any, ...]:
     assert tallies == _recount(registrations, participations, evaluations)
     return (
         {v.seminar_id: v for v in seminars},
-        {v.registration_id: v for v in registrations},
+        {(v.seminar_id, v.participant_id): v for v in registrations},
         {(v.seminar_id, v.participant_id): v for v in participations},
         {v.evaluation_id: v for v in evaluations},
         erasures,

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -159,16 +160,17 @@ async def test_two_year_history_yields_exactly_the_expected_reports(
         )
         assert await helpers.gauges(client) == expected.gauges
 
-        # The erased person is nowhere in the projections, and still counted.
+        # The erased person is nowhere in the projections, and still counted:
+        # registrations and participations know people by pseudonym only, the
+        # evaluation had the id until the erasure.
         db = app.state.runtime.mongo.db
-        for collection in ("registrations", "participations", "evaluations"):
-            assert await db[collection].count_documents({"participant_id": "b2"}) == 0
-            assert (
-                await db[collection].count_documents(
-                    {"participant_id": PrivacySettings().pseudonym("b2")}
-                )
-                == 1
-            )
+        anonymous = PrivacySettings().pseudonym("b2")
+        for collection in ("registrations", "participations"):
+            docs = await db[collection].find().to_list()
+            assert "b2" not in {value for doc in docs for value in _strings(doc)}
+            assert await db[collection].count_documents({"person": anonymous}) == 1
+        assert await db["evaluations"].count_documents({"participant_id": "b2"}) == 0
+        assert await db["evaluations"].count_documents({"participant_id": anonymous}) == 1
 
 
 async def test_rebuild_from_the_topics_reproduces_the_live_reports(
@@ -291,3 +293,15 @@ async def test_bad_report_requests_are_422_and_reports_need_no_token(namespace: 
         lag = (await client.get("/v1/status/lag")).json()
         assert lag["service"] == "metrics"
         assert lag["total"] == 0
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a document, however deep."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
