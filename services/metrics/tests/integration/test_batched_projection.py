@@ -183,3 +183,46 @@ async def test_the_rebuilds_catch_up_folds_onto_the_written_set_as_in_memory(
     finally:
         await mongo.client.drop_database(mongo.db.name)
         await mongo.close()
+
+
+class _Crash(Exception):
+    """The process died after folding a batch and before its transaction committed."""
+
+
+async def test_a_batch_redelivered_after_a_crash_mid_way_counts_once(
+    namespace: Namespace, two_year_history: Any
+) -> None:
+    """Registration events carry no processed-event marker: the fold itself must absorb
+    a redelivery. A batch folded and written but never committed (the process died),
+    then delivered again, and the next poll overlapping a committed batch (offsets not
+    committed before the crash): every document and tally as if each event came once."""
+    events = list(two_year_history.events)
+    half = len(events) // 2
+    mongo = Mongo(namespace.mongo(), f"{namespace.prefix}_metrics_redelivery")
+    try:
+        pointer = ProjectionPointer(mongo.db)
+        projections = Projections.of(mongo.db, await pointer.active())
+        await projections.ensure_indexes()
+        service = ProjectionService(
+            pointer=pointer, projector=Projector(pseudonym_key=PSEUDONYM_KEY)
+        )
+
+        async def fold(batch: list[Any], *, crash: bool = False) -> None:
+            async with mongo.transaction() as session:
+                uow = UnitOfWork(session=session, source="/services/metrics", clock=utc_now)
+                await service.project_batch([_Received(s.data) for s in batch], uow)  # type: ignore[arg-type]
+                await uow.flush()
+                if crash:
+                    raise _Crash
+
+        with pytest.raises(_Crash):
+            await fold(events[:half], crash=True)
+        assert await projections.registrations.collection.count_documents({}) == 0
+        await fold(events[:half])  # redelivered after the restart
+        await fold(events[half // 2 :])  # the next poll starts inside the committed batch
+        await fold(events[half:])  # and that one redelivered in turn
+
+        assert await _database_state(projections) == await _memory_state(events)
+    finally:
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()

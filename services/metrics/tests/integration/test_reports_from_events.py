@@ -17,6 +17,7 @@ import pytest
 
 from metrics.app import create_app
 from metrics.rebuild import rebuild
+from metrics.repository import PROJECTION_FORMAT, ProjectionPointer, person_key
 from metrics.settings import MetricsSettings
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
@@ -305,3 +306,47 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+async def test_a_format_2_set_is_rebuilt_into_format_3_with_the_same_reports(
+    namespace: Namespace, kafka: KafkaProbe, two_year_history: Any, expected: Any, helpers: Any
+) -> None:
+    """Upgrading from format 2 (a registration document per registration id, a
+    participation per (seminar, participant id)): the service does not mark the set
+    current and asks for a rebuild; the rebuild writes format 3 from the topics, and
+    the reports are exact again."""
+    settings = _settings(namespace)
+    app = create_app(settings)
+    async with running(app) as client:
+        sent = await helpers.feed(kafka, two_year_history)
+        await helpers.wait_processed(app, sent)
+        live = await helpers.all_reports(client)
+        db = app.state.runtime.mongo.db
+        # As version 2 left the set: its format, its documents.
+        await db["projection_state"].update_one({"_id": "active"}, {"$set": {"format": 2}})
+        await db["registrations"].delete_many({})
+        await db["participations"].delete_many({})
+        await db["registrations"].insert_one(
+            {"_id": "reg-s1-p1", "seminar_id": "s1", "participant_id": "p1",
+             "status": "confirmed", "version": 1, "steps": [[1, "confirmed"]]}
+        )  # fmt: skip
+        await db["participations"].insert_one(
+            {"seminar_id": "s1", "participant_id": "p1", "attended": True,
+             "kind": "online_seminar", "programme": "etwinning", "year": 2024}
+        )  # fmt: skip
+    restarted = create_app(settings)
+    async with running(restarted) as client:
+        pointer = ProjectionPointer(restarted.state.runtime.mongo.db)
+        assert await pointer.active_format() == 2
+
+        result = await rebuild(settings)
+
+        assert await pointer.active_format() == PROJECTION_FORMAT == 3
+        assert await helpers.all_reports(client) == live
+        assert (
+            await client.get("/v1/reports/participation?year=2025")
+        ).json() == expected.participation[2025]
+        db = restarted.state.runtime.mongo.db
+        people = await db[f"registrations{result.projection_set}"].find().to_list()
+        assert people
+        assert all(doc["_id"] == person_key(doc["seminar_id"], doc["person"]) for doc in people)
