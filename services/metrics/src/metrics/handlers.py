@@ -245,8 +245,11 @@ class Projector:
             )
             # Completion regroups every attendee of the seminar (also those recorded
             # only by attendance events); attendance touches only the listed ones.
-            scope = None if isinstance(data, SeminarCompleted) else attendees
-            found = await store.participations(data.seminar_id, scope)
+            # Either way the listed ones are read as they are (a registrant who did not
+            # attend yet keeps their country and school).
+            found = await store.participations(data.seminar_id, attendees)
+            if isinstance(data, SeminarCompleted):
+                found = await store.attendees(data.seminar_id) | found
             changed: list[tuple[ParticipationView | None, ParticipationView]] = []
             listed = set(attendees)
             for participant in sorted(set(found) | listed):
@@ -270,7 +273,8 @@ class Projector:
             await store.save_participations([view for _, view in changed])
             await _tally_participations(store, changed)
         elif isinstance(data, SeminarRescheduled):
-            found = await store.participations(data.seminar_id, None)
+            # Only attendees move with their seminar (``participation_regrouped``).
+            found = await store.attendees(data.seminar_id)
             moved = [(v, participation_regrouped(v, year=data.year)) for v in found.values()]
             await store.save_participations([after for before, after in moved if after != before])
 

@@ -72,8 +72,8 @@ class HeldProjections:
         # person's document: a person here has both entries, either may be None)
         self._registrations: dict[str, dict[str, RegistrationView | None]] = {}
         self._participations: dict[str, dict[str, ParticipationView | None]] = {}
-        # Seminars whose people are all held here.
-        self._whole: set[str] = set()
+        # Seminars whose attendees are all held here.
+        self._attendees_held: set[str] = set()
         # anonymous id -> whether that person asked to be forgotten
         self._erased: dict[str, bool] = {}
         self._dirty_seminars: set[str] = set()
@@ -119,17 +119,12 @@ class HeldProjections:
     async def _people_at(self, people: Mapping[str, Collection[str]]) -> None:
         """Hold the documents of these people (seminar -> persons) that are not held
         yet: one read by ``_id`` for all."""
-        missing: list[tuple[str, str]] = []
-        for seminar_id, persons in people.items():
-            held = self._registrations.get(seminar_id, {})
-            for person in persons:
-                if person in held:
-                    continue
-                if seminar_id in self._whole:  # every document of it is held: none
-                    self._hold(seminar_id, person, (None, None))
-                    self._absent_people.add((seminar_id, person))
-                else:
-                    missing.append((seminar_id, person))
+        missing = [
+            (seminar_id, person)
+            for seminar_id, persons in people.items()
+            for person in persons
+            if person not in self._registrations.get(seminar_id, {})
+        ]
         if not missing:
             return
         found = await self._p.registrations.get_many(
@@ -141,17 +136,15 @@ class HeldProjections:
             if views is None:
                 self._absent_people.add((seminar_id, person))
 
-    async def _whole_seminar(self, seminar_id: str) -> None:
-        """Hold every person's document at ``seminar_id`` (one range read)."""
-        if seminar_id in self._whole:
+    async def _attendees_of(self, seminar_id: str) -> None:
+        """Hold the documents of everyone who attended ``seminar_id``: who they are
+        from ``participations`` (attendees only, indexed by seminar), their documents
+        by ``_id``."""
+        if seminar_id in self._attendees_held:
             return
-        found = await self._p.registrations.of_seminar(seminar_id, session=self._session)
-        held = self._registrations.get(seminar_id, {})
-        for person, views in found.items():
-            if person not in held:  # what this batch changed wins
-                self._hold(seminar_id, person, views)
-            self._absent_people.discard((seminar_id, person))
-        self._whole.add(seminar_id)
+        persons = await self._p.participations.attendees_of(seminar_id, session=self._session)
+        await self._people_at({seminar_id: persons})
+        self._attendees_held.add(seminar_id)
 
     def _hold(self, seminar_id: str, person: str, views: PersonAtSeminar) -> None:
         registration, participation = views
@@ -203,15 +196,16 @@ class HeldProjections:
         self._dirty_people.add((view.seminar_id, view.participant_id))
 
     async def participations(
-        self, seminar_id: str, participant_ids: Collection[str] | None = None
+        self, seminar_id: str, participant_ids: Collection[str]
     ) -> dict[str, ParticipationView]:
-        if participant_ids is None:
-            await self._whole_seminar(seminar_id)
-        else:
-            await self._people_at({seminar_id: participant_ids})
+        await self._people_at({seminar_id: participant_ids})
+        held = self._participations[seminar_id] if participant_ids else {}
+        return {p: view for p in participant_ids if (view := held.get(p)) is not None}
+
+    async def attendees(self, seminar_id: str) -> dict[str, ParticipationView]:
+        await self._attendees_of(seminar_id)
         held = self._participations.get(seminar_id, {})
-        wanted: Iterable[str] = held if participant_ids is None else participant_ids
-        return {p: view for p in wanted if (view := held.get(p)) is not None}
+        return {p: view for p, view in held.items() if view is not None and view.attended}
 
     async def save_participations(self, views: Sequence[ParticipationView]) -> None:
         self.changes += len(views)

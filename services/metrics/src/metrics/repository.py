@@ -98,30 +98,16 @@ def seminar_view(doc: Document) -> SeminarView:
 
 _STAGES = ("ever_confirmed", "ever_waitlisted", "ever_promoted", "ever_cancelled", "ever_rejected")
 
-# Between the seminar id and the person in ``person_key``: a pseudonym never holds it,
-# so the key splits at its last one whatever the seminar id holds.
+# Between the seminar id and the person in ``person_key``.
 _KEY_SEPARATOR: Final = "\x1f"
 
 
 def person_key(seminar_id: str, person: str) -> str:
-    """``_id`` of a person's document at a seminar (``registrations``, ``participations``):
-    seminar first, so that one seminar's documents are one range of ``_id``
-    (``seminar_range``); the person is a pseudonym (``Projector.person``), the same
-    before and after an erasure, so an erasure never moves a document."""
+    """``_id`` of a person's document at a seminar (``registrations``, ``participations``).
+    The person is a pseudonym (``Projector.person``), the same before and after an
+    erasure, so an erasure never moves a document; it never holds the separator, so the
+    key is one pair whatever the seminar id holds."""
     return f"{seminar_id}{_KEY_SEPARATOR}{person}"
-
-
-def seminar_range(seminar_id: str) -> Document:
-    """The query for every person's document at ``seminar_id``, served by the ``_id``
-    index (a range; ``seminar_id`` drops another seminar whose id merely starts the same,
-    separator included)."""
-    return {
-        "_id": {
-            "$gt": f"{seminar_id}{_KEY_SEPARATOR}",
-            "$lt": f"{seminar_id}{chr(ord(_KEY_SEPARATOR) + 1)}",
-        },
-        "seminar_id": seminar_id,
-    }
 
 
 def _registration_fields(view: RegistrationView) -> Document:
@@ -337,8 +323,9 @@ PersonAtSeminar = tuple[RegistrationView | None, ParticipationView | None]
 class Registrations(_Projection):
     """One document per person and seminar (``person_doc``): the registration and the
     participation folded together. No secondary index: the fold reads it by ``_id``
-    (``person_key``), a completion or a rescheduling by the seminar's ``_id`` range, and
-    an erasure never touches it (people are stored by pseudonym only). On the embedded
+    (``person_key``; a completion or a rescheduling finds the attendees' keys in
+    ``Participations``), and an erasure never touches it (people are stored by
+    pseudonym only). On the embedded
     database every secondary index costs about as much per insert as the document
     itself, and this collection takes one insert per registration."""
 
@@ -353,15 +340,6 @@ class Registrations(_Projection):
         """``person_key`` -> (registration, participation) of the documents that exist."""
         docs = await find_by_ids(self.collection, keys, session=session)
         return {doc["_id"]: (registration_view(doc), participation_view(doc)) for doc in docs}
-
-    async def of_seminar(
-        self, seminar_id: str, *, session: AsyncClientSession | None
-    ) -> dict[str, PersonAtSeminar]:
-        """person -> (registration, participation), everyone at ``seminar_id``."""
-        found = self.collection.find(seminar_range(seminar_id), session=session)
-        return {
-            doc["person"]: (registration_view(doc), participation_view(doc)) async for doc in found
-        }
 
     async def save_many(
         self,
@@ -382,12 +360,26 @@ class Participations(_Projection):
     attend has none."""
 
     base = "participations"
-    # The reports' `$match` on year (and `attended`), grouped by kind and programme.
-    indexes = (IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),)
+    indexes = (
+        # The reports' `$match` on year (and `attended`), grouped by kind and programme.
+        IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
+        # `attendees_of`: a completion or a rescheduling regroups a seminar's attendees
+        # (the embedded database scans the whole collection for a range of `_id`).
+        IndexModel([("seminar_id", ASCENDING)]),
+    )
     # The fold reads participations from the person's document by `_id` now, and an
     # erasure does not touch them: the (seminar, participant) and participant indexes
     # of format 2 serve no query.
     retired_indexes = ("seminar_id_1_participant_id_1", "participant_id_1")
+
+    async def attendees_of(
+        self, seminar_id: str, *, session: AsyncClientSession | None
+    ) -> list[str]:
+        """The people (pseudonyms) who attended ``seminar_id``."""
+        found = self.collection.find({"seminar_id": seminar_id}, {"person": 1}, session=session)
+        # A set of format 2 holds participations without a person: not found here until
+        # it is rebuilt (PROJECTION_FORMAT).
+        return [doc["person"] async for doc in found if "person" in doc]
 
     async def save_many(
         self, views: Sequence[ParticipationView], *, session: AsyncClientSession | None

@@ -4,7 +4,7 @@ the result once; unit tests use it as the fake)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -42,9 +42,13 @@ class ProjectionStore(Protocol):
     async def save_registration(self, view: RegistrationView) -> None: ...
 
     async def participations(
-        self, seminar_id: str, participant_ids: Collection[str] | None = None
+        self, seminar_id: str, participant_ids: Collection[str]
     ) -> dict[str, ParticipationView]:
-        """Participations of a seminar by participant id (all of them for ``None``)."""
+        """Participations of these people (pseudonyms) at a seminar, by person."""
+        ...
+
+    async def attendees(self, seminar_id: str) -> dict[str, ParticipationView]:
+        """The participations of everyone who attended the seminar, by person."""
         ...
 
     async def save_participations(self, views: Sequence[ParticipationView]) -> None: ...
@@ -111,13 +115,14 @@ class MemoryProjectionStore:
         self.registrations[(view.seminar_id, view.participant_id)] = view
 
     async def participations(
-        self, seminar_id: str, participant_ids: Collection[str] | None = None
+        self, seminar_id: str, participant_ids: Collection[str]
     ) -> dict[str, ParticipationView]:
-        wanted: Iterable[str] = (
-            self._by_seminar.get(seminar_id, set()) if participant_ids is None else participant_ids
-        )
-        found = {p: self.participations_by_key.get((seminar_id, p)) for p in wanted}
+        found = {p: self.participations_by_key.get((seminar_id, p)) for p in participant_ids}
         return {p: view for p, view in found.items() if view is not None}
+
+    async def attendees(self, seminar_id: str) -> dict[str, ParticipationView]:
+        everyone = await self.participations(seminar_id, self._by_seminar.get(seminar_id, set()))
+        return {p: view for p, view in everyone.items() if view.attended}
 
     async def save_participations(self, views: Sequence[ParticipationView]) -> None:
         for view in views:

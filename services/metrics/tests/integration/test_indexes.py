@@ -39,10 +39,11 @@ async def test_retired_indexes_are_dropped_and_the_needed_ones_created(
 
         # Registrations: one document per person and seminar, read by `_id` only.
         assert await names(projections.registrations.collection) == {"_id_"}
-        # Participations: attendees only, aggregated by year.
+        # Participations: attendees only, aggregated by year, regrouped by seminar.
         assert await names(projections.participations.collection) == {
             "_id_",
             "year_1_kind_1_programme_1",
+            "seminar_id_1",
         }
         # Evaluations: the erasure still rewrites their participant id.
         evaluations = await names(projections.evaluations.collection)
