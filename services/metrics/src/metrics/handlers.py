@@ -97,23 +97,11 @@ PROJECTED_TYPES = SEMINAR_EVENT_TYPES + REGISTRATION_EVENT_TYPES + FEEDBACK_EVEN
 IDEMPOTENT_TYPES = REGISTRATION_EVENT_TYPES + FEEDBACK_EVENT_TYPES
 
 
-def _participant_ids(data: Event) -> list[str]:
-    match data:
-        case AttendanceRecorded():
-            return list(data.participant_ids)
-        case SeminarCompleted():
-            return list(data.attendee_ids)
-        case EvaluationSubmitted():
-            return [data.participant_id] if data.participant_id else []
-        case (
-            RegistrationConfirmed()
-            | RegistrationWaitlisted()
-            | RegistrationPromoted()
-            | RegistrationOffered()
-            | RegistrationCancelled()
-            | RegistrationRejected()
-        ):
-            return [data.participant_id]
+def _evaluators(data: Event) -> list[str]:
+    """The participant ids an evaluation is stored under until the person is erased
+    (every other view knows people by pseudonym only: ``Projector.person``)."""
+    if isinstance(data, EvaluationSubmitted) and data.participant_id:
+        return [data.participant_id]
     return []
 
 
@@ -121,11 +109,13 @@ class Projector:
     """Applies one event to the projections through a ``ProjectionStore``; the live
     consumer and the rebuild share it, so both build the same documents.
 
-    An erased person's id becomes their pseudonym (keyed with ``pseudonym_key``, the
-    same key in every service): deterministic, so a replay of the topics (which still
-    carry the original id) and events that arrive after the erasure land on the same
-    rows and every count stays right; one-way, so the projection no longer holds the
-    platform's id.
+    Registrations and participations know a person by their pseudonym only (``person``,
+    keyed with ``pseudonym_key``, the same key in every service): deterministic, so a
+    replay of the topics (which still carry the original id) and events that arrive
+    after an erasure (which carry the pseudonym) land on the same document, and an
+    erasure changes none of them; one-way, so they never hold the platform's id.
+    Evaluations keep the participant id until the person is erased, then their
+    pseudonym (``stored_ids``).
     """
 
     def __init__(self, *, pseudonym_key: bytes) -> None:
@@ -134,6 +124,11 @@ class Projector:
     def anonymous_id(self, participant_id: str) -> str:
         """The stand-in for a participant who asked to be forgotten."""
         return pseudonym(participant_id, key=self._pseudonym_key)
+
+    def person(self, participant_id: str) -> str:
+        """How registrations and participations know a participant, erased or not (a
+        pseudonym is its own pseudonym)."""
+        return self.anonymous_id(participant_id)
 
     async def stored_ids(
         self, people: Iterable[str], store: ProjectionStore
@@ -154,9 +149,11 @@ class Projector:
         """Fold ``data`` into the projections it touches.
 
         Invariants: an erased person's id never lands in a projection again (events
-        naming them, even late or replayed ones, are stored under the anonymous id);
-        an attendee counts once per seminar. Idempotent: every write is the fold of
-        the document with the event, so a repeat changes nothing.
+        naming them, even late or replayed ones, are stored under the anonymous id;
+        registrations and participations never hold it at all); one registration and
+        one participation per person and seminar, so an attendee counts once per
+        seminar. Idempotent: every write is the fold of the document with the event, so
+        a repeat changes nothing.
         """
         if isinstance(data, ParticipantErased):
             await store.erase(
@@ -165,7 +162,7 @@ class Projector:
                 erased_at=data.erased_at,
             )
             return
-        stored = await self.stored_ids(_participant_ids(data), store)
+        stored = await self.stored_ids(_evaluators(data), store)
         match data:
             case (
                 SeminarScheduled()
@@ -175,7 +172,7 @@ class Projector:
                 | SeminarCompleted()
                 | AttendanceRecorded()
             ):
-                await self._seminar(data, store, stored)
+                await self._seminar(data, store)
             case (
                 RegistrationConfirmed()
                 | RegistrationWaitlisted()
@@ -184,8 +181,8 @@ class Projector:
                 | RegistrationCancelled()
                 | RegistrationRejected()
             ):
-                participant = stored(data.participant_id)
-                current = await store.registration(data.registration_id)
+                participant = self.person(data.participant_id)
+                current = await store.registration(data.seminar_id, participant)
                 after = registration_after(current, data, participant_id=participant)
                 if after != current:
                     await store.save_registration(after)
@@ -230,7 +227,6 @@ class Projector:
         | SeminarCompleted
         | AttendanceRecorded,
         store: ProjectionStore,
-        stored: Callable[[str], str],
     ) -> None:
         current = await store.seminar(data.seminar_id)
         after = seminar_after(current, data)
@@ -239,7 +235,7 @@ class Projector:
         if isinstance(data, AttendanceRecorded | SeminarCompleted):
             attendees = sorted(
                 {
-                    stored(p)
+                    self.person(p)
                     for p in (
                         data.participant_ids
                         if isinstance(data, AttendanceRecorded)
@@ -249,8 +245,11 @@ class Projector:
             )
             # Completion regroups every attendee of the seminar (also those recorded
             # only by attendance events); attendance touches only the listed ones.
-            scope = None if isinstance(data, SeminarCompleted) else attendees
-            found = await store.participations(data.seminar_id, scope)
+            # Either way the listed ones are read as they are (a registrant who did not
+            # attend yet keeps their country and school).
+            found = await store.participations(data.seminar_id, attendees)
+            if isinstance(data, SeminarCompleted):
+                found = await store.attendees(data.seminar_id) | found
             changed: list[tuple[ParticipationView | None, ParticipationView]] = []
             listed = set(attendees)
             for participant in sorted(set(found) | listed):
@@ -274,7 +273,8 @@ class Projector:
             await store.save_participations([view for _, view in changed])
             await _tally_participations(store, changed)
         elif isinstance(data, SeminarRescheduled):
-            found = await store.participations(data.seminar_id, None)
+            # Only attendees move with their seminar (``participation_regrouped``).
+            found = await store.attendees(data.seminar_id)
             moved = [(v, participation_regrouped(v, year=data.year)) for v in found.values()]
             await store.save_participations([after for before, after in moved if after != before])
 
@@ -302,22 +302,19 @@ async def _tally_participations(
 
 
 async def _preload(store: HeldProjections, events: Sequence[Event], projector: Projector) -> None:
-    """Read in bulk what folding ``events`` will read: who among their people is
-    erased, then seminars, registrations, evaluations and participations by key."""
-    stored = await projector.stored_ids(
-        {p for data in events for p in _participant_ids(data)}, store
-    )
+    """Read in bulk what folding ``events`` will read: who among the evaluators is
+    erased, then seminars, people at seminars, evaluations and certificates by key."""
+    await projector.stored_ids({p for data in events for p in _evaluators(data)}, store)
     seminars: set[str] = set()
-    registrations: set[str] = set()
     evaluations: set[str] = set()
     certificates: set[str] = set()
-    participations: dict[str, set[str]] = {}
+    people: dict[str, set[str]] = {}
     for data in events:
         match data:
             case AttendanceRecorded():
                 seminars.add(data.seminar_id)
-                participations.setdefault(data.seminar_id, set()).update(
-                    stored(p) for p in data.participant_ids
+                people.setdefault(data.seminar_id, set()).update(
+                    projector.person(p) for p in data.participant_ids
                 )
             case (
                 SeminarScheduled()
@@ -333,21 +330,18 @@ async def _preload(store: HeldProjections, events: Sequence[Event], projector: P
                 | RegistrationPromoted()
                 | RegistrationOffered()
                 | RegistrationCancelled()
+                | RegistrationRejected()
             ):
-                registrations.add(data.registration_id)
-                participations.setdefault(data.seminar_id, set()).add(stored(data.participant_id))
-            case RegistrationRejected():
-                registrations.add(data.registration_id)
+                people.setdefault(data.seminar_id, set()).add(projector.person(data.participant_id))
             case EvaluationSubmitted():
                 evaluations.add(data.evaluation_id)
             case CertificateIssued() | CertificateRevoked():
                 certificates.add(data.certificate_id)
     await store.preload(
         seminar_ids=seminars,
-        registration_ids=registrations,
         evaluation_ids=evaluations,
         certificate_ids=certificates,
-        participations=participations,
+        people=people,
     )
 
 

@@ -10,8 +10,12 @@ single event, so the documents are the same. ``uow.cache(HELD_PROJECTIONS)`` is 
 transaction's own: made on first use, dropped with the unit of work, so a retried
 attempt reads afresh.
 
-An erasure rewrites ids in every collection: the store flushes, lets the database do
-it, and forgets what it held (later events of the transaction read again).
+A person's registration and participation at a seminar are one document
+(``repository.person_doc``): read together, and written together when either changed
+(an attendee's participation also to ``participations``, the reports' index).
+
+An erasure rewrites the evaluations' ids: the store flushes, lets the database do it,
+and forgets what it held (later events of the transaction read again).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .domain import (
     RegistrationView,
     SeminarView,
 )
-from .repository import Projections
+from .repository import PersonAtSeminar, Projections, person_doc, person_key
 
 
 class HeldProjections:
@@ -62,25 +66,26 @@ class HeldProjections:
     def _forget(self) -> None:
         # What the database holds (None: no such document), as changed by this batch.
         self._seminars: dict[str, SeminarView | None] = {}
-        self._registrations: dict[str, RegistrationView | None] = {}
         self._evaluations: dict[str, EvaluationView | None] = {}
         self._certificates: dict[str, CertificateView | None] = {}
-        # seminar -> participant -> participation
+        # seminar -> person -> registration / participation (both read with the
+        # person's document: a person here has both entries, either may be None)
+        self._registrations: dict[str, dict[str, RegistrationView | None]] = {}
         self._participations: dict[str, dict[str, ParticipationView | None]] = {}
-        # Seminars whose participations are all held here.
-        self._whole: set[str] = set()
+        # Seminars whose attendees are all held here.
+        self._attendees_held: set[str] = set()
         # anonymous id -> whether that person asked to be forgotten
         self._erased: dict[str, bool] = {}
         self._dirty_seminars: set[str] = set()
-        self._dirty_registrations: set[str] = set()
         self._dirty_evaluations: set[str] = set()
         self._dirty_certificates: set[str] = set()
-        self._dirty_participations: set[tuple[str, str]] = set()
+        # (seminar, person) whose document changed
+        self._dirty_people: set[tuple[str, str]] = set()
         # seminar -> counter -> change not written yet
         self._tallies: dict[str, dict[str, int]] = {}
         # Keys read as absent and not written yet: written with an insert, not an upsert.
         self._absent: set[str] = set()
-        self._absent_participations: set[tuple[str, str]] = set()
+        self._absent_people: set[tuple[str, str]] = set()
 
     # ---- bulk reads ----------------------------------------------------------------
 
@@ -88,23 +93,17 @@ class HeldProjections:
         self,
         *,
         seminar_ids: Iterable[str] = (),
-        registration_ids: Iterable[str] = (),
         evaluation_ids: Iterable[str] = (),
         certificate_ids: Iterable[str] = (),
-        participations: Mapping[str, Collection[str]] | None = None,
+        people: Mapping[str, Collection[str]] | None = None,
     ) -> None:
-        """Read what the batch will touch: one query per collection (participations:
-        one per seminar)."""
+        """Read what the batch will touch: one query per collection (people at
+        seminars: one for all)."""
         wanted = set(seminar_ids) - self._seminars.keys()
         if wanted:
             found_seminars = await self._p.seminars.get_many(wanted, session=self._session)
             self._seminars.update({s: found_seminars.get(s) for s in wanted})
             self._absent.update(f"s:{s}" for s in wanted if s not in found_seminars)
-        wanted = set(registration_ids) - self._registrations.keys()
-        if wanted:
-            found_regs = await self._p.registrations.get_many(wanted, session=self._session)
-            self._registrations.update({r: found_regs.get(r) for r in wanted})
-            self._absent.update(f"r:{r}" for r in wanted if r not in found_regs)
         wanted = set(evaluation_ids) - self._evaluations.keys()
         if wanted:
             found_evals = await self._p.evaluations.get_many(wanted, session=self._session)
@@ -115,30 +114,42 @@ class HeldProjections:
             found_certs = await self._p.certificates.get_many(wanted, session=self._session)
             self._certificates.update({c: found_certs.get(c) for c in wanted})
             self._absent.update(f"c:{c}" for c in wanted if c not in found_certs)
-        for seminar_id, participant_ids in (participations or {}).items():
-            await self._participations_of(seminar_id, participant_ids)
+        await self._people_at(people or {})
 
-    async def _participations_of(
-        self, seminar_id: str, participant_ids: Collection[str] | None
-    ) -> dict[str, ParticipationView | None]:
-        held = self._participations.setdefault(seminar_id, {})
-        if seminar_id in self._whole:
-            return held
-        if participant_ids is None:
-            found = await self._p.participations.of_seminar(seminar_id, None, session=self._session)
-            for participant_id, view in found.items():
-                held.setdefault(participant_id, view)  # what this batch changed wins
-                self._absent_participations.discard((seminar_id, participant_id))
-            self._whole.add(seminar_id)
-            return held
-        missing = {p for p in participant_ids if p not in held}
-        if missing:
-            found = await self._p.participations.of_seminar(
-                seminar_id, missing, session=self._session
-            )
-            held.update({p: found.get(p) for p in missing})
-            self._absent_participations.update((seminar_id, p) for p in missing if p not in found)
-        return held
+    async def _people_at(self, people: Mapping[str, Collection[str]]) -> None:
+        """Hold the documents of these people (seminar -> persons) that are not held
+        yet: one read by ``_id`` for all."""
+        missing = [
+            (seminar_id, person)
+            for seminar_id, persons in people.items()
+            for person in persons
+            if person not in self._registrations.get(seminar_id, {})
+        ]
+        if not missing:
+            return
+        found = await self._p.registrations.get_many(
+            [person_key(s, p) for s, p in missing], session=self._session
+        )
+        for seminar_id, person in missing:
+            views = found.get(person_key(seminar_id, person))
+            self._hold(seminar_id, person, views or (None, None))
+            if views is None:
+                self._absent_people.add((seminar_id, person))
+
+    async def _attendees_of(self, seminar_id: str) -> None:
+        """Hold the documents of everyone who attended ``seminar_id``: who they are
+        from ``participations`` (attendees only, indexed by seminar), their documents
+        by ``_id``."""
+        if seminar_id in self._attendees_held:
+            return
+        persons = await self._p.participations.attendees_of(seminar_id, session=self._session)
+        await self._people_at({seminar_id: persons})
+        self._attendees_held.add(seminar_id)
+
+    def _hold(self, seminar_id: str, person: str, views: PersonAtSeminar) -> None:
+        registration, participation = views
+        self._registrations.setdefault(seminar_id, {})[person] = registration
+        self._participations.setdefault(seminar_id, {})[person] = participation
 
     # ---- ProjectionStore -----------------------------------------------------------
 
@@ -174,31 +185,34 @@ class HeldProjections:
         self._seminars[view.seminar_id] = view
         self._dirty_seminars.add(view.seminar_id)
 
-    async def registration(self, registration_id: str) -> RegistrationView | None:
-        if registration_id not in self._registrations:
-            found = await self._p.registrations.get(registration_id, session=self._session)
-            self._registrations[registration_id] = found
-            if found is None:
-                self._absent.add(f"r:{registration_id}")
-        return self._registrations[registration_id]
+    async def registration(self, seminar_id: str, person: str) -> RegistrationView | None:
+        await self._people_at({seminar_id: [person]})
+        return self._registrations[seminar_id][person]
 
     async def save_registration(self, view: RegistrationView) -> None:
         self.changes += 1
-        self._registrations[view.registration_id] = view
-        self._dirty_registrations.add(view.registration_id)
+        await self._people_at({view.seminar_id: [view.participant_id]})
+        self._registrations[view.seminar_id][view.participant_id] = view
+        self._dirty_people.add((view.seminar_id, view.participant_id))
 
     async def participations(
-        self, seminar_id: str, participant_ids: Collection[str] | None = None
+        self, seminar_id: str, participant_ids: Collection[str]
     ) -> dict[str, ParticipationView]:
-        held = await self._participations_of(seminar_id, participant_ids)
-        wanted: Iterable[str] = held if participant_ids is None else participant_ids
-        return {p: view for p in wanted if (view := held.get(p)) is not None}
+        await self._people_at({seminar_id: participant_ids})
+        held = self._participations[seminar_id] if participant_ids else {}
+        return {p: view for p in participant_ids if (view := held.get(p)) is not None}
+
+    async def attendees(self, seminar_id: str) -> dict[str, ParticipationView]:
+        await self._attendees_of(seminar_id)
+        held = self._participations.get(seminar_id, {})
+        return {p: view for p, view in held.items() if view is not None and view.attended}
 
     async def save_participations(self, views: Sequence[ParticipationView]) -> None:
         self.changes += len(views)
         for view in views:
-            self._participations.setdefault(view.seminar_id, {})[view.participant_id] = view
-            self._dirty_participations.add((view.seminar_id, view.participant_id))
+            await self._people_at({view.seminar_id: [view.participant_id]})
+            self._participations[view.seminar_id][view.participant_id] = view
+            self._dirty_people.add((view.seminar_id, view.participant_id))
 
     async def evaluation(self, evaluation_id: str) -> EvaluationView | None:
         if evaluation_id not in self._evaluations:
@@ -237,44 +251,39 @@ class HeldProjections:
         """Write what changed since the last flush: one bulk write per collection."""
         session = self._session
         seminars = [seminar for s in sorted(self._dirty_seminars) if (seminar := self._seminars[s])]
-        registrations = [
-            reg for r in sorted(self._dirty_registrations) if (reg := self._registrations[r])
-        ]
         evaluations = [ev for e in sorted(self._dirty_evaluations) if (ev := self._evaluations[e])]
         certificates = [
             cert for c in sorted(self._dirty_certificates) if (cert := self._certificates[c])
         ]
-        participations = [
-            part
-            for s, p in sorted(self._dirty_participations)
-            if (part := self._participations[s][p]) is not None
+        people = sorted(self._dirty_people)
+        person_docs = [
+            person_doc(s, p, self._registrations[s][p], self._participations[s][p])
+            for s, p in people
+        ]
+        attendees = [
+            part for s, p in people if (part := self._participations[s][p]) and part.attended
         ]
         self._dirty_seminars.clear()
-        self._dirty_registrations.clear()
         self._dirty_evaluations.clear()
         self._dirty_certificates.clear()
-        self._dirty_participations.clear()
-        absent, absent_participations = self._absent, self._absent_participations
+        self._dirty_people.clear()
+        absent, absent_people = self._absent, self._absent_people
         # Once written, they exist.
-        self._absent, self._absent_participations = set(), set()
+        self._absent, self._absent_people = set(), set()
         if seminars:
             await self._p.seminars.save_many(
                 seminars,
                 session=session,
                 new={v.seminar_id for v in seminars if f"s:{v.seminar_id}" in absent},
             )
-        if registrations:
+        if person_docs:
             await self._p.registrations.save_many(
-                registrations,
+                person_docs,
                 session=session,
-                new={
-                    v.registration_id for v in registrations if f"r:{v.registration_id}" in absent
-                },
+                new={person_key(s, p) for s, p in people if (s, p) in absent_people},
             )
-        if participations:
-            await self._p.participations.save_many(
-                participations, session=session, new=absent_participations
-            )
+        if attendees:
+            await self._p.participations.save_many(attendees, session=session)
         if evaluations:
             await self._p.evaluations.save_many(
                 evaluations,

@@ -49,13 +49,14 @@ from .handlers import PROJECTED_TYPES, Projector, fold_batch
 from .held_projections import HELD_PROJECTIONS
 from .repository import (
     REBUILD_SUFFIX_PREFIX,
+    PersonAtSeminar,
     ProjectionPointer,
     Projections,
     ProjectionSet,
+    attendance_doc,
     certificate_doc,
     evaluation_doc,
-    participation_doc,
-    registration_doc,
+    person_doc,
     seminar_doc,
 )
 from .settings import MetricsSettings
@@ -189,13 +190,27 @@ class _Replay:
         return out
 
 
+def _people(store: MemoryProjectionStore) -> dict[tuple[str, str], PersonAtSeminar]:
+    """(seminar, person) -> their registration and participation, as one document
+    holds them."""
+    keys = sorted(store.registrations.keys() | store.participations_by_key.keys())
+    return {
+        key: (store.registrations.get(key), store.participations_by_key.get(key)) for key in keys
+    }
+
+
 async def _write(
     projections: Projections, store: MemoryProjectionStore, batch: int
 ) -> dict[str, int]:
     documents: dict[str, list[Document]] = {
         "seminars": [seminar_doc(v) for v in store.seminars.values()],
-        "registrations": [registration_doc(v) for v in store.registrations.values()],
-        "participations": [participation_doc(v) for v in store.participations_by_key.values()],
+        "registrations": [
+            person_doc(seminar_id, person, *views)
+            for (seminar_id, person), views in _people(store).items()
+        ],
+        "participations": [
+            attendance_doc(v) for v in store.participations_by_key.values() if v.attended
+        ],
         "evaluations": [evaluation_doc(v) for v in store.evaluations.values()],
         "certificates": [certificate_doc(v) for v in store.certificates.values()],
         "erasures": [{"_id": anon, "erased_at": at} for anon, at in store.erasures.items()],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateMany, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from seminarops_shared.events.registration import RegistrationStatus
 from seminarops_shared.events.vocabulary import Kind, Programme, Rating
-from seminarops_shared.mongo import IN_QUERY_LIMIT, Document, drop_indexes_named, find_by_ids
+from seminarops_shared.mongo import Document, drop_indexes_named, find_by_ids
 
 from .domain import (
     STATUS_TALLY_PREFIX,
@@ -43,8 +43,12 @@ REBUILD_SUFFIX_PREFIX: Final = "__rebuild_"
 # What the projection documents hold, recorded in the pointer when a set is built by
 # this version (a rebuild, or a set still empty at start-up). 1: without it; 2:
 # registrations keep ``steps`` (registering again, offers) and certificates are
-# projected. A set of an older format holds no such counts: it needs a rebuild.
-PROJECTION_FORMAT: Final = 2
+# projected; 3: one document per person and seminar (``registrations``: the
+# registration and the participation folded together, keyed by ``person_key``, people
+# by pseudonym only) and ``participations`` holding attendees only (the reports'
+# index). A set of an older format is read wrongly by this version: it needs a
+# rebuild (``python -m metrics rebuild``, docs/runbook.md).
+PROJECTION_FORMAT: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +98,21 @@ def seminar_view(doc: Document) -> SeminarView:
 
 _STAGES = ("ever_confirmed", "ever_waitlisted", "ever_promoted", "ever_cancelled", "ever_rejected")
 
+# Between the seminar id and the person in ``person_key``.
+_KEY_SEPARATOR: Final = "\x1f"
 
-def registration_doc(view: RegistrationView) -> Document:
+
+def person_key(seminar_id: str, person: str) -> str:
+    """``_id`` of a person's document at a seminar (``registrations``, ``participations``).
+    The person is a pseudonym (``Projector.person``), the same before and after an
+    erasure, so an erasure never moves a document; it never holds the separator, so the
+    key is one pair whatever the seminar id holds."""
+    return f"{seminar_id}{_KEY_SEPARATOR}{person}"
+
+
+def _registration_fields(view: RegistrationView) -> Document:
     return {
-        "_id": view.registration_id,
-        "seminar_id": view.seminar_id,
-        "participant_id": view.participant_id,
+        "registration_id": view.registration_id,
         "status": view.status.value,
         "version": view.version,
         "country": view.country,
@@ -109,26 +122,8 @@ def registration_doc(view: RegistrationView) -> Document:
     }
 
 
-def registration_view(doc: Document) -> RegistrationView:
-    return RegistrationView(
-        registration_id=doc["_id"],
-        seminar_id=doc["seminar_id"],
-        participant_id=doc["participant_id"],
-        status=RegistrationStatus(doc["status"]),
-        version=int(doc["version"]),
-        country=doc.get("country"),
-        school_id=doc.get("school_id"),
-        **{stage: bool(doc.get(stage, False)) for stage in _STAGES},
-        steps=tuple((int(version), str(step)) for version, step in doc.get("steps", ())),
-    )
-
-
-def participation_doc(view: ParticipationView) -> Document:
-    # No `_id`: the key is (seminar_id, participant_id), unique by index, and the
-    # participant id can change (erasure).
+def _participation_fields(view: ParticipationView) -> Document:
     return {
-        "seminar_id": view.seminar_id,
-        "participant_id": view.participant_id,
         "attended": view.attended,
         "kind": view.kind.value if view.kind else None,
         "programme": view.programme.value if view.programme else None,
@@ -138,17 +133,73 @@ def participation_doc(view: ParticipationView) -> Document:
     }
 
 
-def participation_view(doc: Document) -> ParticipationView:
+def person_doc(
+    seminar_id: str,
+    person: str,
+    registration: RegistrationView | None,
+    participation: ParticipationView | None,
+) -> Document:
+    """One person at one seminar: their registration and their participation, as far
+    as either is known (one insert per registration event instead of two, and no
+    secondary index: everything reads it by ``_id``)."""
+    doc: Document = {
+        "_id": person_key(seminar_id, person),
+        "seminar_id": seminar_id,
+        "person": person,
+    }
+    if registration is not None:
+        doc["registration"] = _registration_fields(registration)
+    if participation is not None:
+        doc["participation"] = _participation_fields(participation)
+    return doc
+
+
+def registration_view(doc: Document) -> RegistrationView | None:
+    """The registration in a person's document (``None``: only their attendance is
+    known)."""
+    fields = doc.get("registration")
+    if fields is None:
+        return None
+    return RegistrationView(
+        registration_id=fields["registration_id"],
+        seminar_id=doc["seminar_id"],
+        participant_id=doc["person"],
+        status=RegistrationStatus(fields["status"]),
+        version=int(fields["version"]),
+        country=fields.get("country"),
+        school_id=fields.get("school_id"),
+        **{stage: bool(fields.get(stage, False)) for stage in _STAGES},
+        steps=tuple((int(version), str(step)) for version, step in fields.get("steps", ())),
+    )
+
+
+def participation_view(doc: Document) -> ParticipationView | None:
+    """The participation in a person's document (``None``: none known yet)."""
+    fields = doc.get("participation")
+    if fields is None:
+        return None
     return ParticipationView(
         seminar_id=doc["seminar_id"],
-        participant_id=doc["participant_id"],
-        attended=bool(doc.get("attended", False)),
-        kind=_opt(Kind, doc.get("kind")),
-        programme=_opt(Programme, doc.get("programme")),
-        year=doc.get("year"),
-        country=doc.get("country"),
-        school_id=doc.get("school_id"),
+        participant_id=doc["person"],
+        attended=bool(fields.get("attended", False)),
+        kind=_opt(Kind, fields.get("kind")),
+        programme=_opt(Programme, fields.get("programme")),
+        year=fields.get("year"),
+        country=fields.get("country"),
+        school_id=fields.get("school_id"),
     )
+
+
+def attendance_doc(view: ParticipationView) -> Document:
+    """An attendee, as the reports count them (``participations``: attendees only).
+    ``attended`` stays in the document so that the report queries read sets of every
+    format alike."""
+    return {
+        "_id": person_key(view.seminar_id, view.participant_id),
+        "seminar_id": view.seminar_id,
+        "person": view.participant_id,
+        **_participation_fields(view),
+    }
 
 
 def evaluation_doc(view: EvaluationView) -> Document:
@@ -266,77 +317,81 @@ class Seminars(_KeyedProjection[SeminarView]):
         return seminar_view(doc)
 
 
-class Registrations(_KeyedProjection[RegistrationView]):
+PersonAtSeminar = tuple[RegistrationView | None, ParticipationView | None]
+
+
+class Registrations(_Projection):
+    """One document per person and seminar (``person_doc``): the registration and the
+    participation folded together. No secondary index: the fold reads it by ``_id``
+    (``person_key``; a completion or a rescheduling finds the attendees' keys in
+    ``Participations``), and an erasure never touches it (people are stored by
+    pseudonym only). On the embedded
+    database every secondary index costs about as much per insert as the document
+    itself, and this collection takes one insert per registration."""
+
     base = "registrations"
-    # Read by `_id`; rewritten by participant on erasure. Counted per seminar through
-    # the tallies, so no seminar index (each index costs every insert).
-    indexes = (IndexModel([("participant_id", ASCENDING)]),)
-    retired_indexes = ("seminar_id_1",)
+    # participant_id_1: the erasure's rewrite (the document held the participant id);
+    # seminar_id_1: the per-seminar counts before the tallies.
+    retired_indexes = ("participant_id_1", "seminar_id_1")
 
-    def _doc(self, view: RegistrationView) -> Document:
-        return registration_doc(view)
-
-    def _view(self, doc: Document) -> RegistrationView:
-        return registration_view(doc)
-
-
-class Participations(_Projection):
-    base = "participations"
-    indexes = (
-        IndexModel([("seminar_id", ASCENDING), ("participant_id", ASCENDING)], unique=True),
-        IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
-        IndexModel([("participant_id", ASCENDING)]),
-    )
-
-    async def of_seminar(
-        self,
-        seminar_id: str,
-        participant_ids: Collection[str] | None,
-        *,
-        session: AsyncClientSession | None,
-    ) -> dict[str, ParticipationView]:
-        if participant_ids is None:
-            found = self.collection.find({"seminar_id": seminar_id}, {"_id": 0}, session=session)
-            return {doc["participant_id"]: participation_view(doc) async for doc in found}
-        wanted = sorted(participant_ids)
-        views: dict[str, ParticipationView] = {}
-        for start in range(0, len(wanted), IN_QUERY_LIMIT):
-            query = {
-                "seminar_id": seminar_id,
-                "participant_id": {"$in": wanted[start : start + IN_QUERY_LIMIT]},
-            }
-            async for doc in self.collection.find(query, {"_id": 0}, session=session):
-                views[doc["participant_id"]] = participation_view(doc)
-        return views
+    async def get_many(
+        self, keys: Collection[str], *, session: AsyncClientSession | None
+    ) -> dict[str, PersonAtSeminar]:
+        """``person_key`` -> (registration, participation) of the documents that exist."""
+        docs = await find_by_ids(self.collection, keys, session=session)
+        return {doc["_id"]: (registration_view(doc), participation_view(doc)) for doc in docs}
 
     async def save_many(
         self,
-        views: Sequence[ParticipationView],
+        docs: Sequence[Document],
         *,
         session: AsyncClientSession | None,
-        new: Collection[tuple[str, str]] = frozenset(),
+        new: Collection[str] = frozenset(),
     ) -> None:
-        """Write ``views``: inserted where (seminar, participant) is in ``new`` (known
-        not to exist), replaced (upsert) otherwise."""
-        created = [v for v in views if (v.seminar_id, v.participant_id) in new]
-        if created:
-            await self.collection.insert_many(
-                [participation_doc(v) for v in created], ordered=True, session=session
-            )
-        changed = [v for v in views if (v.seminar_id, v.participant_id) not in new]
-        if changed:
-            await self.collection.bulk_write(
-                [
-                    ReplaceOne(
-                        {"seminar_id": v.seminar_id, "participant_id": v.participant_id},
-                        participation_doc(v),
-                        upsert=True,
-                    )
-                    for v in changed
-                ],
-                ordered=True,
-                session=session,
-            )
+        """Write ``person_doc`` documents: inserted where their ``_id`` is in ``new``
+        (known not to exist), replaced otherwise."""
+        await _write_by_id(self.collection, docs, new=new, session=session)
+
+
+class Participations(_Projection):
+    """Attendees only (``attendance_doc``, keyed like ``Registrations``): what the
+    participation, countries and schools reports aggregate. Written with the person's
+    document whenever an attendee's participation changes; a registrant who did not
+    attend has none."""
+
+    base = "participations"
+    indexes = (
+        # The reports' `$match` on year (and `attended`), grouped by kind and programme.
+        IndexModel([("year", ASCENDING), ("kind", ASCENDING), ("programme", ASCENDING)]),
+        # `attendees_of`: a completion or a rescheduling regroups a seminar's attendees
+        # (the embedded database scans the whole collection for a range of `_id`).
+        IndexModel([("seminar_id", ASCENDING)]),
+    )
+    # The fold reads participations from the person's document by `_id` now, and an
+    # erasure does not touch them: the (seminar, participant) and participant indexes
+    # of format 2 serve no query.
+    retired_indexes = ("seminar_id_1_participant_id_1", "participant_id_1")
+
+    async def attendees_of(
+        self, seminar_id: str, *, session: AsyncClientSession | None
+    ) -> list[str]:
+        """The people (pseudonyms) who attended ``seminar_id``."""
+        found = self.collection.find({"seminar_id": seminar_id}, {"person": 1}, session=session)
+        # A set of format 2 holds participations without a person: not found here until
+        # it is rebuilt (PROJECTION_FORMAT).
+        return [doc["person"] async for doc in found if "person" in doc]
+
+    async def save_many(
+        self, views: Sequence[ParticipationView], *, session: AsyncClientSession | None
+    ) -> None:
+        """Write the attendees among ``views`` (upserts: attendance is rare next to
+        registrations, and an attendee's document may or may not exist yet)."""
+        operations = [
+            ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+            for doc in (attendance_doc(v) for v in views if v.attended)
+        ]
+        if operations:
+            await self.collection.bulk_write(operations, ordered=True, session=session)
 
 
 class Evaluations(_KeyedProjection[EvaluationView]):
@@ -521,13 +576,14 @@ class Projections:
         erased_at: datetime,
         session: AsyncClientSession | None,
     ) -> None:
-        """Tombstone plus the id replaced in every projection (indexed by participant)."""
+        """Tombstone plus the id replaced in the evaluations (indexed by participant);
+        registrations and participations hold people by pseudonym only."""
         await self.erasures.record(anonymous, erased_at=erased_at, session=session)
-        rewrite = UpdateMany(
-            {"participant_id": participant_id}, {"$set": {"participant_id": anonymous}}
+        await self.evaluations.collection.update_many(
+            {"participant_id": participant_id},
+            {"$set": {"participant_id": anonymous}},
+            session=session,
         )
-        for projection in (self.registrations, self.participations, self.evaluations):
-            await projection.collection.bulk_write([rewrite], session=session)
 
 
 # ---- the pointer ---------------------------------------------------------------------
@@ -697,7 +753,7 @@ class ReportQueries:
         participants; distinct counted by grouping twice (no sets of ids built)."""
         pipeline: list[Document] = [
             {"$match": {"year": year, "attended": True}},
-            {"$group": {"_id": {"g": f"${field}", "p": "$participant_id"}, "n": {"$sum": 1}}},
+            {"$group": {"_id": {"g": f"${field}", "p": "$person"}, "n": {"$sum": 1}}},
             {"$group": {"_id": "$_id.g", "participants": {"$sum": "$n"}, "people": {"$sum": 1}}},
         ]
         return {

@@ -28,8 +28,10 @@ from metrics.repository import (
     ProjectionPointer,
     Projections,
     ProjectionSet,
+    attendance_doc,
     evaluation_view,
     participation_view,
+    person_key,
     registration_view,
     seminar_view,
 )
@@ -95,17 +97,23 @@ async def _memory_state(events: list[Any]) -> tuple[Any, ...]:
     )
 
 
+def _key(view: ParticipationView) -> str:
+    return person_key(view.seminar_id, view.participant_id)
+
+
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {key: n for key, n in counts.items() if n}
 
 
 async def _database_state(projections: Projections) -> tuple[Any, ...]:
     seminars = [seminar_view(d) async for d in projections.seminars.collection.find()]
-    registrations = [
-        registration_view(d) async for d in projections.registrations.collection.find()
-    ]
-    participations = [
-        participation_view(d) async for d in projections.participations.collection.find()
+    people = await projections.registrations.collection.find().to_list()
+    registrations = [v for d in people if (v := registration_view(d)) is not None]
+    participations = [v for d in people if (v := participation_view(d)) is not None]
+    # The reports' index holds exactly the attendees, as their documents do.
+    attendees = await projections.participations.collection.find().to_list()
+    assert sorted(attendees, key=lambda d: d["_id"]) == [
+        attendance_doc(v) for v in sorted(participations, key=_key) if v.attended
     ]
     evaluations = [evaluation_view(d) async for d in projections.evaluations.collection.find()]
     erasures = {d["_id"] async for d in projections.erasures.collection.find()}
@@ -117,7 +125,7 @@ async def _database_state(projections: Projections) -> tuple[Any, ...]:
     assert tallies == _recount(registrations, participations, evaluations)
     return (
         {v.seminar_id: v for v in seminars},
-        {v.registration_id: v for v in registrations},
+        {(v.seminar_id, v.participant_id): v for v in registrations},
         {(v.seminar_id, v.participant_id): v for v in participations},
         {v.evaluation_id: v for v in evaluations},
         erasures,
@@ -171,6 +179,49 @@ async def test_the_rebuilds_catch_up_folds_onto_the_written_set_as_in_memory(
         for start in range(written, len(events), 5):
             batch = [_Received(sent.data) for sent in events[start : start + 5]]
             await _apply_live(mongo, projections, projector, batch)  # type: ignore[arg-type]
+        assert await _database_state(projections) == await _memory_state(events)
+    finally:
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()
+
+
+class _Crash(Exception):
+    """The process died after folding a batch and before its transaction committed."""
+
+
+async def test_a_batch_redelivered_after_a_crash_mid_way_counts_once(
+    namespace: Namespace, two_year_history: Any
+) -> None:
+    """Registration events carry no processed-event marker: the fold itself must absorb
+    a redelivery. A batch folded and written but never committed (the process died),
+    then delivered again, and the next poll overlapping a committed batch (offsets not
+    committed before the crash): every document and tally as if each event came once."""
+    events = list(two_year_history.events)
+    half = len(events) // 2
+    mongo = Mongo(namespace.mongo(), f"{namespace.prefix}_metrics_redelivery")
+    try:
+        pointer = ProjectionPointer(mongo.db)
+        projections = Projections.of(mongo.db, await pointer.active())
+        await projections.ensure_indexes()
+        service = ProjectionService(
+            pointer=pointer, projector=Projector(pseudonym_key=PSEUDONYM_KEY)
+        )
+
+        async def fold(batch: list[Any], *, crash: bool = False) -> None:
+            async with mongo.transaction() as session:
+                uow = UnitOfWork(session=session, source="/services/metrics", clock=utc_now)
+                await service.project_batch([_Received(s.data) for s in batch], uow)  # type: ignore[arg-type]
+                await uow.flush()
+                if crash:
+                    raise _Crash
+
+        with pytest.raises(_Crash):
+            await fold(events[:half], crash=True)
+        assert await projections.registrations.collection.count_documents({}) == 0
+        await fold(events[:half])  # redelivered after the restart
+        await fold(events[half // 2 :])  # the next poll starts inside the committed batch
+        await fold(events[half:])  # and that one redelivered in turn
+
         assert await _database_state(projections) == await _memory_state(events)
     finally:
         await mongo.client.drop_database(mongo.db.name)

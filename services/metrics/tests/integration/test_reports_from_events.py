@@ -10,12 +10,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from metrics.app import create_app
 from metrics.rebuild import rebuild
+from metrics.repository import PROJECTION_FORMAT, ProjectionPointer, person_key
 from metrics.settings import MetricsSettings
 from seminarops_devtools.testing.polling import eventually
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace, running
@@ -159,16 +161,17 @@ async def test_two_year_history_yields_exactly_the_expected_reports(
         )
         assert await helpers.gauges(client) == expected.gauges
 
-        # The erased person is nowhere in the projections, and still counted.
+        # The erased person is nowhere in the projections, and still counted:
+        # registrations and participations know people by pseudonym only, the
+        # evaluation had the id until the erasure.
         db = app.state.runtime.mongo.db
-        for collection in ("registrations", "participations", "evaluations"):
-            assert await db[collection].count_documents({"participant_id": "b2"}) == 0
-            assert (
-                await db[collection].count_documents(
-                    {"participant_id": PrivacySettings().pseudonym("b2")}
-                )
-                == 1
-            )
+        anonymous = PrivacySettings().pseudonym("b2")
+        for collection in ("registrations", "participations"):
+            docs = await db[collection].find().to_list()
+            assert "b2" not in {value for doc in docs for value in _strings(doc)}
+            assert await db[collection].count_documents({"person": anonymous}) == 1
+        assert await db["evaluations"].count_documents({"participant_id": "b2"}) == 0
+        assert await db["evaluations"].count_documents({"participant_id": anonymous}) == 1
 
 
 async def test_rebuild_from_the_topics_reproduces_the_live_reports(
@@ -291,3 +294,59 @@ async def test_bad_report_requests_are_422_and_reports_need_no_token(namespace: 
         lag = (await client.get("/v1/status/lag")).json()
         assert lag["service"] == "metrics"
         assert lag["total"] == 0
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a document, however deep."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+async def test_a_format_2_set_is_rebuilt_into_format_3_with_the_same_reports(
+    namespace: Namespace, kafka: KafkaProbe, two_year_history: Any, expected: Any, helpers: Any
+) -> None:
+    """Upgrading from format 2 (a registration document per registration id, a
+    participation per (seminar, participant id)): the service does not mark the set
+    current and asks for a rebuild; the rebuild writes format 3 from the topics, and
+    the reports are exact again."""
+    settings = _settings(namespace)
+    app = create_app(settings)
+    async with running(app) as client:
+        sent = await helpers.feed(kafka, two_year_history)
+        await helpers.wait_processed(app, sent)
+        live = await helpers.all_reports(client)
+        db = app.state.runtime.mongo.db
+        # As version 2 left the set: its format, its documents.
+        await db["projection_state"].update_one({"_id": "active"}, {"$set": {"format": 2}})
+        await db["registrations"].delete_many({})
+        await db["participations"].delete_many({})
+        await db["registrations"].insert_one(
+            {"_id": "reg-s1-p1", "seminar_id": "s1", "participant_id": "p1",
+             "status": "confirmed", "version": 1, "steps": [[1, "confirmed"]]}
+        )  # fmt: skip
+        await db["participations"].insert_one(
+            {"seminar_id": "s1", "participant_id": "p1", "attended": True,
+             "kind": "online_seminar", "programme": "etwinning", "year": 2024}
+        )  # fmt: skip
+    restarted = create_app(settings)
+    async with running(restarted) as client:
+        pointer = ProjectionPointer(restarted.state.runtime.mongo.db)
+        assert await pointer.active_format() == 2
+
+        result = await rebuild(settings)
+
+        assert await pointer.active_format() == PROJECTION_FORMAT == 3
+        assert await helpers.all_reports(client) == live
+        assert (
+            await client.get("/v1/reports/participation?year=2025")
+        ).json() == expected.participation[2025]
+        db = restarted.state.runtime.mongo.db
+        people = await db[f"registrations{result.projection_set}"].find().to_list()
+        assert people
+        assert all(doc["_id"] == person_key(doc["seminar_id"], doc["person"]) for doc in people)

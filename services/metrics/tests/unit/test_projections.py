@@ -88,8 +88,9 @@ async def test_history_yields_the_expected_participants(two_year_history: Any) -
     }
     assert store.seminars["s6"].year == 2025  # rescheduled into the next year
     assert store.seminars["s3"].status == SeminarStatus.CANCELLED
-    assert store.registrations["reg-s1-p5"].status == RegistrationStatus.CANCELLED
-    assert store.registrations["reg-s1-p6"].status == RegistrationStatus.CONFIRMED
+    by_id = {v.registration_id: v for v in store.registrations.values()}
+    assert by_id["reg-s1-p5"].status == RegistrationStatus.CANCELLED
+    assert by_id["reg-s1-p6"].status == RegistrationStatus.CONFIRMED
 
 
 async def test_every_event_twice_changes_nothing(two_year_history: Any) -> None:
@@ -134,6 +135,11 @@ async def test_an_erased_person_is_nowhere_and_still_counted(two_year_history: A
     anonymous = pseudonym("b2", key=PSEUDONYM_KEY)
     assert is_pseudonym(anonymous)
     assert ids.count(anonymous) == 3  # registration, participation, evaluation
+    # Registrations and participations never hold a participant id, erased or not.
+    assert all(
+        is_pseudonym(v.participant_id)
+        for v in [*store.registrations.values(), *store.participations_by_key.values()]
+    )
     assert store.participations_by_key[("s5", anonymous)].attended
     assert set(store.erasures) == {anonymous}
 
