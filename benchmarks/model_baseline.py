@@ -18,9 +18,9 @@ Registration, deciding one ``registration.requested.v1`` (a seminar with room):
 one registration per event (two secondary indexes); per transaction the seat book
 claimed (``$inc claims``) and saved (its counters), and one outbox document holding
 every event of the transaction; after the commit the relay deletes that document
-(outside the transaction). Metrics, projecting ``registration.confirmed.v1``: one
-registration projection and one participation per event, the seminar's tally once per
-transaction.
+(outside the transaction). Metrics, projecting ``registration.confirmed.v1`` (projection
+format 3): one document per person and seminar, with no secondary index, per event, and
+the seminar's tally once per transaction.
 """
 
 from __future__ import annotations
@@ -137,35 +137,34 @@ def _outbox_document(seminar_id: str, numbers: Sequence[int]) -> Document:
     }
 
 
-def _registration_view(seminar_id: str, n: int) -> Document:
+def _person_document(seminar_id: str, n: int) -> Document:
+    """One person at one seminar (metrics projection format 3): the registration and
+    the participation folded into one document keyed by seminar and pseudonym."""
     return {
-        "_id": f"reg-{uuid.uuid4().hex[:24]}",
+        "_id": f"{seminar_id}\x1fpseudonym-{n:07d}",
         "seminar_id": seminar_id,
-        "participant_id": f"model-{n:07d}",
-        "status": "confirmed",
-        "version": 1,
-        "country": "FR",
-        "school_id": f"school-{n % 977}",
-        "ever_confirmed": True,
-        "ever_waitlisted": False,
-        "ever_promoted": False,
-        "ever_cancelled": False,
-        "ever_rejected": False,
-        "steps": [[1, "confirmed"]],
-    }
-
-
-def _participation(seminar_id: str, n: int) -> Document:
-    return {
-        "_id": uuid.uuid4().hex[:24],
-        "seminar_id": seminar_id,
-        "participant_id": f"model-{n:07d}",
-        "attended": False,
-        "kind": None,
-        "programme": None,
-        "year": None,
-        "country": "FR",
-        "school_id": f"school-{n % 977}",
+        "person": f"pseudonym-{n:07d}",
+        "registration": {
+            "registration_id": f"reg-{uuid.uuid4().hex[:24]}",
+            "status": "confirmed",
+            "version": 1,
+            "country": "FR",
+            "school_id": f"school-{n % 977}",
+            "ever_confirmed": True,
+            "ever_waitlisted": False,
+            "ever_promoted": False,
+            "ever_cancelled": False,
+            "ever_rejected": False,
+            "steps": [[1, "confirmed"]],
+        },
+        "participation": {
+            "attended": False,
+            "kind": None,
+            "programme": None,
+            "year": None,
+            "country": "FR",
+            "school_id": f"school-{n % 977}",
+        },
     }
 
 
@@ -206,17 +205,9 @@ REGISTRATION = ServiceModel(
 METRICS = ServiceModel(
     service="metrics",
     collections=(
-        Collection("registrations", indexes=(("participant_id",),), document=_registration_view),
-        Collection(
-            "participations",
-            indexes=(
-                ("participant_id",),
-                ("seminar_id", "participant_id"),
-                ("year", "kind", "programme"),
-            ),
-            unique=frozenset({("seminar_id", "participant_id")}),
-            document=_participation,
-        ),
+        # Format 3: no secondary index (read by `_id` only); attendees alone are copied
+        # into `participations`, so a registration event writes nothing there.
+        Collection("registrations", document=_person_document),
         Collection(
             "tallies",
             update=lambda events: {
@@ -226,7 +217,6 @@ METRICS = ServiceModel(
     ),
     writes=(
         Write("registrations", "inserts", "event"),
-        Write("participations", "inserts", "event"),
         Write("tallies", "updates", "transaction"),
     ),
     transactions_counted_by=("registrations", "insert"),
