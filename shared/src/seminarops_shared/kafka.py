@@ -433,6 +433,15 @@ class EventConsumer:
         )
         self.record_lag(piece.records, consumer)
 
+    @property
+    def held_records(self) -> int:
+        """Records fetched and queued, not yet being applied (``lanes``)."""
+        return self._lanes.held_records
+
+    @property
+    def closing(self) -> bool:
+        return self._lanes.closing
+
     async def revoked(self) -> None:
         """The group takes this member's partitions back: drop what is queued, commit
         what is applied (``lanes``: Rebalance)."""

@@ -194,6 +194,11 @@ class Lanes(Generic[T]):
     def closing(self) -> bool:
         return self._closing
 
+    @property
+    def held_records(self) -> int:
+        """Records queued in the lanes, not yet being applied."""
+        return sum(lane.queued_records for lane in self._lanes.values())
+
     async def submit(self, pieces: Iterable[tuple[Hashable, Piece[T]]]) -> None:
         """Queue each piece on its lane, in order, waiting for room (backpressure).
         A piece of an earlier epoch, or any piece once closing, is dropped."""
