@@ -148,6 +148,7 @@ class Runtime:
         await self.outbox.ensure_indexes()
         await self.scheduler.ensure_indexes()
         await self.stored_answers.ensure_indexes()
+        await ProcessedEvents(self.mongo.db).ensure_collection()
 
     def consume(self, subscription: Subscription, *, group: str | None = None) -> EventConsumer:
         """Subscribe this service (consumer group = service name) as ``subscription``

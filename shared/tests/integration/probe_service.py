@@ -14,7 +14,6 @@ from seminarops_shared.events import ReceivedEvent
 from seminarops_shared.events.inbound import RegistrationRequested
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
-from seminarops_shared.idempotency import PROCESSED_EVENTS
 from seminarops_shared.kafka import PermanentError
 from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.service import Runtime, create_service_app
@@ -84,7 +83,7 @@ def probe_app(
         # Created up front, as a service's ``ensure_indexes`` creates its collections:
         # two transactions that both create a collection on their first write conflict.
         existing = set(await runtime.mongo.db.list_collection_names())
-        for name in {"effects", "claims", PROCESSED_EVENTS} - existing:
+        for name in {"effects", "claims"} - existing:
             await runtime.mongo.db.create_collection(name)
 
         async def on_requested(event: ReceivedEvent, uow: UnitOfWork) -> None:
