@@ -421,13 +421,17 @@ class EventConsumer:
     def _observe(self, piece: Piece[_Item], consumer: Any) -> None:
         elapsed = time.perf_counter() - piece.fetched_at
         now = time.time()
+        service = self._metrics.service
+        # Per topic, not per record: the lane does this between two transactions.
+        by_topic: dict[str, list[ConsumerRecord[Any, Any]]] = {}
         for record in piece.records:
-            self._metrics.event_processing_seconds.labels(
-                self._metrics.service, record.topic
-            ).observe(elapsed)
-            self._metrics.event_age_seconds.labels(self._metrics.service, record.topic).observe(
-                max(0.0, now - record.timestamp / 1000)
-            )
+            by_topic.setdefault(record.topic, []).append(record)
+        for topic, records in by_topic.items():
+            processing = self._metrics.event_processing_seconds.labels(service, topic)
+            age = self._metrics.event_age_seconds.labels(service, topic)
+            for record in records:
+                processing.observe(elapsed)
+                age.observe(max(0.0, now - record.timestamp / 1000))
         _log.debug(
             "batch processed", records=len(piece.records), applied=len(piece.items), seconds=elapsed
         )
