@@ -25,6 +25,7 @@ moves on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -251,6 +252,9 @@ class _Item:
 
 Outcomes = list[tuple[_Item, str]]
 
+# Records decoded between two turns of the event loop (``EventConsumer._decoded``).
+_DECODE_TURN = 50
+
 
 def _not_permanent(error: BaseException) -> bool:
     return not isinstance(error, PermanentError)
@@ -351,7 +355,11 @@ class EventConsumer:
         """The records' events this group applies, in order; the others are
         dead-lettered (not valid here) or counted as ignored (not its types)."""
         items: list[_Item] = []
-        for record in records:
+        for n, record in enumerate(records, start=1):
+            if n % _DECODE_TURN == 0:
+                # Decoding a poll is one long stretch of CPU: let a lane whose database
+                # answer came in meanwhile send its next statement first.
+                await asyncio.sleep(0)
             try:
                 event, logical = decode_record(
                     record, kafka=self._kafka, allowed_sources=self._allowed_sources
