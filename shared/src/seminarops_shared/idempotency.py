@@ -6,11 +6,13 @@ both exist or neither does; a redelivered event finds its marker and is skipped.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 
 from .mongo import Document
 
@@ -29,7 +31,15 @@ class ProcessedEvents:
     should bring its own (TTL) index."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
         self._collection = db[PROCESSED_EVENTS]
+
+    async def ensure_collection(self) -> None:
+        """Create the collection at start-up: two lanes whose first transactions would
+        both create it (their first markers) conflict, and one of them starts again."""
+        if PROCESSED_EVENTS not in await self._db.list_collection_names():
+            with contextlib.suppress(CollectionInvalid):  # another replica was first
+                await self._db.create_collection(PROCESSED_EVENTS)
 
     async def claim(
         self,

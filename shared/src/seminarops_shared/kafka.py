@@ -5,11 +5,14 @@ Per batch of records (one poll):
 1. decode each record: JSON, CloudEvents envelope, allowed ``source`` for the topic,
    known ``type`` (upcast to the newest version), valid ``data``; a record that fails
    any of these is dead-lettered to ``<topic>.dlq`` with ``x-dlq-reason`` and skipped;
-2. apply the valid ones in ONE MongoDB transaction, together with their processed-event
-   markers (duplicates are skipped) and the events they emit (outbox): one handler call
-   per event, or one call of a *batch handler* with all fresh events of the batch (in
-   order), so that it can read what they need with one query and write with one;
-3. commit the offsets only after that transaction committed (at least once).
+2. hand the valid ones to the lanes (``lanes``) and go on to the next poll; a lane
+   applies them in ONE MongoDB transaction (with those of later polls that queued up
+   meanwhile), together with their processed-event markers (duplicates are skipped) and
+   the events they emit (outbox): one handler call per event, or one call of a *batch
+   handler* with all fresh events of the batch (in order), so that it can read what
+   they need with one query and write with one;
+3. commit the offsets only after that transaction committed (at least once), in the
+   background.
 
 Failures: infrastructure outages (database or broker unreachable) are retried with
 capped exponential backoff for as long as they last (``retry.OUTAGE``); write conflicts
@@ -22,18 +25,28 @@ moves on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -57,6 +70,7 @@ from .kafka_clients import (
     header_texts,
 )
 from .keyed import ClaimConflict, Turns
+from .lanes import Lanes, OffsetCommits, Piece
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
 from .settings import KafkaSettings
@@ -238,6 +252,9 @@ class _Item:
 
 Outcomes = list[tuple[_Item, str]]
 
+# Records decoded between two turns of the event loop (``EventConsumer._decoded``).
+_DECODE_TURN = 50
+
 
 def _not_permanent(error: BaseException) -> bool:
     return not isinstance(error, PermanentError)
@@ -300,20 +317,49 @@ class EventConsumer:
             )
         )
         self._transient = retry.Nested(retry.OUTAGE, retry.WRITE_CONFLICT, *claim)
+        self._lanes: Lanes[_Item] = Lanes(
+            apply=self._apply, applied=self._applied, max_records=kafka.max_batch_records
+        )
+        # The offsets of what the lanes applied, for the consumer that fetched it.
+        self._commits: OffsetCommits | None = None
 
     # ---- processing ------------------------------------------------------------------
 
     async def handle(self, body: Any, message: KafkaMessage) -> None:
-        """FastStream's handler of this group's batches (one poll): decode each record
-        (what is not a valid event here is dead-lettered), apply the valid ones in one
-        transaction, then record timing and lag. Returns only when every record is
-        applied, skipped or dead-lettered; raises only on cancellation (then nothing is
-        committed)."""
+        """FastStream's handler of this group's polls: decode each record (what is not a
+        valid event here is dead-lettered), then hand the valid ones to the lanes
+        (``lanes``), which apply them while the next poll is fetched, and commit the
+        offsets after. Returns once the poll is queued (waiting while the lanes are
+        full); once closing, or for a poll fetched before a revocation, without
+        applying it (it is not committed either: it is read again).
+
+        On FastStream's in-memory ``TestKafkaBroker`` (no offsets to commit) the poll is
+        applied before this returns."""
+        epoch = self._lanes.epoch  # before anything awaits: the assignment it came from
+        if self._lanes.closing:
+            return
         raw = message.raw_message
         records: Sequence[ConsumerRecord[Any, Any]] = raw if isinstance(raw, tuple) else (raw,)
-        started = time.perf_counter()
+        items = await self._decoded(records)
+        consumer = message.consumer
+        if not isinstance(consumer, AIOKafkaConsumer):
+            piece = Piece(items, list(records), epoch)
+            await self._apply(piece)
+            self._observe(piece, consumer)
+            return
+        if self._commits is None or self._commits.consumer is not consumer:
+            self._commits = OffsetCommits(consumer)
+        await self._lanes.submit(self._pieces(items, records, epoch))
+
+    async def _decoded(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item]:
+        """The records' events this group applies, in order; the others are
+        dead-lettered (not valid here) or counted as ignored (not its types)."""
         items: list[_Item] = []
-        for record in records:
+        for n, record in enumerate(records, start=1):
+            if n % _DECODE_TURN == 0:
+                # Decoding a poll is one long stretch of CPU: let a lane whose database
+                # answer came in meanwhile send its next statement first.
+                await asyncio.sleep(0)
             try:
                 event, logical = decode_record(
                     record, kafka=self._kafka, allowed_sources=self._allowed_sources
@@ -334,28 +380,96 @@ class EventConsumer:
                 self._metrics.processed(
                     topic=record.topic, event_type=event.envelope.type, outcome="ignored"
                 )
-        if items:
-            keys = set(self._keyed.keys_of([i.event for i in items])) if self._keyed else set()
-            try:
-                outcomes = await retry.run(
-                    self._transient,
-                    functools.partial(self._transaction, items, keys),
-                    on_retry=self._noting_transient(items),
-                )
-            except Exception as error:
-                await self._one_by_one(items, error)
-            else:
-                self._count(outcomes)
-        elapsed = time.perf_counter() - started
+        return items
+
+    def _lane_of(self, record: ConsumerRecord[Any, Any]) -> Hashable:
+        """Keyed writes: a lane per partition (the keys' turns keep one key's writers
+        apart, whatever lanes they come by); otherwise one lane, one transaction at a
+        time."""
+        return (record.topic, record.partition) if self._keyed is not None else None
+
+    def _pieces(
+        self, items: Sequence[_Item], records: Sequence[ConsumerRecord[Any, Any]], epoch: int
+    ) -> list[tuple[Hashable, Piece[_Item]]]:
+        by_lane: dict[Hashable, tuple[list[_Item], list[ConsumerRecord[Any, Any]]]] = {}
         for record in records:
-            self._metrics.event_processing_seconds.labels(
-                self._metrics.service, record.topic
-            ).observe(elapsed)
-            self._metrics.event_age_seconds.labels(self._metrics.service, record.topic).observe(
-                max(0.0, time.time() - record.timestamp / 1000)
+            by_lane.setdefault(self._lane_of(record), ([], []))[1].append(record)
+        for item in items:
+            by_lane[self._lane_of(item.record)][0].append(item)
+        return [
+            (lane, Piece(lane_items, lane_records, epoch))
+            for lane, (lane_items, lane_records) in by_lane.items()
+        ]
+
+    async def _apply(self, piece: Piece[_Item]) -> None:
+        """Apply a piece's events in one transaction (``_transaction``, under the
+        combined retry policy); if that fails otherwise, one event per transaction.
+        Returns when every event is applied, skipped or dead-lettered."""
+        items = piece.items
+        if not items:
+            return
+        keys = set(self._keyed.keys_of([i.event for i in items])) if self._keyed else set()
+        try:
+            outcomes = await retry.run(
+                self._transient,
+                functools.partial(self._transaction, items, keys),
+                on_retry=self._noting_transient(items),
             )
-        _log.debug("batch processed", records=len(records), applied=len(items), seconds=elapsed)
-        self.record_lag(records, message.consumer)
+        except Exception as error:
+            await self._one_by_one(items, error)
+        else:
+            self._count(outcomes)
+
+    def _applied(self, piece: Piece[_Item]) -> None:
+        """A piece of the current assignment is applied: its offsets may be committed."""
+        if self._commits is not None:
+            self._commits.note(piece.ends)
+            self._observe(piece, self._commits.consumer)
+
+    def _observe(self, piece: Piece[_Item], consumer: Any) -> None:
+        elapsed = time.perf_counter() - piece.fetched_at
+        now = time.time()
+        service = self._metrics.service
+        # Per topic, not per record: the lane does this between two transactions.
+        by_topic: dict[str, list[ConsumerRecord[Any, Any]]] = {}
+        for record in piece.records:
+            by_topic.setdefault(record.topic, []).append(record)
+        for topic, records in by_topic.items():
+            processing = self._metrics.event_processing_seconds.labels(service, topic)
+            age = self._metrics.event_age_seconds.labels(service, topic)
+            for record in records:
+                processing.observe(elapsed)
+                age.observe(max(0.0, now - record.timestamp / 1000))
+        _log.debug(
+            "batch processed", records=len(piece.records), applied=len(piece.items), seconds=elapsed
+        )
+        self.record_lag(piece.records, consumer)
+
+    @property
+    def held_records(self) -> int:
+        """Records fetched and queued, not yet being applied (``lanes``)."""
+        return self._lanes.held_records
+
+    @property
+    def closing(self) -> bool:
+        return self._lanes.closing
+
+    async def revoked(self) -> None:
+        """The group takes this member's partitions back: drop what is queued, commit
+        what is applied (``lanes``: Rebalance)."""
+        self._lanes.revoke()
+        if self._commits is not None:
+            try:
+                await self._commits.flush()
+            except KafkaError as error:
+                _log.warning("offsets not committed before a rebalance", error=repr(error))
+                self._commits.forget()
+
+    async def close(self, timeout_s: float) -> None:
+        """Stop taking polls; apply what is queued and in flight, commit its offsets."""
+        await self._lanes.close(timeout_s)
+        if self._commits is not None:
+            await self._commits.stop()
 
     async def _one_by_one(self, items: list[_Item], batch_error: Exception) -> None:
         """The batch failed for a reason that is not transient: each event in its own
@@ -581,9 +695,23 @@ def _decodes(value: bytes | None) -> bool:
     return True
 
 
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the pipeline when the group takes its partitions back (``lanes``)."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._consumer.revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings) -> Any:
-    """Register ``consumer`` on ``broker``: batches, consumer group = service, offsets
-    committed after the handler returns and rewound if it raises (never ack-first)."""
+    """Register ``consumer`` on ``broker``: batches, consumer group = service. Offsets
+    are the pipeline's (``AckPolicy.MANUAL``): committed by its lanes after the
+    transaction that applied the records, never ack-first (``lanes``)."""
 
     async def parse_raw(records: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> Any:
         return await original_parser(tuple(_sanitise_headers(r) for r in records))
@@ -603,7 +731,8 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer, kafka: KafkaSettings
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
+        listener=_Revocations(consumer),
         parser=parse_raw,
         decoder=keep_raw,
         title=f"{consumer.group}:{'+'.join(consumer.topics)}",

@@ -14,6 +14,12 @@ committed to its relay in memory (no read-back): published right after commit, i
 commit order. If the relay fails, or a commit's outcome is unknown, it reads its own
 entries back from the database instead (in write order). Entries of another owner not
 published within ``takeover_after_s`` (it crashed) are swept by any replica.
+
+The relay deletes what Kafka acknowledged in a loop of its own (``_delete_loop``): the
+next round is published without waiting for the previous round's delete, and one
+delete takes every entry published meanwhile. Before it reads its own entries back, the
+relay deletes what it already published, so a read-back publishes again only what may
+not have reached Kafka (duplicates remain possible, absorbed by the consumers).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from .clock import Clock
 from .events import Envelope
 from .events.envelope import CONTENT_TYPE
-from .mongo import Document
+from .mongo import IN_QUERY_LIMIT, Document
 from .observability import ServiceMetrics
 from .publishing import RecordPublisher
 from .retry import OUTAGE, Backoff
@@ -142,6 +148,10 @@ def _records(doc: Document) -> list[Document]:
     return [{"id": doc["_id"], "topic": doc["topic"], "key": doc["key"], "value": doc["value"]}]
 
 
+def _delete_failed(error: Exception, delay: float) -> None:
+    _log.warning("deleting published outbox entries failed, will retry", error=repr(error))
+
+
 def _relay_failed(error: Exception, delay: float) -> None:
     _log.warning("outbox relay failed, will retry", error=repr(error), retry_in_s=delay)
 
@@ -172,10 +182,16 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._takeover_after = timedelta(seconds=takeover_after_s)
         self._task: asyncio.Task[None] | None = None
+        self._deleter: asyncio.Task[None] | None = None
+        # Published (acknowledged by Kafka), not deleted yet; in publishing order.
+        self._published: list[str] = []
+        self._to_delete = asyncio.Event()
+        self._deleting = asyncio.Lock()
         self.healthy = True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._deleter = asyncio.create_task(self._delete_loop(), name="outbox-deletes")
 
     async def stop(self) -> None:
         if self._task is None:
@@ -183,9 +199,13 @@ class OutboxRelay:
         # One last drain, so what was committed before shutdown is not left behind.
         with contextlib.suppress(Exception):
             await self.drain()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        with contextlib.suppress(Exception):
+            await self.delete_published()
+        for task in (self._task, self._deleter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @property
     def running(self) -> bool:
@@ -198,8 +218,12 @@ class OutboxRelay:
         published = 0
         try:
             if self._outbox.take_read_back():
+                # What was published is deleted first: read back, it would go out again.
+                await self.delete_published()
                 while batch := await self._outbox.own_pending(_READ_DOCS):
                     published += await self._publish(batch)
+                    # The next read must not find these again.
+                    await self.delete_published()
             while batch := self._outbox.take_committed(self.round_records):
                 published += await self._publish(batch)
         except BaseException:
@@ -213,6 +237,7 @@ class OutboxRelay:
         older_than = self._clock() - self._takeover_after
         while batch := await self._outbox.abandoned(older_than=older_than, limit=_READ_DOCS):
             published += await self._publish(batch)
+            await self.delete_published()
         return published
 
     async def _publish(self, batch: list[Document]) -> int:
@@ -226,9 +251,38 @@ class OutboxRelay:
             )
             for record in records
         )
-        await self._outbox.delete([doc["_id"] for doc in batch])
+        self._published.extend(doc["_id"] for doc in batch)
+        self._to_delete.set()
         self._metrics.outbox_published.inc(len(records))
         return len(records)
+
+    async def delete_published(self) -> None:
+        """Delete the entries published so far (``IN_QUERY_LIMIT`` ids per delete).
+        What a failed delete leaves is deleted next time."""
+        async with self._deleting:
+            ids, self._published = self._published, []
+            deleted = 0
+            try:
+                while deleted < len(ids):
+                    chunk = ids[deleted : deleted + IN_QUERY_LIMIT]
+                    await self._outbox.delete(chunk)
+                    deleted += len(chunk)
+            except BaseException:
+                self._published[:0] = ids[deleted:]
+                raise
+
+    async def _delete_loop(self) -> None:
+        backoff = Backoff(OUTAGE)
+        while True:
+            await self._to_delete.wait()
+            self._to_delete.clear()
+            try:
+                await self.delete_published()
+            except Exception as error:
+                self._to_delete.set()
+                await backoff.pause(functools.partial(_delete_failed, error))
+            else:
+                backoff.reset()
 
     async def _run(self) -> None:
         # Whatever failed (the broker, the database, anything), the relay keeps going:

@@ -9,6 +9,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
+# Records sent between two turns of the event loop (``publish_many``).
+_SEND_TURN = 100
+
 # (physical topic, key, value, headers)
 Record = tuple[str, bytes | None, bytes, dict[str, str]]
 
@@ -38,15 +41,20 @@ class RecordPublisher:
                 )
             )
             return
-        acknowledged = [
-            await producer.send(
-                topic,
-                value=value,
-                key=key,
-                headers=[(name, text.encode()) for name, text in headers.items()],
+        acknowledged = []
+        for n, (topic, key, value, headers) in enumerate(records, start=1):
+            if n % _SEND_TURN == 0:
+                # Sending thousands is one long stretch of CPU: the consumer's lanes
+                # (same event loop) get a turn to send their next database statement.
+                await asyncio.sleep(0)
+            acknowledged.append(
+                await producer.send(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=[(name, text.encode()) for name, text in headers.items()],
+                )
             )
-            for topic, key, value, headers in records
-        ]
         await asyncio.gather(*acknowledged)
 
     def _aiokafka_producer(self) -> AIOKafkaProducer | None:

@@ -148,6 +148,7 @@ class Runtime:
         await self.outbox.ensure_indexes()
         await self.scheduler.ensure_indexes()
         await self.stored_answers.ensure_indexes()
+        await ProcessedEvents(self.mongo.db).ensure_collection()
 
     def consume(self, subscription: Subscription, *, group: str | None = None) -> EventConsumer:
         """Subscribe this service (consumer group = service name) as ``subscription``
@@ -282,9 +283,12 @@ def create_service_app(
             with contextlib.suppress(ValueError, RuntimeError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
             await runtime.doors.stop()
-            # Consumers first (in-flight batches finish and commit), then the relay
+            # Consumers first (what their lanes hold is applied and its offsets
+            # committed; later polls are left to the next start), then the relay
             # drains what they wrote, then the database goes.
             await runtime.scheduler.stop()
+            for consumer in runtime.consumers:
+                await consumer.close(settings.kafka.graceful_timeout_s)
             await broker.stop()
             await runtime.relay.stop()
             await mongo.close()

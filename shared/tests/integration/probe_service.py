@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from seminarops_shared.events.inbound import RegistrationRequested
 from seminarops_shared.events.registration import RegistrationConfirmed
 from seminarops_shared.events.topics import REGISTRATION_REQUESTS
 from seminarops_shared.kafka import PermanentError
+from seminarops_shared.keyed import KeyedWrites
 from seminarops_shared.service import Runtime, create_service_app
 from seminarops_shared.settings import ServiceSettings
 from seminarops_shared.subscriptions import Subscription
@@ -29,6 +32,27 @@ class Behaviour:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self._applied: dict[str, asyncio.Event] = {}
+        self._released: dict[str, asyncio.Event] = {}
+
+    def applied(self, participant_id: str) -> asyncio.Event:
+        """Set once the handler applied this participant's request (not yet committed)."""
+        return self._applied.setdefault(participant_id, asyncio.Event())
+
+    def release(self, name: str) -> asyncio.Event:
+        """Set by a test to let ``held:<name>`` be applied."""
+        return self._released.setdefault(name, asyncio.Event())
+
+    async def wait_turn(self, participant_id: str) -> None:
+        """``after:<other>``: applied only once ``<other>`` was, by another transaction
+        (one that could not run beside this one would never come: a bug).
+        ``held:<name>``: applied once the test releases ``name``."""
+        if participant_id.startswith("after:"):
+            other = participant_id.removeprefix("after:")
+            await asyncio.wait_for(self.applied(other).wait(), timeout=10)
+        if participant_id.startswith("held:"):
+            name = participant_id.removeprefix("held:")
+            await asyncio.wait_for(self.release(name).wait(), timeout=10)
 
     def before_effect(self, participant_id: str) -> None:
         self.calls[participant_id] += 1
@@ -43,22 +67,37 @@ class Behaviour:
             raise RuntimeError("a bug that never goes away")
 
 
-def probe_app(settings: ProbeSettings, behaviour: Behaviour | None = None) -> FastAPI:
+def _seminars_of(events: Sequence[ReceivedEvent]) -> set[str]:
+    return {e.data.seminar_id for e in events if isinstance(e.data, RegistrationRequested)}
+
+
+def probe_app(
+    settings: ProbeSettings, behaviour: Behaviour | None = None, *, keyed: bool = False
+) -> FastAPI:
+    """``keyed``: the writes contend per seminar (``KeyedWrites``, claiming a document
+    per seminar first), as the registration service's seat books do."""
     behaviour = behaviour or Behaviour()
 
     async def setup(runtime: Runtime) -> Runtime:
         effects = runtime.mongo.db["effects"]
+        # Created up front, as a service's ``ensure_indexes`` creates its collections:
+        # two transactions that both create a collection on their first write conflict.
+        existing = set(await runtime.mongo.db.list_collection_names())
+        for name in {"effects", "claims"} - existing:
+            await runtime.mongo.db.create_collection(name)
 
         async def on_requested(event: ReceivedEvent, uow: UnitOfWork) -> None:
             data = event.data
             assert isinstance(data, RegistrationRequested)
             behaviour.before_effect(data.participant.id)
+            await behaviour.wait_turn(data.participant.id)
             await effects.update_one(
                 {"_id": data.seminar_id},
                 {"$inc": {"applied": 1}, "$push": {"participants": data.participant.id}},
                 upsert=True,
                 session=uow.session,
             )
+            behaviour.applied(data.participant.id).set()
             uow.emit(
                 RegistrationConfirmed(
                     registration_id=f"{data.seminar_id}:{data.participant.id}",
@@ -69,9 +108,17 @@ def probe_app(settings: ProbeSettings, behaviour: Behaviour | None = None) -> Fa
                 )
             )
 
+        async def claim(uow: UnitOfWork, seminar_ids: Collection[str]) -> None:
+            for seminar_id in sorted(seminar_ids):
+                await runtime.mongo.db["claims"].update_one(
+                    {"_id": seminar_id}, {"$inc": {"claims": 1}}, upsert=True, session=uow.session
+                )
+
         runtime.consume(
             Subscription(
-                topics=(REGISTRATION_REQUESTS,), handlers={RegistrationRequested: on_requested}
+                topics=(REGISTRATION_REQUESTS,),
+                handlers={RegistrationRequested: on_requested},
+                keyed=KeyedWrites(keys_of=_seminars_of, claim=claim) if keyed else None,
             )
         )
         return runtime

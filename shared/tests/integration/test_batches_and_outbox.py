@@ -235,3 +235,59 @@ async def test_idempotent_types_take_no_marker_and_their_repeats_count_as_duplic
     assert effects == ["a", "b", "c", "d"]
     assert markers == 0
     assert counted == {"processed": 4, "duplicate": 2}
+
+
+async def test_a_failing_publish_loses_no_outbox_entry_and_keeps_their_order(
+    namespace: Namespace, kafka: KafkaProbe
+) -> None:
+    app = batch_probe_app(namespace.settings(ProbeSettings), BatchProbe())
+    seminar = f"sem-{uuid.uuid4().hex[:8]}"
+    async with running(app):
+        runtime: Runtime = app.state.runtime
+        real_publish_many = runtime.publisher.publish_many
+        broker_down = False
+
+        async def publish_many(records: Any) -> None:
+            if broker_down:
+                raise TimeoutError("broker unreachable")
+            await real_publish_many(records)
+
+        runtime.publisher.publish_many = publish_many  # type: ignore[method-assign]
+
+        async def committed(*names: str) -> None:
+            async def emit(uow: UnitOfWork) -> None:
+                for name in names:
+                    uow.emit(
+                        RegistrationConfirmed(
+                            registration_id=f"{seminar}:{name}",
+                            seminar_id=seminar,
+                            participant_id=name,
+                            version=1,
+                            requested_at=utc_now(),
+                        )
+                    )
+
+            await runtime.uow.run(emit)
+
+        await committed("a0", "a1")
+        await eventually(lambda: kafka.events(REGISTRATION_EVENTS), until=lambda e: len(e) == 2)
+        await eventually(runtime.outbox.backlog, until=lambda n: n == 0, what="a deleted")
+        broker_down = True
+        await committed("b0", "b1")
+        await committed("c0", "c1")
+        await eventually(
+            lambda: _value(runtime.relay.healthy), until=lambda ok: not ok, what="relay failed"
+        )
+        assert await runtime.outbox.backlog() == 4, "kept while the broker is down"
+        broker_down = False
+        published = await eventually(
+            lambda: kafka.events(REGISTRATION_EVENTS), until=lambda e: len(e) >= 6
+        )
+        await eventually(runtime.outbox.backlog, until=lambda n: n == 0, what="outbox drained")
+    names = [e.data["participant_id"] for e in published]
+    assert list(dict.fromkeys(names)) == ["a0", "a1", "b0", "b1", "c0", "c1"]
+    assert names.count("a0") == names.count("a1") == 1, "published and deleted: not sent again"
+
+
+async def _value(value: bool) -> bool:
+    return value
