@@ -65,6 +65,10 @@ PROBE_SHARE = 0.1
 # (the report asked of the current year grew by 21 seminars a minute).
 PROBE_FIRST_YEAR = 2101
 PROBE_POLL_S = 0.1
+# Seconds of traffic the generator may have in flight at once (its concurrency).
+IN_FLIGHT_S = 4
+# Below this share of --rate the soak did not offer its load: a failure, not a pass.
+OFFERED_SHARE = 0.9
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -227,7 +231,11 @@ async def one_round(suite: Chaos, minute: int, rate: float) -> dict[str, Any]:
         requests_per_seminar=max(1, round(rate * ROUND_S / flow_seminars)),
         capacity=max(10, round(rate * ROUND_S / flow_seminars * 0.6)),
         rate_per_s=rate,
-        concurrency=128,
+        # A registration's flow holds its slot through its pauses (up to 1 s before a
+        # duplicate, 1.5 s before a cancellation) and every answer it waits for: 128
+        # slots capped what the soak offered at about 40 requests/s on this machine,
+        # whatever --rate said (a "minute" at 60/s took 95-166 s, at 200/s over 8 min).
+        concurrency=max(128, round(rate * IN_FLIGHT_S)),
     )
     pids = processes(suite.system)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -280,6 +288,9 @@ async def one_round(suite: Chaos, minute: int, rate: float) -> dict[str, Any]:
         "requests_accepted": len(ledger.requests),
         "events_sent": ledger.events_sent,
         "stream_s": round(elapsed, 1),
+        # The stream's registrations (the probe's and the lifecycle seminar's aside)
+        # over the time it took to have them all accepted.
+        "requests_per_s": round(suite.traffic.planned_operations(plan) / elapsed, 1),
         "lost": audit.lost,
         "double_counted": audit.double_counted,
         "audit_holds": audit.holds,
@@ -314,11 +325,17 @@ async def stop_leftovers() -> None:
         await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-def judge(rows: list[dict[str, Any]], *, warm_up: int) -> list[str]:
+def judge(rows: list[dict[str, Any]], *, warm_up: int, rate: float) -> list[str]:
     problems = [
         f"minute {r['minute']}: audit lost {r['lost']}, double counted {r['double_counted']}"
         for r in rows
         if not r["audit_holds"]
+    ]
+    problems += [
+        f"minute {r['minute']}: {r['requests_per_s']} requests/s offered, "
+        f"not {rate:.0f} (a minute of traffic took {r['stream_s']} s)"
+        for r in rows
+        if r["requests_per_s"] < rate * OFFERED_SHARE
     ]
     problems += [
         f"minute {r['minute']}: {service} lagged {r['largest_lag'][service]} records, "
@@ -350,7 +367,7 @@ async def soak(minutes: int, rate: float, warm_up: int) -> int:
                 row = rows[-1]
                 print(
                     f"minute {minute}: {row['requests_accepted']} accepted in "
-                    f"{row['stream_s']} s, p50/p99 {row['p50_publish_to_report_ms']}/"
+                    f"{row['stream_s']} s ({row['requests_per_s']}/s), p50/p99 {row['p50_publish_to_report_ms']}/"
                     f"{row['p99_publish_to_report_ms']} ms, lag {row['largest_lag']} "
                     f"= {row['largest_lag_s']} s, lost {row['lost']}, "
                     f"double {row['double_counted']}, cpu s {row['cpu_s']}",
@@ -361,7 +378,7 @@ async def soak(minutes: int, rate: float, warm_up: int) -> int:
         finally:
             await stop_leftovers()
             await suite.close()
-    problems = judge(rows, warm_up=warm_up) + ([error] if error else [])
+    problems = judge(rows, warm_up=warm_up, rate=rate) + ([error] if error else [])
     RESULTS.write_text(
         json.dumps(
             {
