@@ -31,11 +31,21 @@ class StackSystem(ChaosSystem):
     def stack_config(self) -> StackConfig:
         if self.config is None:
             env = {k: v for k, v in os.environ.items() if k not in _FOREIGN}
+            chosen: set[int] = set()
+
+            def distinct_port() -> int:
+                # Nothing binds these ports until `make up` starts the services, so the
+                # kernel may offer one twice (seminar and metrics both got 46147 once).
+                while (port := free_port()) in chosen:
+                    pass
+                chosen.add(port)
+                return port
+
             for service in SERVICES:
                 p = service.upper()
                 env.update(
                     {
-                        f"{p}_PORT": str(free_port()),
+                        f"{p}_PORT": str(distinct_port()),
                         f"{p}_HOST": LOCALHOST,
                         # As the fault suite runs them: a crashed process's outbox is
                         # taken over after 2 s (10 s by default), timers polled often.
@@ -52,8 +62,8 @@ class StackSystem(ChaosSystem):
                     "KAFKA_SESSION_TIMEOUT_MS": "2000",
                     "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
                     "AUTH_TOKENS": json.dumps(TOKENS),
-                    "KAFKA_PORT": str(free_port()),
-                    "MONGODB_PORT": str(free_port()),
+                    "KAFKA_PORT": str(distinct_port()),
+                    "MONGODB_PORT": str(distinct_port()),
                     "S3_PORT": str(free_port_block(8)),
                     "KAFKA_PARTITIONS": str(PARTITIONS),
                     "SEMINAROPS_DRAIN_TIMEOUT_S": "60",

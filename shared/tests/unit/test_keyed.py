@@ -5,6 +5,8 @@ policy is tested in ``test_retry``)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from pymongo.errors import OperationFailure
 
@@ -50,3 +52,40 @@ async def test_writers_of_one_key_take_turns_and_other_keys_do_not_wait() -> Non
     release.set()
     await asyncio.gather(first, second, other)
     assert inside == ["first", "other", "second"]
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Let the other tasks run until ``condition`` holds (a deadline, not a pause)."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0)  # one pass of the event loop
+
+
+async def test_a_writer_of_several_keys_queues_for_all_of_them_at_once() -> None:
+    """A consumer batch (several seminars) is not overtaken, on a seminar it has not
+    reached yet, by a writer of that seminar who came after it (an HTTP group): taken
+    one after the other, twenty seminars' turns cost a batch the wait for twenty
+    groups."""
+    turns = Turns()
+    order: list[str] = []
+    release = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    async def holder(key: str) -> None:
+        async with turns.hold([key]):
+            await release[key].wait()
+
+    async def writer(name: str, keys: list[str]) -> None:
+        async with turns.hold(keys):
+            order.append(name)
+
+    holders = [asyncio.create_task(holder(k)) for k in ("a", "b")]
+    await _until(lambda: turns.writers("a") == turns.writers("b") == 1, "both holders in")
+    batch = asyncio.create_task(writer("batch", ["a", "b"]))
+    await _until(lambda: turns.writers("b") == 2, "the batch queues for b while a is held")
+    later = asyncio.create_task(writer("later", ["b"]))
+    await _until(lambda: turns.writers("b") == 3, "the later writer queues for b")
+    release["b"].set()  # b goes to whoever queued first
+    release["a"].set()
+    await asyncio.wait_for(asyncio.gather(*holders, batch, later), 5)
+    assert order == ["batch", "later"]

@@ -219,19 +219,27 @@ async def get_registration(
     return found
 
 
-async def _may_change(registration_id: str, service: RegistrationsOverHttp, caller: Caller) -> None:
-    """A participant changes only their own registration (403 otherwise). Whose a
-    registration is never changes (erasure makes it nobody's), so checking before the
-    transaction is as good as inside it."""
+async def _seminar_to_change(
+    registration_id: str, service: RegistrationsOverHttp, caller: Caller
+) -> str:
+    """The seminar of the registration (or parked request) the caller is about to
+    change: the change runs in that seminar's turn. A participant changes only their
+    own registration (403 otherwise); nothing by that id is 404 (a request sent on
+    Kafka and not decided yet, too: the caller asks again later). Neither whose a
+    registration is nor its seminar ever changes (erasure makes it nobody's), so
+    reading them before the transaction is as good as inside it."""
+    found = await _found(registration_id, service)
     if not caller.acts_for_anyone:
-        found = await _found(registration_id, service)
         caller.may_act_for(None if found is None else found.participant_id)
+    if found is None:
+        raise NotFound(f"no registration {registration_id}")
+    return found.seminar_id
 
 
 async def _cancel(
     registration_id: str, service: RegistrationsOverHttp, caller: Caller
 ) -> DecisionOut:
-    await _may_change(registration_id, service, caller)
+    seminar_id = await _seminar_to_change(registration_id, service, caller)
     traceparent = current_traceparent.get()
 
     async def work(uow: UnitOfWork) -> Outcome | None:
@@ -240,7 +248,7 @@ async def _cancel(
         )
 
     # A completed seminar's registration cannot change: RegistrationClosed (a Conflict).
-    outcome = await service.run(work)
+    outcome = await service.run(work, seminar_id=seminar_id)
     if outcome is None:
         raise NotFound(f"no registration {registration_id}")
     return _decision(outcome)
@@ -280,7 +288,7 @@ _OFFER_ANSWERS: dict[int | str, dict[str, Any]] = {
 async def _answer_offer(
     registration_id: str, service: RegistrationsOverHttp, caller: Caller, *, accept: bool
 ) -> DecisionOut:
-    await _may_change(registration_id, service, caller)
+    seminar_id = await _seminar_to_change(registration_id, service, caller)
     traceparent = current_traceparent.get()
     offers = service.registrations.offers
     answer = offers.accept if accept else offers.decline
@@ -288,7 +296,7 @@ async def _answer_offer(
     async def work(uow: UnitOfWork) -> Outcome:
         return await answer(uow, registration_id=registration_id, traceparent=traceparent)
 
-    return _decision(await service.run(work))
+    return _decision(await service.run(work, seminar_id=seminar_id))
 
 
 @router.post(

@@ -92,7 +92,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock = utc_now) -> Fas
             clock=runtime.clock,
             group_max=settings.http_group_max,
             patience_s=settings.http_patience_s,
-            turns=seat_books.turns,
+            seat_books=seat_books,
         )
 
     app = create_service_app(
