@@ -153,38 +153,33 @@ async def _publish_kafka(
     return len(futures)
 
 
-async def _post_http(
+async def post_registrations(
     *,
     urls: Sequence[str],
-    seminar_id: str,
-    numbers: Sequence[int],
+    requests: Sequence[tuple[str, Participant]],
     concurrency: int,
+    token: str,
 ) -> Counter[int]:
-    """POST each request to one of the replicas in turn (one client and connection pool
-    per replica: httpx's pool slows down with hundreds of connections); retried on 503
-    (as ``Retry-After`` says) and on a dropped connection. ``codes[-1]`` counts dropped
-    connections, ``codes[0]`` requests that never got an answer."""
+    """POST each (seminar id, participant) to one of the replicas in turn (one client
+    and connection pool per replica: httpx's pool slows down with hundreds of
+    connections); retried on 503 (as ``Retry-After`` says) and on a dropped connection.
+    ``codes[-1]`` counts dropped connections, ``codes[0]`` requests that never got an
+    answer. The rush and the season's opening both send this way."""
     per_replica = max(1, concurrency // len(urls))
     limits = httpx.Limits(max_connections=per_replica, max_keepalive_connections=per_replica)
     clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
     gates = [asyncio.Semaphore(per_replica) for _ in urls]
     codes: Counter[int] = Counter()
+    headers = {"Authorization": f"Bearer {token}"}
 
-    async def one(i: int, number: int) -> None:
-        body = {
-            "seminar_id": seminar_id,
-            "participant": _participant(number).model_dump(mode="json"),
-        }
+    async def one(i: int, seminar_id: str, participant: Participant) -> None:
+        body = {"seminar_id": seminar_id, "participant": participant.model_dump(mode="json")}
         client, gate = clients[i % len(urls)], gates[i % len(urls)]
         async with gate:
             status = 0
             for attempt in range(10):
                 try:
-                    response = await client.post(
-                        "/v1/registrations",
-                        json=body,
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                    )
+                    response = await client.post("/v1/registrations", json=body, headers=headers)
                 except httpx.TransportError:
                     # A keep-alive connection closed under us: the request is
                     # idempotent per (seminar, participant), so send it again.
@@ -197,7 +192,7 @@ async def _post_http(
             codes[status] += 1
 
     try:
-        await asyncio.gather(*(one(i, n) for i, n in enumerate(numbers)))
+        await asyncio.gather(*(one(i, s, p) for i, (s, p) in enumerate(requests)))
     finally:
         for client in clients:
             await client.aclose()
@@ -338,11 +333,11 @@ async def run_rush(
                 return sent
 
             async def http_side() -> Counter[int]:
-                codes = await _post_http(
+                codes = await post_registrations(
                     urls=[r.url for r in fleet],
-                    seminar_id=seminar_id,
-                    numbers=by_http,
+                    requests=[(seminar_id, _participant(n)) for n in by_http],
                     concurrency=http_concurrency,
+                    token=TOKEN,
                 )
                 http_sent_at.append(time.monotonic())
                 return codes

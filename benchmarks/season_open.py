@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
-from registration_rush import scheduled_event
+from registration_rush import post_registrations, scheduled_event
 
 from seminarops_devtools.processes import ensure_topics
 from seminarops_devtools.testing.chaos import ServiceProcess
@@ -172,39 +172,12 @@ async def _post_http(
     work = [(plan.seminar_id, n) for plan in plans for n in plan.http]
     work += [item for item in work if rng.random() < HTTP_DUPLICATES]
     rng.shuffle(work)
-    per_replica = max(1, HTTP_CONCURRENCY // len(urls))
-    limits = httpx.Limits(max_connections=per_replica, max_keepalive_connections=per_replica)
-    clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
-    gates = [asyncio.Semaphore(per_replica) for _ in urls]
-    codes: Counter[int] = Counter()
-    headers = {"Authorization": f"Bearer {token}"}
-
-    async def one(i: int, seminar_id: str, number: int) -> None:
-        body = {
-            "seminar_id": seminar_id,
-            "participant": participant(number).model_dump(mode="json"),
-        }
-        client, gate = clients[i % len(urls)], gates[i % len(urls)]
-        async with gate:
-            status = 0
-            for attempt in range(10):
-                try:
-                    response = await client.post("/v1/registrations", json=body, headers=headers)
-                except httpx.TransportError:
-                    codes[-1] += 1  # idempotent per (seminar, participant): send again
-                else:
-                    status = response.status_code
-                    if status != 503:
-                        break
-                await asyncio.sleep(0.2 * (attempt + 1))
-            codes[status] += 1
-
-    try:
-        await asyncio.gather(*(one(i, s, n) for i, (s, n) in enumerate(work)))
-    finally:
-        for client in clients:
-            await client.aclose()
-    return codes
+    return await post_registrations(
+        urls=urls,
+        requests=[(seminar_id, participant(n)) for seminar_id, n in work],
+        concurrency=HTTP_CONCURRENCY,
+        token=token,
+    )
 
 
 async def _metrics_counts(client: httpx.AsyncClient, url: str) -> dict[str, dict[str, int]]:
