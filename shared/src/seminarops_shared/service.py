@@ -49,6 +49,7 @@ from .publishing import RecordPublisher
 from .scheduler import Scheduler
 from .settings import ServiceSettings, development_warnings
 from .subscriptions import Subscription
+from .task_dump import log_all_tasks
 from .topics_admin import create_topics
 from .unit_of_work import UnitOfWorkFactory, current_traceparent
 
@@ -235,6 +236,7 @@ def create_service_app(
             processed=processed,
             source=service_source(settings.service_name),
             clock=clock,
+            max_concurrent=settings.mongo.max_concurrent_transactions,
         )
         runtime = Runtime(
             settings=settings,
@@ -270,18 +272,15 @@ def create_service_app(
             runtime.scheduler.start()
             app.state.readiness_checks = _readiness_checks(runtime)
             app.state.drain_status = _drain_status(runtime)
-            close_doors = functools.partial(
-                runtime.doors.close, settings.kafka.topic(REGISTRATION_REQUESTS)
+            _handle_operator_signals(
+                close_doors=functools.partial(
+                    runtime.doors.close, settings.kafka.topic(REGISTRATION_REQUESTS)
+                )
             )
-            # Only the main thread of a process may own signals; an app run elsewhere (a
-            # test harness thread) simply has no such door handle.
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, close_doors)
             _log.info("service started", service=settings.service_name, port=settings.port)
             yield
         finally:
-            with contextlib.suppress(ValueError, RuntimeError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+            _release_operator_signals()
             await runtime.doors.stop()
             # Consumers first (what their lanes hold is applied and its offsets
             # committed; later polls are left to the next start), then the relay
@@ -309,6 +308,25 @@ def create_service_app(
     # Outermost: a closed door answers before anything else runs.
     app.add_middleware(_DoorsGate, doors=doors)
     return app
+
+
+_OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _handle_operator_signals(*, close_doors: Callable[[], object]) -> None:
+    """SIGUSR1 closes the doors (``make down``); SIGUSR2 logs what every task waits on.
+    Only the main thread of a process may own signals; an app run elsewhere (a test
+    harness thread) simply has no such handles."""
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, close_doors)
+        loop.add_signal_handler(signal.SIGUSR2, log_all_tasks)
+
+
+def _release_operator_signals() -> None:
+    with contextlib.suppress(ValueError, RuntimeError):
+        for number in _OPERATOR_SIGNALS:
+            asyncio.get_running_loop().remove_signal_handler(number)
 
 
 def _documented_app(

@@ -14,6 +14,7 @@ thousands; the shape ``outbox`` reads back), then hands it to the relay in memor
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -94,8 +95,10 @@ class UnitOfWorkFactory:
         processed: ProcessedEvents,
         source: str,
         clock: Clock,
+        max_concurrent: int = 3,
     ) -> None:
         self._mongo = mongo
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._outbox = outbox
         self._processed = processed
         self._source = source
@@ -109,7 +112,7 @@ class UnitOfWorkFactory:
     async def begin(self) -> AsyncIterator[UnitOfWork]:
         stored: list[Document] = []
         try:
-            async with self._mongo.transaction() as session:
+            async with self._slots, self._mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
                 yield uow
                 await uow.flush()

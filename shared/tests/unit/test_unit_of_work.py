@@ -4,6 +4,7 @@ those with a flush written at commit, in first-use order, before the outbox docu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -54,13 +55,16 @@ class _Outbox:
         raise AssertionError("every commit here succeeds")
 
 
-def factory(written: list[str]) -> UnitOfWorkFactory:
+def factory(
+    written: list[str], *, mongo: _Transactions | None = None, max_concurrent: int = 2
+) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(
-        mongo=_Transactions(written),  # type: ignore[arg-type]
+        mongo=mongo or _Transactions(written),  # type: ignore[arg-type]
         outbox=_Outbox(),  # type: ignore[arg-type]
         processed=None,  # type: ignore[arg-type]
         source="/services/test",
         clock=lambda: NOW,
+        max_concurrent=max_concurrent,
     )
 
 
@@ -123,3 +127,32 @@ async def test_a_failed_attempt_flushes_nothing_and_the_next_starts_empty() -> N
         uow.cache(documents).append("retried")
 
     assert written == ["retried"]  # nothing emitted: no outbox document
+
+
+async def test_no_more_transactions_are_open_at_once_than_the_process_allows() -> None:
+    transactions = _Transactions([])
+    units = factory([], mongo=transactions, max_concurrent=2)
+    release = asyncio.Event()
+    inside: list[int] = []
+    two_inside = asyncio.Event()
+
+    async def writer(number: int) -> None:
+        async with units.begin():
+            inside.append(number)
+            if len(inside) == 2:
+                two_inside.set()
+            await release.wait()
+
+    writers = [asyncio.create_task(writer(n)) for n in range(3)]
+    await two_inside.wait()
+    for _ in range(10):  # let the third writer run as far as it can
+        await asyncio.sleep(0)
+
+    assert inside == [0, 1]
+    assert len(transactions.sessions) == 2
+
+    release.set()
+    await asyncio.gather(*writers)
+
+    assert inside == [0, 1, 2]
+    assert len(transactions.sessions) == 3
