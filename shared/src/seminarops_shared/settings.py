@@ -80,7 +80,7 @@ class MongoSettings(BaseSettings):
     server_selection_timeout_ms: int = 5000
     # Transactions this process keeps open at once; more wait for a slot. The embedded
     # database runs one statement at a time, and with tens of transactions open it
-    # stalls (README, "Performance": the season's opening fell to 20 requests/s); a few
+    # stalls (README, "Benchmarks": the season's opening fell to 20 requests/s); a few
     # keep it busy. A MongoDB replica set runs them in parallel: raise it there (16).
     max_concurrent_transactions: int = Field(default=3, ge=1, le=10_000)
 

@@ -112,6 +112,8 @@ class UnitOfWorkFactory:
     async def begin(self) -> AsyncIterator[UnitOfWork]:
         stored: list[Document] = []
         try:
+            # A slot of this process's few open transactions (MongoSettings); callers
+            # take their keys' turns before it, so no slot holder waits for a turn.
             async with self._slots, self._mongo.transaction() as session:
                 uow = UnitOfWork(session=session, source=self._source, clock=self._clock)
                 yield uow
