@@ -465,11 +465,12 @@ class EventConsumer:
                 _log.warning("offsets not committed before a rebalance", error=repr(error))
                 self._commits.forget()
 
-    async def close(self, timeout_s: float) -> None:
-        """Stop taking polls; apply what is queued and in flight, commit its offsets."""
+    async def close(self, timeout_s: float, *, commit_timeout_s: float) -> None:
+        """Stop taking polls; apply what is queued and in flight (for at most
+        ``timeout_s``), commit its offsets (for at most ``commit_timeout_s``)."""
         await self._lanes.close(timeout_s)
         if self._commits is not None:
-            await self._commits.stop()
+            await self._commits.stop(commit_timeout_s)
 
     async def _one_by_one(self, items: list[_Item], batch_error: Exception) -> None:
         """The batch failed for a reason that is not transient: each event in its own

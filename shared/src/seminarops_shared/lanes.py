@@ -134,14 +134,18 @@ class OffsetCommits:
                     self._pending[tp] = max(self._pending.get(tp, 0), end)
                 raise
 
-    async def stop(self) -> None:
-        """Commit what is noted, then stop the background task."""
-        with contextlib.suppress(KafkaError):
-            await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, timeout_s: float) -> None:
+        """Commit what is noted (for at most ``timeout_s``: a coordinator that does not
+        answer leaves those records to be redelivered and absorbed), then stop the
+        background task."""
+        try:
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(self.flush(), timeout_s)
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
 
     async def _run(self) -> None:
         backoff = retry.Backoff(retry.OUTAGE)

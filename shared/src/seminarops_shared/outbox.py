@@ -193,19 +193,26 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
         self._deleter = asyncio.create_task(self._delete_loop(), name="outbox-deletes")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float) -> None:
+        """One last drain, so that what was committed before shutdown is not left
+        behind; for at most ``timeout_s`` (what it could not publish, the next start
+        reads back). Then the background tasks stop."""
         if self._task is None:
             return
-        # One last drain, so what was committed before shutdown is not left behind.
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._last_drain(), timeout_s)
+        finally:
+            for task in (self._task, self._deleter):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _last_drain(self) -> None:
         with contextlib.suppress(Exception):
             await self.drain()
-        with contextlib.suppress(Exception):
-            await self.delete_published()
-        for task in (self._task, self._deleter):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.delete_published()
 
     @property
     def running(self) -> bool:

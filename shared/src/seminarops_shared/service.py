@@ -281,16 +281,19 @@ def create_service_app(
             yield
         finally:
             _release_operator_signals()
-            await runtime.doors.stop()
             # Consumers first (what their lanes hold is applied and its offsets
             # committed; later polls are left to the next start), then the relay
-            # drains what they wrote, then the database goes.
-            await runtime.scheduler.stop()
+            # drains what they wrote, then the database goes. Each step is bounded.
+            lanes_s = settings.kafka.graceful_timeout_s
+            await _shutdown_step("doors", runtime.doors.stop())
+            await _shutdown_step("scheduler", runtime.scheduler.stop())
             for consumer in runtime.consumers:
-                await consumer.close(settings.kafka.graceful_timeout_s)
-            await broker.stop()
-            await runtime.relay.stop()
-            await mongo.close()
+                closing = consumer.close(lanes_s, commit_timeout_s=SHUTDOWN_STEP_S)
+                await _shutdown_step("consumer", closing, timeout_s=lanes_s + 2 * SHUTDOWN_STEP_S)
+            await _shutdown_step("broker", broker.stop())
+            relay_s = SHUTDOWN_STEP_S
+            await _shutdown_step("relay", runtime.relay.stop(relay_s), timeout_s=2 * relay_s)
+            await _shutdown_step("database", mongo.close())
             _log.info("service stopped", service=settings.service_name)
 
     app = _documented_app(title=title, description=description, version=version, lifespan=lifespan)
@@ -311,6 +314,30 @@ def create_service_app(
 
 
 _OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+# The longest one shutdown step may take beyond its own work's bound (the lanes'
+# KAFKA_GRACEFUL_TIMEOUT_S): a broker or database that stops answering must not keep
+# a stopping process alive past its orchestrator's grace period (45 s in Kubernetes).
+SHUTDOWN_STEP_S = 5.0
+
+
+async def _shutdown_step(
+    name: str, stopping: Awaitable[object], *, timeout_s: float = SHUTDOWN_STEP_S
+) -> None:
+    """Await one step of the shutdown for at most ``timeout_s``. What an abandoned step
+    left undone is safe: offsets not committed mean records redelivered and absorbed,
+    outbox entries not published are read back by the next start."""
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(stopping, timeout_s)
+    except TimeoutError:
+        _log.warning("shutdown step abandoned", step=name, after_s=timeout_s)
+        return
+    seconds = round(time.perf_counter() - started, 3)
+    # Slow steps are what an operator looks for when a stop takes long.
+    log = _log.info if seconds >= 1.0 else _log.debug
+    log("shutdown step done", step=name, seconds=seconds)
 
 
 def _handle_operator_signals(*, close_doors: Callable[[], object]) -> None:

@@ -179,9 +179,13 @@ async def test_a_piece_whose_application_raises_is_tried_again_before_anything_a
 
 
 class FakeConsumer:
-    def __init__(self, assigned: set[TopicPartition], *, refuse: bool = False) -> None:
+    def __init__(
+        self, assigned: set[TopicPartition], *, refuse: bool = False, hang: bool = False
+    ) -> None:
         self.assigned = assigned
         self.refuse = refuse
+        # A coordinator that never answers (aiokafka retries a retriable error forever).
+        self.hang = hang
         self.commits: list[dict[TopicPartition, int]] = []
         self.committed = asyncio.Event()
 
@@ -191,6 +195,8 @@ class FakeConsumer:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self.refuse:
             raise CommitFailedError("the group rebalanced")
+        if self.hang:
+            await asyncio.Event().wait()
         self.commits.append(dict(offsets))
         self.committed.set()
 
@@ -202,7 +208,7 @@ async def test_offsets_are_committed_newest_per_partition_and_only_where_assigne
     commits.note({mine: 5, theirs: 7})
     commits.note({mine: 9})
     await asyncio.wait_for(consumer.committed.wait(), DEADLINE_S)
-    await commits.stop()
+    await commits.stop(DEADLINE_S)
     assert consumer.commits[-1] == {mine: 9}
     assert all(theirs not in c for c in consumer.commits)
 
@@ -216,4 +222,15 @@ async def test_a_commit_the_group_refuses_is_dropped_not_retried_forever() -> No
     consumer.refuse = False
     await commits.flush()
     assert consumer.commits == [], "nothing left to commit"
-    await commits.stop()
+    await commits.stop(DEADLINE_S)
+
+
+async def test_the_last_commit_is_bounded_when_the_coordinator_does_not_answer() -> None:
+    tp = TopicPartition("t", 0)
+    consumer = FakeConsumer({tp}, hang=True)
+    commits = OffsetCommits(consumer)
+    commits.note({tp: 3})
+    # Within the deadline although the commit never returns: those records are
+    # redelivered to whoever owns the partition next, and absorbed.
+    await asyncio.wait_for(commits.stop(0.05), DEADLINE_S)
+    assert consumer.commits == []

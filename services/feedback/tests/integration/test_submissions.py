@@ -145,7 +145,7 @@ async def test_bad_input_of_every_kind_is_refused_and_nothing_is_stored(harness:
         # never find an event even if a refusal wrote one.
         runtime: Runtime = app.state.runtime
         relay = runtime.relay
-        await relay.stop()
+        await relay.stop(timeout_s=10)
 
         cases: list[tuple[str, Any, dict[str, str] | None, int, str]] = [
             ("no token", body, {}, 401, "missing bearer token"),
