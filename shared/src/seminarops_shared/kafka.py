@@ -46,7 +46,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -72,6 +72,7 @@ from .kafka_clients import (
 from .keyed import ClaimConflict, Turns
 from .lanes import Lanes, OffsetCommits, Piece
 from .observability import ServiceMetrics
+from .offset_gaps import OffsetGaps
 from .publishing import RecordPublisher
 from .settings import KafkaSettings
 from .subscriptions import Batch, BatchHandler, EventHandler, Subscription
@@ -322,6 +323,7 @@ class EventConsumer:
         )
         # The offsets of what the lanes applied, for the consumer that fetched it.
         self._commits: OffsetCommits | None = None
+        self._gaps = OffsetGaps(patience_s=kafka.offset_gap_patience_s)
 
     # ---- processing ------------------------------------------------------------------
 
@@ -340,8 +342,10 @@ class EventConsumer:
             return
         raw = message.raw_message
         records: Sequence[ConsumerRecord[Any, Any]] = raw if isinstance(raw, tuple) else (raw,)
-        items = await self._decoded(records)
         consumer = message.consumer
+        if isinstance(consumer, AIOKafkaConsumer):
+            records = self._without_holes(records, consumer)
+        items = await self._decoded(records)
         if not isinstance(consumer, AIOKafkaConsumer):
             piece = Piece(items, list(records), epoch)
             await self._apply(piece)
@@ -350,6 +354,35 @@ class EventConsumer:
         if self._commits is None or self._commits.consumer is not consumer:
             self._commits = OffsetCommits(consumer)
         await self._lanes.submit(self._pieces(items, records, epoch))
+
+    def _without_holes(
+        self, records: Sequence[ConsumerRecord[Any, Any]], consumer: AIOKafkaConsumer
+    ) -> list[ConsumerRecord[Any, Any]]:
+        """The poll up to where a partition's offsets jump (``offset_gaps``); those
+        partitions are fetched again from the offset that did not come."""
+        cut = self._gaps.cut(records)
+        service = self._metrics.service
+        for tp, offset in cut.rewind.items():
+            _log.warning(
+                "records skipped by the broker, fetching them again",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=offset,
+            )
+            self._metrics.offset_gaps.labels(service, tp.topic, "fetched_again").inc()
+            # Revoked meanwhile: its next owner starts at the committed offset anyway.
+            with contextlib.suppress(IllegalStateError):
+                consumer.seek(tp, offset)
+        for tp, (expected, found) in cut.accepted.items():
+            _log.error(
+                "a hole in a partition's offsets stayed: going on past it",
+                topic=tp.topic,
+                partition=tp.partition,
+                expected=expected,
+                found=found,
+            )
+            self._metrics.offset_gaps.labels(service, tp.topic, "accepted").inc()
+        return cut.records
 
     async def _decoded(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item]:
         """The records' events this group applies, in order; the others are
@@ -458,6 +491,7 @@ class EventConsumer:
         """The group takes this member's partitions back: drop what is queued, commit
         what is applied (``lanes``: Rebalance)."""
         self._lanes.revoke()
+        self._gaps.forget()
         if self._commits is not None:
             try:
                 await self._commits.flush()

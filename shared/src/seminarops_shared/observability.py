@@ -48,6 +48,13 @@ class ServiceMetrics:
             ["service", "group", "topic", "partition"],
             registry=r,
         )
+        self.offset_gaps = Counter(
+            "seminarops_offset_gaps",
+            "Polls whose records jumped past an offset, by what was done: fetched again,"
+            " or accepted (the hole stayed for KAFKA_OFFSET_GAP_PATIENCE_S).",
+            ["service", "topic", "outcome"],
+            registry=r,
+        )
         self.transient_retries = Counter(
             "seminarops_transient_retries",
             "Batches retried after a transient error (database or broker unavailable).",

@@ -59,6 +59,11 @@ class KafkaSettings(BaseSettings):
     # On shutdown, in-flight batches get this long to finish and commit their offsets.
     graceful_timeout_s: float = Field(default=15.0, gt=0)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # A consumer fetches a partition again when its records jump past an offset (the
+    # embedded broker can skip a batch written while another producer writes:
+    # ``offset_gaps``); a hole still there after this long is accepted as real. 0: no
+    # check (Apache Kafka, whose fetches never skip: docker-compose.yml, Kubernetes).
+    offset_gap_patience_s: float = Field(default=2.0, ge=0)
 
     def topic(self, name: str) -> str:
         """The physical topic name of a logical topic."""

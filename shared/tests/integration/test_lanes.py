@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import generate_latest
 from pymongo import AsyncMongoClient
 
@@ -182,6 +182,57 @@ async def test_shutdown_applies_what_the_lanes_hold_and_commits_it(
     await releasing
     assert await _stored_participants(namespace, app, seminar) == ["held:first", "q1", "q2"]
     assert await _committed(namespace, 0) == 3
+
+
+async def test_every_record_is_applied_while_four_producers_write_one_partition(
+    namespace: Namespace,
+) -> None:
+    """The embedded broker can answer a fetch with a batch written after one it does
+    not show yet, while several producers write a partition (``offset_gaps``; it lost
+    a registration of the season benchmark). Four producers, each a seminar's 750
+    requests, all on partition 0, consumed as they are written: every request is
+    applied once, each seminar's in its order."""
+    behaviour = Behaviour()
+    app = probe_app(namespace.settings(ProbeSettings), behaviour, keyed=True)
+    seminars = [_seminar() for _ in range(4)]
+    per_seminar = 750
+    topic = namespace.topic(REGISTRATION_REQUESTS)
+
+    async def produce(seminar_id: str) -> None:
+        producer = AIOKafkaProducer(**namespace.kafka_client_options(), linger_ms=0)
+        await producer.start()
+        try:
+            for batch in range(0, per_seminar, 8):  # eight sends in flight, as a relay has
+                sent = [
+                    await producer.send(
+                        topic,
+                        envelope_for(
+                            RegistrationRequested(
+                                seminar_id=seminar_id, participant=Participant(id=f"p{n}")
+                            ),
+                            source="/platform/teacher-portal",
+                            time=utc_now(),
+                        ).to_json_bytes(),
+                        key=seminar_id.encode(),
+                        partition=0,
+                    )
+                    for n in range(batch, min(batch + 8, per_seminar))
+                ]
+                await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
+    async with running(app):
+        await asyncio.gather(*(produce(seminar) for seminar in seminars))
+        for seminar in seminars:
+            await eventually(
+                lambda seminar=seminar: _participants(app, seminar),  # type: ignore[misc]
+                until=lambda p: len(p) >= per_seminar,
+                timeout_s=60,
+                what=f"every request of {seminar}",
+            )
+        for seminar in seminars:
+            assert await _participants(app, seminar) == [f"p{n}" for n in range(per_seminar)]
 
 
 async def _stored_participants(namespace: Namespace, app: Any, seminar_id: str) -> list[str]:
