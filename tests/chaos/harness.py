@@ -391,7 +391,10 @@ class ChaosSystem:
 
     async def high_watermarks(self, logical: str) -> dict[TopicPartition, int]:
         """Where each partition of a topic ends now: the high watermark a fetch reports
-        (not ``end_offsets``: Tansu's ListOffsets answer can be lower)."""
+        (not ``end_offsets``: Tansu's ListOffsets answer can be lower). The fetch starts
+        at that lower answer, a valid offset near the end: from offset 0 every sample
+        read the log's first batches back from the object store (the soak at 200/s
+        stopped on this reader's 30 s bound)."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False
         )
@@ -399,8 +402,9 @@ class ChaosSystem:
         try:
             partitions = [TopicPartition(self.topic(logical), p) for p in range(PARTITIONS)]
             consumer.assign(partitions)
+            near_end = await consumer.end_offsets(partitions)
             for tp in partitions:
-                consumer.seek(tp, 0)
+                consumer.seek(tp, near_end[tp])
             deadline = time.monotonic() + 30
             while any(consumer.highwater(tp) is None for tp in partitions):
                 if time.monotonic() > deadline:
