@@ -31,7 +31,7 @@ import signal
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +100,12 @@ SCENARIO_TIMEOUT_S = 900 if FULL_LOAD else 300
 OPERATION_DEADLINE_S = 300.0 if FULL_LOAD else 90.0
 # The audit must hold this long after the fault at the latest.
 RECOVERY_DEADLINE_S = 300.0 if FULL_LOAD else 90.0
+# The traffic's HTTP connections: up to 1,024 in flight, in pools of 32.
+HTTP_POOLS = 32
+CONNECTIONS_PER_POOL = 32
+# A replay (a group reset to earliest) may take as long as the log is; it fails only when
+# a group's committed offsets stop moving for this long.
+CATCH_UP_STALL_S = 120.0
 # A replica killed in the middle of a transaction leaves it open on the server, holding
 # its writes, until the database aborts it: mongod's transactionLifetimeLimitSeconds,
 # 60 s by default. The batch redelivered to the restarted replica writes the same
@@ -381,6 +387,36 @@ class ChaosSystem:
             await consumer.commit(dict.fromkeys(partitions, 0))
         finally:
             await consumer.stop()
+
+    async def log_ends(self, service: str) -> dict[TopicPartition, int]:
+        """Where each partition the service's group reads ends now."""
+        ends: dict[TopicPartition, int] = {}
+        for logical in SUBSCRIPTIONS[service]:
+            ends |= await self.high_watermarks(logical)
+        return ends
+
+    async def wait_caught_up(self, service: str, ends: Mapping[TopicPartition, int]) -> None:
+        """Until the service's group has committed ``ends`` on every partition. There is
+        no deadline for the whole (a replay's length grows with the log's), only for
+        progress: it fails when the group's committed offsets have not moved for
+        ``CATCH_UP_STALL_S``."""
+        progress, moved_at = -1, time.monotonic()
+        while True:
+            committed = await self.committed_offsets(service)
+            if all(committed[tp] >= end for tp, end in ends.items()):
+                return
+            done = sum(max(0, min(committed[tp], end)) for tp, end in ends.items())
+            if done > progress:
+                progress, moved_at = done, time.monotonic()
+            elif time.monotonic() - moved_at > CATCH_UP_STALL_S:
+                behind = {
+                    f"{tp.topic}:{tp.partition}": end - committed[tp] for tp, end in ends.items()
+                }
+                raise AssertionError(
+                    f"group {self.group(service)} made no progress for {CATCH_UP_STALL_S}s: "
+                    f"behind {behind}"
+                )
+            await asyncio.sleep(1.0)  # poll interval: each read is a consumer's round trips
 
     def _partitions(self, service: str) -> list[TopicPartition]:
         return [
@@ -685,12 +721,28 @@ class Traffic:
     def __init__(self, system: ChaosSystem, *, seed: int) -> None:
         self.system = system
         self.rng = random.Random(seed)  # test traffic, not cryptography
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
+        # Many small connection pools, not one large one: httpcore's pool walks its
+        # connections (and, for each idle one, all of them again) on every request. One
+        # pool holding the soak's 800 flows in flight took the generator's whole core,
+        # and the soak at 200/s offered under 40 requests/s.
+        self._clients = [
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, connect=2.0),
+                limits=httpx.Limits(
+                    max_connections=CONNECTIONS_PER_POOL,
+                    max_keepalive_connections=CONNECTIONS_PER_POOL,
+                ),
+            )
+            for _ in range(HTTP_POOLS)
+        ]
         self.producer: AIOKafkaProducer | None = None
         self.accepted = 0
         # Answers that said "not now" (status, whether Retry-After came with it): counted.
         self.refusals: Counter[tuple[int, bool]] = Counter()
         self._progress = asyncio.Condition()
+        # Time in which no operation's deadline ran (``deadlines_paused``).
+        self._paused_total_s = 0.0
+        self._paused_since: float | None = None
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -702,11 +754,28 @@ class Traffic:
         await self.producer.start()
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await asyncio.gather(*(client.aclose() for client in self._clients))
         if self.producer is not None:
             await self.producer.stop()
 
     # ---- retrying one operation ----
+
+    def _paused_s(self) -> float:
+        ongoing = 0.0 if self._paused_since is None else time.monotonic() - self._paused_since
+        return self._paused_total_s + ongoing
+
+    @contextlib.asynccontextmanager
+    async def deadlines_paused(self) -> AsyncIterator[None]:
+        """Operations keep being tried, but this time does not count against their
+        deadline: a replay keeps every service on old records, and an operation that
+        needs a new one decided (an HTTP cancellation of a request sent over Kafka) waits as
+        long as it does."""
+        self._paused_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._paused_total_s += time.monotonic() - self._paused_since
+            self._paused_since = None
 
     async def _until(
         self,
@@ -719,7 +788,7 @@ class Traffic:
         """Try until ``attempt`` answers True (accepted; any other answer says why not,
         for the error message); counts the accepted send as ``counter`` and every other
         try as a retry."""
-        deadline = time.monotonic() + OPERATION_DEADLINE_S
+        started, paused_before = time.monotonic(), self._paused_s()
         delay = 0.05
         last: object = None
         while True:
@@ -734,7 +803,8 @@ class Traffic:
                 last = error
             if ledger is not None:
                 ledger.retries += 1
-            if time.monotonic() > deadline:
+            counted_s = time.monotonic() - started - (self._paused_s() - paused_before)
+            if counted_s > OPERATION_DEADLINE_S:
                 raise TrafficError(
                     f"{what}: not accepted within {OPERATION_DEADLINE_S}s ({last!r})"
                 )
@@ -757,7 +827,7 @@ class Traffic:
     async def _http(
         self, method: str, service: str, path: str, *, headers: Mapping[str, str], body: Any = None
     ) -> httpx.Response:
-        return await self.http.request(
+        return await self.rng.choice(self._clients).request(
             method, f"{self._url(service)}{path}", headers=dict(headers), json=body
         )
 
