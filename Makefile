@@ -25,7 +25,7 @@ help:
 	@echo "make test     lint, then the whole test suite against a real broker and database"
 	@echo "make lint     ruff check, ruff format --check, mypy --strict"
 	@echo "make bench    benchmarks/run.py"
-	@echo "make soak     30 minutes at 200 requests/s through every service, watched (not in CI)"
+	@echo "make soak     30 minutes at 100 requests/s (about 200 events/s) through every service, watched (not in CI)"
 	@echo "make chaos    the fault suite (tests/chaos), the whole default stack's restarts included"
 	@echo "make chaos-full  the fault suite at ten times the load (not in CI)"
 	@echo "make compose-secrets  TLS certificates and passwords for docker-compose.yml (git-ignored; kept if present)"

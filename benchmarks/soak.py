@@ -429,7 +429,12 @@ async def soak(minutes: int, rate: float, warm_up: int, log: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=30, help="rounds of one minute")
-    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="requests per second (each makes about two events: 100/s is about 200 events/s)",
+    )
     parser.add_argument("--warm-up", type=int, default=5, help="minutes before memory is compared")
     parser.add_argument(
         "--log",
