@@ -90,7 +90,8 @@ $(FLOOD_TOOL): tests/chaos/flood/package-lock.json
 chaos: $(SYNCED) $(FLOOD_TOOL)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
-# The fault suite at ten times the load (not in CI: about half an hour on 2 cores).
+# The fault suite at ten times the load (not in CI: about 45 minutes on 2 cores, more with
+# the replay reading the whole log back).
 chaos-full: $(SYNCED) $(FLOOD_TOOL)
 	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
