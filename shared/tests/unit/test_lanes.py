@@ -14,25 +14,14 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from seminarops_devtools.testing.polling import eventually
+from seminarops_devtools.testing.records import consumer_record
 from seminarops_shared.lanes import Lanes, OffsetCommits, Piece
 
 DEADLINE_S = 5.0
 
 
 def record(partition: int, offset: int, topic: str = "t") -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=b"",
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=0,
-        headers=(),
-    )
+    return consumer_record(topic, partition, offset)
 
 
 def piece(partition: int, offsets: range, epoch: int = 0) -> Piece[int]:

@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from seminarops_devtools.testing.records import consumer_record
 from seminarops_shared.offset_gaps import OffsetGaps
 
 P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -22,22 +23,7 @@ class Clock:
 
 
 def records(tp: TopicPartition, *offsets: int) -> list[ConsumerRecord[Any, Any]]:
-    return [
-        ConsumerRecord(
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=offset,
-            timestamp=0,
-            timestamp_type=0,
-            key=None,
-            value=b"",
-            checksum=None,
-            serialized_key_size=0,
-            serialized_value_size=0,
-            headers=(),
-        )
-        for offset in offsets
-    ]
+    return [consumer_record(tp.topic, tp.partition, offset) for offset in offsets]
 
 
 def offsets(polled: list[ConsumerRecord[Any, Any]]) -> list[tuple[int, int]]:
