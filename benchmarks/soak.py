@@ -17,10 +17,11 @@ the end, when a group lags by more than one second of its traffic, or on any err
 ``--minutes``.
 
 ``--log memory`` runs the same stack with the broker's log in memory (``make up``
-with ``KAFKA_LOG=memory``): the embedded broker's S3 engine lists a partition's batch
-objects for every fetch, so its cost grows with the log, and over half an hour that
-growth, not the services, sets what the durable stack carries on two cores. The broker's
-own memory is then the log and grows by design: recorded, not judged.
+with ``KAFKA_LOG=memory``), without the object store. The embedded broker lists a
+partition's batches for every fetch (``benchmarks/broker_fetch_cost.py``), so its cost
+grows with the log; on the durable log each listing is an S3 LIST, and over half an
+hour that growth, not the services, sets what the durable stack carries on two cores.
+The broker's own memory is then the log and grows by design: recorded, not judged.
 
 Not the fault suite's own ``ChaosSystem``: that one keeps the broker's log in
 ``moto_server`` (a Python S3 double, the busiest process of the stack under this load)
