@@ -215,15 +215,9 @@ async def group_lag(system: Any, service: str) -> tuple[dict[str, int], dict[str
     was negative was not recorded at all."""
     asked = time.monotonic()
 
-    async def ends() -> dict[Any, int]:
-        found: dict[Any, int] = {}
-        for topic in SUBSCRIPTIONS[service]:
-            found |= await system.high_watermarks(topic)
-        return found
-
-    before = await ends()
+    before = await system.log_ends(service)
     committed = await system.committed_offsets(service)
-    after = await ends()
+    after = await system.log_ends(service)
 
     def behind(end: dict[Any, int]) -> dict[str, int]:
         return {
