@@ -90,9 +90,7 @@ $(FLOOD_TOOL): tests/chaos/flood/package-lock.json
 chaos: $(SYNCED) $(FLOOD_TOOL)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
-# The fault suite at ten times the load (not in CI: about 45 minutes on 2 cores, and the
-# replay reads the whole suite's log back through moto_server's listings, about 7 records/s
-# for metrics: over half an hour more).
+# The fault suite at ten times the load (not in CI: about 45 minutes on 2 cores).
 chaos-full: $(SYNCED) $(FLOOD_TOOL)
 	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 

@@ -23,11 +23,10 @@ grows with the log; on the durable log each listing is an S3 LIST, and over half
 hour that growth, not the services, sets what the durable stack carries on two cores.
 The broker's own memory is then the log and grows by design: recorded, not judged.
 
-Not the fault suite's own ``ChaosSystem``: that one keeps the broker's log in
-``moto_server`` (a Python S3 double, the busiest process of the stack under this load)
-and routes registration's database connections through a TCP proxy running in this
-very process, whose event loop and GIL the traffic generator saturates; both are there
-to inject faults, and both made the soak measure itself.
+Not the fault suite's own ``ChaosSystem``: that one routes registration's database and
+broker connections through TCP proxies running in this very process, whose event loop
+and GIL the traffic generator saturates; they are there to inject faults, and they
+made the soak measure itself.
 """
 
 from __future__ import annotations

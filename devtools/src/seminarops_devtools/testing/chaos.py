@@ -1,13 +1,11 @@
-"""Processes a fault-injection test can kill and restart: a local S3 server, the Tansu
-broker keeping its log in that S3 bucket (so the log survives a broker restart), the
-database on a fixed port, and the services as real ``python -m <service>`` processes.
+"""Processes a fault-injection test can kill and restart: the Tansu broker keeping its
+log in a local S3 store (``processes.start_object_store``: SeaweedFS, as ``make up``
+runs it), so the log survives a broker restart; the database on a fixed port; and the
+services as real ``python -m <service>`` processes.
 
 Everything here is a child process in the caller's process group (never detached), so
 whoever stops the test run stops it too. Ports are picked once and kept across
 restarts: clients hold the addresses.
-
-The S3 server is ``moto_server`` (PyPI ``moto[server]``), a test-only dependency that is
-looked up lazily: importing this module costs nothing and needs nothing.
 
 Tansu (0.6) and ListOffsets: its answer for the *latest* offset is not the high
 watermark (it can be far lower), with the memory and the S3 storage engines alike;
@@ -28,12 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seminarops_shared.topics_admin import StartupError
-
 from ..processes import (
     DEFAULT_START_TIMEOUT_S,
     LOCALHOST,
     EmbeddedServer,
+    ObjectStore,
     free_port,
     log_tail,
     mongo_command,
@@ -41,57 +38,14 @@ from ..processes import (
     start_kafka,
     start_mongo,
     stop_popen,
-    venv_binary,
     wait_until,
 )
 
 __all__ = [
-    "S3Server",
     "ServiceProcess",
-    "moto_server_binary",
     "start_mongo_on",
-    "start_s3_server",
     "start_tansu_s3",
 ]
-
-# Credentials the local S3 server accepts (it accepts any); never real ones.
-_S3_ACCESS_KEY = "seminarops-test"
-_S3_SECRET_KEY = "seminarops-test-secret"  # noqa: S105 - a dummy for a local test server
-_S3_REGION = "eu-west-1"
-
-
-@dataclass
-class S3Server:
-    """A running local S3 server and the bucket Tansu keeps its log in."""
-
-    server: EmbeddedServer
-    bucket: str
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{LOCALHOST}:{self.server.port}"
-
-    def broker_env(self) -> dict[str, str]:
-        """The environment Tansu's S3 storage engine (Rust ``object_store``) reads."""
-        return {
-            "AWS_ACCESS_KEY_ID": _S3_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": _S3_SECRET_KEY,
-            "AWS_DEFAULT_REGION": _S3_REGION,
-            "AWS_REGION": _S3_REGION,
-            "AWS_ENDPOINT": self.endpoint,
-            "AWS_ALLOW_HTTP": "true",
-        }
-
-    def stop(self) -> None:
-        self.server.stop(timeout_s=5.0)
-
-
-def moto_server_binary() -> str:
-    """``moto_server`` (PyPI ``moto[server]``)."""
-    return venv_binary(
-        "moto_server",
-        missing="fault-injection tests need a local S3 server: install moto[server] (moto_server)",
-    )
 
 
 def _http_ok(url: str, *, method: str = "GET", timeout_s: float = 1.0) -> bool:
@@ -103,39 +57,8 @@ def _http_ok(url: str, *, method: str = "GET", timeout_s: float = 1.0) -> bool:
         return False
 
 
-def _create_bucket(endpoint: str, bucket: str) -> None:
-    # The local server accepts unsigned requests: a plain PUT creates the bucket.
-    if not _http_ok(f"{endpoint}/{bucket}", method="PUT", timeout_s=5.0):
-        raise StartupError(f"could not create bucket {bucket!r} on the local S3 server")
-
-
-def start_s3_server(
-    workdir: Path, *, bucket: str = "tansu", timeout_s: float = DEFAULT_START_TIMEOUT_S
-) -> S3Server:
-    """``moto_server`` on a free port with ``bucket`` created; returns once it answers."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [moto_server_binary(), "-H", LOCALHOST, "-p", str(port)]
-    log_path = workdir / "s3.log"
-    process = spawn(command, log_path=log_path, detached=False)
-    server = EmbeddedServer("s3", f"http://{LOCALHOST}:{port}", port, command, process, log_path)
-    try:
-        wait_until(
-            lambda left: _http_ok(f"{server.address}/", timeout_s=min(left, 1.0)),
-            what=f"local S3 server on port {port}",
-            timeout_s=timeout_s,
-            process=process,
-            log_path=log_path,
-        )
-        _create_bucket(server.address, bucket)
-    except BaseException:
-        server.stop(timeout_s=5.0)
-        raise
-    return S3Server(server=server, bucket=bucket)
-
-
 def start_tansu_s3(
-    s3: S3Server,
+    s3: ObjectStore,
     *,
     log_path: Path,
     port: int | None = None,

@@ -5,25 +5,148 @@ It runs on its own thread and event loop, so it keeps forwarding whatever the te
 own loop is doing, and the test drives it with plain method calls. Slowing delays every
 chunk by the same latency in each direction (a chunk is forwarded ``delay_s`` after it
 arrived, in order), as a long link would, rather than throttling bandwidth.
+
+In front of a Kafka broker a plain proxy carries only the first connection: the client
+asks the broker where the cluster's brokers and its group coordinator are (Metadata,
+FindCoordinator) and connects there, to the address the broker advertises. With
+``kafka=True`` the proxy rewrites those answers to its own address
+(``KafkaAddressRewriter``), so every connection of the client goes through it and a
+test can cut or slow one service's links to the broker while the others keep theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+
+from aiokafka.protocol.api import Response
+from aiokafka.protocol.coordination import FindCoordinatorResponse_v0, FindCoordinatorResponse_v1
+from aiokafka.protocol.metadata import (
+    MetadataResponse_v0,
+    MetadataResponse_v1,
+    MetadataResponse_v2,
+    MetadataResponse_v3,
+    MetadataResponse_v4,
+    MetadataResponse_v5,
+)
 
 _CHUNK = 64 * 1024
 
+# --- Kafka: answers that name broker addresses -------------------------------------------
+
+_METADATA = 3
+_FIND_COORDINATOR = 10
+# The versions aiokafka speaks (all without the "flexible" encodings of later versions);
+# a client asking for another one is answered untouched, and the rewriter says so.
+_RESPONSES: dict[tuple[int, int], type[Response]] = {
+    (_METADATA, 0): MetadataResponse_v0,
+    (_METADATA, 1): MetadataResponse_v1,
+    (_METADATA, 2): MetadataResponse_v2,
+    (_METADATA, 3): MetadataResponse_v3,
+    (_METADATA, 4): MetadataResponse_v4,
+    (_METADATA, 5): MetadataResponse_v5,
+    (_FIND_COORDINATOR, 0): FindCoordinatorResponse_v0,
+    (_FIND_COORDINATOR, 1): FindCoordinatorResponse_v1,
+}
+_SIZE = struct.Struct(">i")
+_REQUEST_HEADER = struct.Struct(">hhi")  # api key, api version, correlation id
+
+
+class KafkaAddressRewriter:
+    """One client connection's Kafka frames, both ways: requests pass as they are (their
+    headers say which answers to rewrite); Metadata and FindCoordinator answers come
+    back with every broker at ``host:port``, the proxy. Pure: bytes in, bytes out."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._asked: dict[int, tuple[int, int]] = {}  # correlation id -> (api key, version)
+        self._requests = bytearray()
+        self._responses = bytearray()
+        self.rewritten = 0
+        self.unknown_versions: set[tuple[int, int]] = set()
+
+    def requests(self, data: bytes) -> bytes:
+        """Note what each complete request asks; forward ``data`` unchanged."""
+        self._requests += data
+        for frame in _frames(self._requests):
+            api_key, version, correlation_id = _REQUEST_HEADER.unpack_from(frame)
+            if api_key in (_METADATA, _FIND_COORDINATOR):
+                self._asked[correlation_id] = (api_key, version)
+        return data
+
+    def responses(self, data: bytes) -> bytes:
+        """The complete answers in what has arrived so far, rewritten where they name
+        brokers; an incomplete answer waits for the rest of its bytes."""
+        self._responses += data
+        out = bytearray()
+        for frame in _frames(self._responses):
+            out += _SIZE.pack(len(frame)) + self._rewrite(frame)
+        return bytes(out)
+
+    def _rewrite(self, frame: bytes) -> bytes:
+        (correlation_id,) = _SIZE.unpack_from(frame)
+        asked = self._asked.pop(correlation_id, None)
+        if asked is None:
+            return frame
+        response = _RESPONSES.get(asked)
+        if response is None:
+            self.unknown_versions.add(asked)
+            return frame
+        body = response.decode(frame[_SIZE.size :])
+        if asked[0] == _METADATA:
+            body.brokers = [
+                (node, self.host, self.port, *rest) for node, _, _, *rest in body.brokers
+            ]
+        else:
+            body.host, body.port = self.host, self.port
+        self.rewritten += 1
+        encoded: bytes = body.encode()
+        return frame[: _SIZE.size] + encoded
+
+
+def _frames(buffer: bytearray) -> list[bytes]:
+    """Take every complete size-prefixed frame off the front of ``buffer``."""
+    frames = []
+    while len(buffer) >= _SIZE.size:
+        (size,) = _SIZE.unpack_from(buffer)
+        if len(buffer) < _SIZE.size + size:
+            break
+        frames.append(bytes(buffer[_SIZE.size : _SIZE.size + size]))
+        del buffer[: _SIZE.size + size]
+    return frames
+
+
+# --- the proxy --------------------------------------------------------------------------
+
+_Transform = Callable[[bytes], bytes]
+
+
+def _unchanged(data: bytes) -> bytes:
+    return data
+
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        host: str = "127.0.0.1",
+        kafka: bool = False,
+    ) -> None:
         self.target_host = target_host
         self.target_port = target_port
         self.host = host
         self.port = 0
+        self.kafka = kafka
+        self.answers_rewritten = 0
+        self.unknown_kafka_versions: set[tuple[int, int]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -98,16 +221,30 @@ class TcpProxy:
             return
         self.connections_accepted += 1
         self._open.update((client, upstream))
+        outbound: _Transform = _unchanged
+        inbound: _Transform = _unchanged
+        rewriter = KafkaAddressRewriter(self.host, self.port) if self.kafka else None
+        if rewriter is not None:
+            outbound, inbound = rewriter.requests, rewriter.responses
         try:
             await asyncio.gather(
-                self._pipe(client_reader, upstream), self._pipe(upstream_reader, client)
+                self._pipe(client_reader, upstream, outbound),
+                self._pipe(upstream_reader, client, inbound),
             )
         finally:
             for writer in (client, upstream):
                 self._open.discard(writer)
                 writer.transport.abort()
+            if rewriter is not None:
+                self.answers_rewritten += rewriter.rewritten
+                self.unknown_kafka_versions |= rewriter.unknown_versions
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        transform: _Transform = _unchanged,
+    ) -> None:
         """Forward one direction; each chunk leaves ``delay_s`` after it arrived."""
         in_flight: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -124,7 +261,8 @@ class TcpProxy:
         delivering = asyncio.create_task(deliver())
         try:
             while chunk := await reader.read(_CHUNK):
-                await in_flight.put((time.monotonic() + self._delay_s, chunk))
+                if forward := transform(chunk):
+                    await in_flight.put((time.monotonic() + self._delay_s, forward))
             await in_flight.put((0.0, b""))
             await delivering
         except (ConnectionError, OSError):
