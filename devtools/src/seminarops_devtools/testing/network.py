@@ -145,8 +145,7 @@ class TcpProxy:
         self.host = host
         self.port = 0
         self.kafka = kafka
-        self.answers_rewritten = 0
-        self.unknown_kafka_versions: set[tuple[int, int]] = set()
+        self._rewriters: list[KafkaAddressRewriter] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -155,6 +154,16 @@ class TcpProxy:
         self._delay_s = 0.0
         self.connections_accepted = 0
         self.connections_refused = 0
+
+    @property
+    def answers_rewritten(self) -> int:
+        """Kafka answers pointed at this proxy so far, over every connection."""
+        return sum(r.rewritten for r in self._rewriters)
+
+    @property
+    def unknown_kafka_versions(self) -> set[tuple[int, int]]:
+        """(api key, version) of answers that name brokers but were left as they were."""
+        return {v for r in self._rewriters for v in r.unknown_versions}
 
     # ---- control, from any thread ----
 
@@ -223,8 +232,9 @@ class TcpProxy:
         self._open.update((client, upstream))
         outbound: _Transform = _unchanged
         inbound: _Transform = _unchanged
-        rewriter = KafkaAddressRewriter(self.host, self.port) if self.kafka else None
-        if rewriter is not None:
+        if self.kafka:
+            rewriter = KafkaAddressRewriter(self.host, self.port)
+            self._rewriters.append(rewriter)
             outbound, inbound = rewriter.requests, rewriter.responses
         try:
             await asyncio.gather(
@@ -235,9 +245,6 @@ class TcpProxy:
             for writer in (client, upstream):
                 self._open.discard(writer)
                 writer.transport.abort()
-            if rewriter is not None:
-                self.answers_rewritten += rewriter.rewritten
-                self.unknown_kafka_versions |= rewriter.unknown_versions
 
     async def _pipe(
         self,
