@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from seminarops_devtools.testing.network import TcpProxy
 from seminarops_devtools.testing.stack import KafkaProbe, Namespace
+from seminarops_shared.topics_admin import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,9 @@ async def test_a_cut_link_stops_every_connection_of_the_client_and_healing_resto
     namespace: Namespace, kafka: KafkaProbe, broker_link: TcpProxy
 ) -> None:
     topic = namespace.topic("link")
-    admin = AIOKafkaAdminClient(bootstrap_servers=namespace.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topics(
+        namespace.kafka_bootstrap_servers, [topic], partitions=1, replication_factor=1, options={}
+    )
     through_link = f"127.0.0.1:{broker_link.port}"
     producer = AIOKafkaProducer(bootstrap_servers=through_link, request_timeout_ms=3000)
     consumer = AIOKafkaConsumer(
