@@ -90,7 +90,7 @@ $(FLOOD_TOOL): tests/chaos/flood/package-lock.json
 chaos: $(SYNCED) $(FLOOD_TOOL)
 	$(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
-# The fault suite at ten times the load (not in CI: about 45 minutes on 2 cores).
+# The fault suite at ten times the load (not in CI: about 18 minutes on 2 cores).
 chaos-full: $(SYNCED) $(FLOOD_TOOL)
 	CHAOS_LOAD=full $(RUN) pytest -m chaos tests/chaos $(PYTEST_ARGS)
 

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.chaos.harness import (  # noqa: E402 - after the path is set
     OPERATOR,
+    PARTITIONS,
     PLATFORM,
     SERVICES,
     Chaos,
@@ -372,12 +373,12 @@ def judge(
     return problems
 
 
-async def soak(minutes: int, rate: float, warm_up: int, log: str) -> int:
+async def soak(minutes: int, rate: float, warm_up: int, log: str, partitions: int) -> int:
     # The generator's ledger and event tail grow by design; so does a log in memory.
     unjudged = frozenset({"soak", "kafka"} if log == "memory" else {"soak"})
     os.environ["KAFKA_LOG"] = log  # read by ``make up`` (``StackSystem``)
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-        suite = Chaos(StackSystem(Path(workdir)))
+        suite = Chaos(StackSystem(Path(workdir), partitions=partitions))
         rows: list[dict[str, Any]] = []
         error: str | None = None
         try:
@@ -406,6 +407,7 @@ async def soak(minutes: int, rate: float, warm_up: int, log: str) -> int:
                 "minutes": minutes,
                 "rate_per_s": rate,
                 "broker_log": log,
+                "partitions": partitions,
                 "warm_up_minutes": warm_up,
                 "rows": rows,
                 "problems": problems,
@@ -436,10 +438,19 @@ def main() -> int:
         default="durable",
         help="where the broker keeps its log: durable (make up's default, SeaweedFS) or memory",
     )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=PARTITIONS,
+        help="partitions per topic (the embedded broker's fetch cost grows with the batches "
+        "of a partition, so more partitions spread that cost)",
+    )
     args = parser.parse_args()
     if args.minutes < 1 or args.rate <= 0 or not 1 <= args.warm_up <= args.minutes:
         parser.error("need --minutes >= 1, --rate > 0 and 1 <= --warm-up <= --minutes")
-    return asyncio.run(soak(args.minutes, args.rate, args.warm_up, args.log))
+    if not 1 <= args.partitions <= 64:
+        parser.error("--partitions must be between 1 and 64")
+    return asyncio.run(soak(args.minutes, args.rate, args.warm_up, args.log, args.partitions))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,9 @@ class ChaosSystem:
     registration_database_link: TcpProxy | None = None
     registration_broker_link: TcpProxy | None = None
     database_disk: SmallDisk | None = None
+    # Partitions per topic (the soak tries more: the embedded broker's fetch cost grows
+    # with the batches of one partition).
+    partitions: int = PARTITIONS
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
     # ---- addresses ----
@@ -217,7 +220,7 @@ class ChaosSystem:
         ensure_topics(
             self.bootstrap_servers,
             [self.topic(t) for t in ALL_TOPICS],
-            partitions=PARTITIONS,
+            partitions=self.partitions,
         )
 
     def service_env(self, service: str, port: int) -> dict[str, str]:
@@ -232,7 +235,7 @@ class ChaosSystem:
             f"{p}_LOG_JSON": "true",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers_for(service),
             "KAFKA_TOPIC_PREFIX": f"{self.prefix}.",
-            "KAFKA_PARTITIONS": str(PARTITIONS),
+            "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_SESSION_TIMEOUT_MS": "2000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             # Tansu's S3 storage answers a fetch with what it has read from S3 when the
@@ -444,7 +447,7 @@ class ChaosSystem:
         return [
             TopicPartition(self.topic(t), p)
             for t in SUBSCRIPTIONS[service]
-            for p in range(PARTITIONS)
+            for p in range(self.partitions)
         ]
 
     async def high_watermarks(self, logical: str) -> dict[TopicPartition, int]:
@@ -458,7 +461,7 @@ class ChaosSystem:
         )
         await consumer.start()
         try:
-            partitions = [TopicPartition(self.topic(logical), p) for p in range(PARTITIONS)]
+            partitions = [TopicPartition(self.topic(logical), p) for p in range(self.partitions)]
             consumer.assign(partitions)
             near_end = await consumer.end_offsets(partitions)
             for tp in partitions:
@@ -579,7 +582,7 @@ class EventTail:
         self._partitions = [
             TopicPartition(system.topic(t), p)
             for t in (REGISTRATION_EVENTS, FEEDBACK_EVENTS)
-            for p in range(PARTITIONS)
+            for p in range(system.partitions)
         ]
         self._positions: dict[TopicPartition, int] = dict.fromkeys(self._partitions, 0)
 

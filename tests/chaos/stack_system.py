@@ -15,7 +15,7 @@ from seminarops_devtools import devstack
 from seminarops_devtools.devstack import StackConfig
 from seminarops_devtools.processes import LOCALHOST, free_port, free_port_block, log_tail
 
-from .harness import PARTITIONS, SERVICES, TOKENS, ChaosSystem
+from .harness import SERVICES, TOKENS, ChaosSystem
 
 # Variables the stack must not inherit from the test run: either would make it use an
 # existing server instead of starting its own.
@@ -65,7 +65,7 @@ class StackSystem(ChaosSystem):
                     "KAFKA_PORT": str(distinct_port()),
                     "MONGODB_PORT": str(distinct_port()),
                     "S3_PORT": str(free_port_block(8)),
-                    "KAFKA_PARTITIONS": str(PARTITIONS),
+                    "KAFKA_PARTITIONS": str(self.partitions),
                     "SEMINAROPS_DRAIN_TIMEOUT_S": "60",
                 }
             )
