@@ -2,10 +2,12 @@
 that keeps a ledger of what the system accepted, and the audit every scenario ends with.
 
 - ``ChaosSystem``: a local S3 store (SeaweedFS, as ``make up`` runs it), Tansu keeping
-  its log there (it survives a broker restart), SecantusDB on a fixed port (its files survive a restart), and the four
-  services as ``python -m <service>`` processes; any of them can be killed (SIGKILL),
-  stopped (SIGTERM), frozen (SIGSTOP) and restarted on the same port, and a second
-  replica of each service can join and leave.
+  its log there (it survives a broker restart), SecantusDB on a fixed port (its files
+  survive a restart), and the four services as ``python -m <service>`` processes; any
+  of them can be killed (SIGKILL), stopped (SIGTERM), frozen (SIGSTOP) and restarted
+  on the same port, and a second replica of each service can join and leave.
+  Registration reaches the database and the broker through proxies a scenario can cut
+  and slow.
 - ``Traffic``: registrations over Kafka and HTTP (some sent twice on purpose),
   cancellations, attendance, completion and evaluations, each retried with the same
   identity until the system accepts it. ``Ledger`` is what was accepted.
@@ -143,8 +145,8 @@ class ChaosSystem:
     registration_database_link: TcpProxy | None = None
     registration_broker_link: TcpProxy | None = None
     database_disk: SmallDisk | None = None
-    # Partitions per topic (the soak tries more: the embedded broker's fetch cost grows
-    # with the batches of one partition).
+    # Partitions per topic (the soak's --partitions: measured, 12 cost the embedded
+    # broker's object store more than 3, not less).
     partitions: int = PARTITIONS
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
 
