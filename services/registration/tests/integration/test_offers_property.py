@@ -121,9 +121,13 @@ async def _check(app: FastAPI, seminar: str, *, bound: int) -> tuple[int, int]:
     fill (the largest capacity the seminar had during the step, or what was taken
     before it). Returns the seats taken and the capacity now."""
     db = database(app)
-    book = await db["seminars"].find_one({"_id": seminar})
-    docs = await db["registrations"].find({"seminar_id": seminar}).to_list()
-    jobs = await db["scheduled_jobs"].find({"group": seminar}).to_list()
+    # One snapshot: both replicas' schedulers keep running due jobs in the background
+    # (an offer expiring, the next in line offered), and three reads one after another
+    # could see the seat book before such a job and the registrations after it.
+    async with _runtime(app).mongo.transaction() as session:
+        book = await db["seminars"].find_one({"_id": seminar}, session=session)
+        docs = await db["registrations"].find({"seminar_id": seminar}, session=session).to_list()
+        jobs = await db["scheduled_jobs"].find({"group": seminar}, session=session).to_list()
     assert book is not None
     counts = Counter(d["status"] for d in docs)
     capacity, confirmed, offered = book["capacity"], counts["confirmed"], counts["offered"]

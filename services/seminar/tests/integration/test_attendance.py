@@ -4,7 +4,6 @@ against the real broker and database."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -163,13 +162,11 @@ async def test_thousands_of_ids_in_one_call(
             ]
         )
         strangers = [f"s{i:05d}" for i in range(2000)]
-        started = time.perf_counter()
         response = await client.post(
             f"/v1/seminars/{seminar_id}/attendance",
             json={"participant_ids": confirmed + strangers},
             headers=OPERATOR,
         )
-        elapsed = time.perf_counter() - started
         assert response.status_code == 202, response.text
         assert len(response.json()["recorded"]) == 3000
         assert len(response.json()["rejected"]) == 2000
@@ -187,7 +184,6 @@ async def test_thousands_of_ids_in_one_call(
             until=lambda events: len(events) == 4,
             what="attendance and completion events",
         )
-    assert elapsed < 20, f"5000 ids took {elapsed:.1f}s"
     recorded = [e for e in events if e.type == "attendance.recorded.v1"]
     assert [len(e.data["participant_ids"]) for e in recorded] == [1000, 1000, 1000]
     assert sorted(p for e in recorded for p in e.data["participant_ids"]) == confirmed
