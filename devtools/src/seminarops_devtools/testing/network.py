@@ -145,7 +145,11 @@ class TcpProxy:
         self.host = host
         self.port = 0
         self.kafka = kafka
-        self._rewriters: list[KafkaAddressRewriter] = []
+        # The open connections' rewriters, and what the closed ones counted (a closed
+        # connection's rewriter is dropped with whatever partial frame it held).
+        self._rewriters: set[KafkaAddressRewriter] = set()
+        self._rewritten_before = 0
+        self._unknown_before: set[tuple[int, int]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -158,12 +162,12 @@ class TcpProxy:
     @property
     def answers_rewritten(self) -> int:
         """Kafka answers pointed at this proxy so far, over every connection."""
-        return sum(r.rewritten for r in self._rewriters)
+        return self._rewritten_before + sum(r.rewritten for r in list(self._rewriters))
 
     @property
     def unknown_kafka_versions(self) -> set[tuple[int, int]]:
         """(api key, version) of answers that name brokers but were left as they were."""
-        return {v for r in self._rewriters for v in r.unknown_versions}
+        return self._unknown_before | {v for r in list(self._rewriters) for v in r.unknown_versions}
 
     # ---- control, from any thread ----
 
@@ -232,9 +236,9 @@ class TcpProxy:
         self._open.update((client, upstream))
         outbound: _Transform = _unchanged
         inbound: _Transform = _unchanged
-        if self.kafka:
-            rewriter = KafkaAddressRewriter(self.host, self.port)
-            self._rewriters.append(rewriter)
+        rewriter = KafkaAddressRewriter(self.host, self.port) if self.kafka else None
+        if rewriter is not None:
+            self._rewriters.add(rewriter)
             outbound, inbound = rewriter.requests, rewriter.responses
         try:
             await asyncio.gather(
@@ -245,6 +249,10 @@ class TcpProxy:
             for writer in (client, upstream):
                 self._open.discard(writer)
                 writer.transport.abort()
+            if rewriter is not None:
+                self._rewritten_before += rewriter.rewritten
+                self._unknown_before |= rewriter.unknown_versions
+                self._rewriters.discard(rewriter)
 
     async def _pipe(
         self,
